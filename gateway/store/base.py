@@ -1,0 +1,345 @@
+"""The durable store's interface: records, commands and the ``Store`` protocol.
+
+Every backend (embedded SQLite, PostgreSQL) implements ``Store`` with the same
+observable behaviour; the contract tests in ``tests/store`` run against each.
+Nothing here assumes a particular database: times are float seconds since the
+epoch handed in by the caller (so the clock stays injectable), identifiers are
+text, bodies are bytes.
+
+Writes that must happen together go through ``Store.apply`` as a list of
+commands executed in one transaction — the transactional outbox: a workflow
+step that saves its case, schedules a timer and enqueues a message either does
+all three or none.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (unreachable, corrupt, conflict)."""
+
+
+class ConflictError(StoreError):
+    """An optimistic-concurrency check failed: someone else changed the row first."""
+
+
+class MessageState(enum.StrEnum):
+    ACCEPTED = "accepted"  # durably stored, waiting for (another) delivery attempt
+    IN_FLIGHT = "in_flight"  # claimed by a worker holding a lease
+    DELIVERED = "delivered"  # the recipient answered 2xx
+    DEAD = "dead"  # permanent failure or attempts/age exhausted: waits for replay
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to be relayed, as accepted from a sender."""
+
+    sender: str
+    recipient: str
+    service: str
+    body: bytes
+    content_type: str
+    correlation_id: str
+    max_attempts: int
+    deadline_at: float
+    # The sender's own id (``X-Message-Id``): the idempotency key, unique per sender.
+    client_message_id: str | None = None
+    purpose: str | None = None
+    # Messages sharing (recipient, ordering_key) are delivered one at a time, in
+    # acceptance order. None means the message may overtake and be overtaken.
+    ordering_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message with its delivery state."""
+
+    id: str
+    seq: int
+    sender: str
+    recipient: str
+    service: str
+    body: bytes
+    content_type: str
+    correlation_id: str
+    client_message_id: str | None
+    purpose: str | None
+    ordering_key: str | None
+    state: MessageState
+    attempts: int
+    max_attempts: int
+    accepted_at: float
+    next_attempt_at: float
+    deadline_at: float
+    updated_at: float
+    delivered_at: float | None = None
+    last_error: str | None = None
+    last_status: int | None = None
+    replays: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """The answer to an accept: the stored message, and whether it was already there."""
+
+    message: Message
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt, kept for operators (``gateway dlq show``)."""
+
+    message_id: str
+    number: int
+    started_at: float
+    finished_at: float
+    outcome: str  # delivered | retry | dead
+    status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A persisted workflow instance (pre-trial report, release case)."""
+
+    kind: str
+    id: str
+    state: str
+    data: Mapping[str, Any]
+    version: int
+    created_at: float
+    updated_at: float
+    subject_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A stored timer: a deadline or an escalation that survives restarts."""
+
+    id: str
+    case_kind: str
+    case_id: str
+    name: str
+    fire_at: float
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuditEntry:
+    """An entry to append to the audit log.
+
+    ``entry`` is the canonical serialisation that the Merkle tree hashes; the store
+    keeps it verbatim and never re-serialises it. ``subject_key`` (a keyed hash of
+    the person's IIN, never the IIN itself) lets oversight list one person's entries.
+    """
+
+    entry: bytes
+    subject_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One stored entry of the audit log."""
+
+    seq: int  # 1-based and gapless: the Merkle leaf index is seq - 1
+    entry: bytes
+    recorded_at: float
+    subject_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    """A signed tree head of the audit log at ``size`` entries."""
+
+    size: int
+    root: bytes
+    signed_at: float
+    signature: bytes
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptMessage:
+    """Store a new message in the outbox, or find the one already stored under
+    the same (sender, client_message_id). Result: ``Acceptance``."""
+
+    message: NewMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SaveCase:
+    """Create (``expected_version`` 0) or update a case, checking its version.
+    Result: the new version. Raises ``ConflictError`` on a version mismatch."""
+
+    kind: str
+    id: str
+    state: str
+    data: Mapping[str, Any]
+    expected_version: int
+    subject_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimer:
+    """Schedule a timer; scheduling an existing timer id moves it. Result: None."""
+
+    timer: Timer
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    """Remove a timer if it is still pending. Result: True if it was there."""
+
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendAudit:
+    """Append entries to the audit log. Result: the sequence number of each."""
+
+    entries: Sequence[NewAuditEntry]
+
+
+Command = AcceptMessage | SaveCase | ScheduleTimer | CancelTimer | AppendAudit
+
+
+# ---------------------------------------------------------------- protocol
+
+
+class Store(Protocol):
+    """What the gateway needs from durable storage. See the module docstring."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (migrations)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreError`` unless the store answers a trivial query."""
+
+    def on_new_work(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(recipient)`` on the event loop after a message for
+        ``recipient`` is committed (or replayed) — by this process or, where the
+        backend can tell (PostgreSQL LISTEN/NOTIFY), by another instance — so idle
+        delivery workers wake at once instead of polling."""
+
+    async def apply(self, commands: Sequence[Command], now: float) -> list[Any]:
+        """Execute ``commands`` in one transaction; results in the same order.
+        Returns only after the transaction is durably committed."""
+
+    async def accept(self, message: NewMessage, now: float) -> Acceptance:
+        """``apply([AcceptMessage(message)])`` — the relay's hot path."""
+
+    # -- outbox
+
+    async def get_message(self, message_id: str) -> Message | None: ...
+
+    async def find_message(self, sender: str, client_message_id: str) -> Message | None: ...
+
+    async def claim(
+        self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
+    ) -> list[Message]:
+        """Lease up to ``limit`` due messages for ``recipient`` and count an attempt on each.
+
+        A message is due when it is accepted with ``next_attempt_at <= now``, or in
+        flight with an expired lease (its worker died). A message with an ordering
+        key is due only if no earlier message with the same (recipient, key) is
+        still undelivered and not dead. The returned messages carry the new attempt
+        number, which fences the outcome calls below.
+        """
+
+    async def record_delivered(
+        self, message_id: str, attempt: int, started_at: float, now: float, status: int
+    ) -> bool:
+        """Mark delivered. False if the lease was lost (another worker owns the attempt)."""
+
+    async def record_failure(
+        self,
+        message_id: str,
+        attempt: int,
+        started_at: float,
+        now: float,
+        *,
+        error: str,
+        status: int | None,
+        retry_at: float | None,
+    ) -> bool:
+        """Schedule a retry at ``retry_at``, or dead-letter when it is None.
+        False if the lease was lost."""
+
+    async def next_due(self, recipient: str) -> float | None:
+        """When the earliest pending message for ``recipient`` becomes due (or None)."""
+
+    async def list_messages(
+        self,
+        *,
+        state: MessageState | None = None,
+        recipient: str | None = None,
+        sender: str | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> list[Message]: ...
+
+    async def attempts(self, message_id: str) -> list[Attempt]: ...
+
+    async def replay(self, message_ids: Sequence[str], now: float, deadline_at: float) -> list[str]:
+        """Move dead messages back to accepted with a fresh attempt budget.
+        Returns the ids that were dead and are now queued again."""
+
+    async def counts(self) -> dict[tuple[str, MessageState], int]:
+        """Number of accepted, in-flight and dead messages by (recipient, state),
+        for metrics and readiness. Delivered messages are counted by the metrics
+        counters, not here: their number grows without bound."""
+
+    async def purge_delivered(self, before: float, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` messages delivered before ``before`` (retention:
+        payloads hold personal data and are not kept longer than needed). The
+        idempotency record of each message stays until ``purge_inbound``."""
+
+    async def purge_inbound(self, before: float, limit: int = 10_000) -> int:
+        """Forget idempotency records older than ``before`` whose message is gone."""
+
+    # -- workflows
+
+    async def get_case(self, kind: str, case_id: str) -> Case | None: ...
+
+    async def list_cases(
+        self,
+        kind: str,
+        *,
+        state: str | None = None,
+        subject_key: str | None = None,
+        after_id: str = "",
+        limit: int = 100,
+    ) -> list[Case]: ...
+
+    async def claim_timers(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[Timer]:
+        """Lease due timers; a timer whose lease expired (its worker died) is due again."""
+
+    async def complete_timer(self, timer_id: str, attempts: int, commands: Sequence[Command], now: float) -> bool:
+        """Delete a fired timer and apply the commands its handling produced, atomically.
+        False (and nothing applied) if the lease was lost: the timer fires once."""
+
+    # -- audit log
+
+    async def audit_size(self) -> int: ...
+
+    async def read_audit(self, start_seq: int = 1, limit: int = 1000) -> list[AuditRecord]: ...
+
+    async def audit_by_subject(self, subject_key: str, limit: int = 1000) -> list[AuditRecord]: ...
+
+    async def save_tree_head(self, head: TreeHead) -> None: ...
+
+    async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]: ...
