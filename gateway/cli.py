@@ -1,0 +1,228 @@
+"""The ``gateway`` console command. Thin: it parses arguments and calls the parts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.config import GatewayConfig, load_config
+from gateway.errors import ConfigError
+from gateway.logs import configure_logging
+from gateway.store import Message, MessageState, StoreError, create_store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"gateway: store: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="reentry-gateway: interagency data exchange")
+    commands = parser.add_subparsers(title="commands")
+
+    def command(name: str, run, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=run)
+        return sub
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--config", type=Path, help="configuration folder (default: $GATEWAY_CONFIG or the shipped config/)")
+        return sub
+
+    serve = with_config(command("serve", _serve, "run the gateway: HTTP API and delivery workers"))
+    serve.add_argument("--host", help="listen address (overrides [server] host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides [server] port; 0 picks a free one)")
+
+    config = commands.add_parser("config", help="configuration").add_subparsers(title="config commands")
+    check = config.add_parser("check", help="validate the configuration and say what is wrong")
+    check.set_defaults(run=_config_check)
+    check.add_argument("--config", type=Path)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(title="dlq commands")
+    listing = dlq.add_parser("list", help="list dead letters, oldest first")
+    listing.set_defaults(run=_dlq_list)
+    listing.add_argument("--recipient")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true")
+    show = dlq.add_parser("show", help="show one dead letter and its attempts")
+    show.set_defaults(run=_dlq_show)
+    show.add_argument("message_id")
+    replay = dlq.add_parser("replay", help="queue dead letters again with a fresh attempt budget")
+    replay.set_defaults(run=_dlq_replay)
+    replay.add_argument("message_ids", nargs="*")
+    replay.add_argument("--recipient", help="replay every dead letter of this recipient")
+    for sub in (listing, show, replay):
+        sub.add_argument("--config", type=Path)
+
+    demo = command("demo", _demo, "run the whole system on loopback and print what happened")
+    demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    demo.add_argument("--messages", type=int, default=3000)
+    demo.add_argument("--store", help="store URL (default: an embedded SQLite file in a temporary folder)")
+
+    openapi = command("openapi", _openapi, "print the OpenAPI document (or --write it to schemas/)")
+    openapi.add_argument("--write", action="store_true")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> GatewayConfig:
+    return load_config(args.config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.bootstrap import build
+
+    config = _config(args)
+    configure_logging(config.logging.level, config.logging.format)
+
+    async def run() -> None:
+        gateway = build(config)
+        await gateway.start(host=args.host, port=args.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await gateway.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    services = sum(len(m.services) for m in config.members.values())
+    grants = sum(len(m.may_call) for m in config.members.values())
+    print(
+        f"configuration ok: {len(config.members)} members, {services} services, {grants} grants; "
+        f"store {config.store.url.split(':', 1)[0]}"
+    )
+    return 0
+
+
+async def _with_store(args: argparse.Namespace, action):
+    config = _config(args)
+    store = create_store(config.store.url, base_dir=config.base_dir)
+    await store.open()
+    try:
+        return await action(store, config)
+    finally:
+        await store.close()
+
+
+def _iso(value: float | None) -> str:
+    return "-" if value is None else datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _row(message: Message) -> dict:
+    return {
+        "message_id": message.id,
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "service": message.service,
+        "attempts": message.attempts,
+        "accepted_at": _iso(message.accepted_at),
+        "last_status": message.last_status,
+        "last_error": message.last_error,
+    }
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    async def action(store, _config):
+        return await store.list_messages(state=MessageState.DEAD, recipient=args.recipient, limit=args.limit)
+
+    messages = asyncio.run(_with_store(args, action))
+    if args.json:
+        print(json.dumps([_row(m) for m in messages], ensure_ascii=False, indent=2))
+        return 0
+    if not messages:
+        print("no dead letters")
+    for m in messages:
+        print(f"{m.id}  {m.sender}->{m.recipient}/{m.service}  attempts={m.attempts}  {_iso(m.accepted_at)}  {m.last_error}")
+    return 0
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    async def action(store, _config):
+        return await store.get_message(args.message_id), await store.attempts(args.message_id)
+
+    message, attempts = asyncio.run(_with_store(args, action))
+    if message is None or message.state is not MessageState.DEAD:
+        print(f"gateway: no dead letter {args.message_id}", file=sys.stderr)
+        return 1
+    details = _row(message) | {
+        "correlation_id": message.correlation_id,
+        "purpose": message.purpose,
+        "replays": message.replays,
+        "body_bytes": len(message.body),
+        "attempt_history": [
+            {"number": a.number, "at": _iso(a.started_at), "outcome": a.outcome, "status": a.status, "error": a.error}
+            for a in attempts
+        ],
+    }
+    print(json.dumps(details, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from gateway.delivery.dead_letters import replay_dead_letters
+
+    if not args.message_ids and not args.recipient:
+        print("gateway: name message ids to replay, or --recipient for all of one recipient's", file=sys.stderr)
+        return 2
+
+    async def action(store, config):
+        return await replay_dead_letters(
+            store, now=time.time(), max_age_seconds=config.delivery.max_age_seconds,
+            message_ids=args.message_ids, recipient=args.recipient,
+        )
+
+    replayed, not_dead = asyncio.run(_with_store(args, action))
+    print(f"replayed {len(replayed)} dead letters")
+    for message_id in not_dead:
+        print(f"not a dead letter: {message_id}", file=sys.stderr)
+    return 0 if not not_dead else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway import demo
+
+    configure_logging("error", "json")
+    return demo.main(as_json=args.json, messages=args.messages, store_url=args.store)
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from gateway.http.openapi import openapi_document
+    from gateway.resources import resource_dir
+
+    text = json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+    if args.write:
+        target = resource_dir("schemas") / "openapi" / "gateway.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Configuration: declarative TOML files in a folder, validated at start-up.
+
+The folder holds ``gateway.toml`` (server, store, delivery, logging) and
+``members.toml`` (the agencies: endpoints, the services each offers, what each
+may call and for which purposes). Environment variables override single keys:
+``GATEWAY__STORE__URL=postgresql://…`` sets ``[store] url``. Every problem is
+reported with the file, the key and what is wrong, all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.errors import ConfigError
+from gateway.resources import resource_dir
+
+FILES = ("gateway.toml", "members.toml")
+ENV_PREFIX = "GATEWAY__"
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+PURPOSES = (
+    "pretrial_report",
+    "continuity_of_care",
+    "employment_assistance",
+    "social_assistance",
+    "probation_supervision",
+    "relay_test",
+)
+Purpose = Literal[
+    "pretrial_report",
+    "continuity_of_care",
+    "employment_assistance",
+    "social_assistance",
+    "probation_supervision",
+    "relay_test",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    member_id: Name = "gateway"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    max_json_depth: int = Field(32, ge=2, le=256)
+    # How a caller is identified. "header" trusts X-Member-Id and is for
+    # development on loopback only.
+    identity: Literal["header"] = "header"
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+
+class StoreConfig(_Section):
+    url: str = "sqlite:///var/gateway.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not re.match(r"^(sqlite:///|postgres(ql)?://)", url):
+            raise ValueError("use sqlite:///path/to/file.db or postgresql://user@host:port/database")
+        return url
+
+
+class DeliveryConfig(_Section):
+    concurrency: int = Field(8, ge=1, le=256, description="in-flight requests per destination")
+    claim_batch: int = Field(64, ge=1, le=1000)
+    max_attempts: int = Field(12, ge=1, le=1000)
+    max_age_seconds: float = Field(86_400.0, gt=0)
+    backoff_base_seconds: float = Field(0.5, gt=0)
+    backoff_cap_seconds: float = Field(300.0, gt=0)
+    connect_timeout_seconds: float = Field(3.0, gt=0)
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    lease_seconds: float = Field(60.0, gt=0)
+    breaker_failure_threshold: int = Field(5, ge=1)
+    breaker_reset_seconds: float = Field(30.0, gt=0)
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    retention_days: float = Field(30.0, gt=0, description="how long delivered payloads are kept")
+    dedup_days: float = Field(90.0, gt=0, description="how long message ids are remembered")
+
+    @model_validator(mode="after")
+    def _lease_outlives_attempt(self) -> DeliveryConfig:
+        # A lease shorter than an attempt would let a second worker re-send a
+        # message that is still being delivered.
+        if self.lease_seconds < 2 * self.request_timeout_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must be at least twice "
+                f"request_timeout_seconds ({self.request_timeout_seconds:g})"
+            )
+        if self.backoff_cap_seconds < self.backoff_base_seconds:
+            raise ValueError("backoff_cap_seconds must not be smaller than backoff_base_seconds")
+        if self.dedup_days < self.retention_days:
+            raise ValueError("dedup_days must not be shorter than retention_days")
+        return self
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class ServiceConfig(_Section):
+    """A service a member offers: where the gateway delivers it."""
+
+    path: str = Field(pattern=r"^/[\x21-\x7e]*$")
+    ordered: bool = Field(False, description="deliver one message at a time per X-Ordering-Key")
+    timeout_seconds: float | None = Field(None, gt=0)
+
+
+class Grant(_Section):
+    """Permission to call one service (``member/service``) for the listed purposes."""
+
+    service: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*/[a-z0-9][a-z0-9_.-]*$")
+    purposes: list[Purpose] = Field(min_length=1)
+
+
+class MemberConfig(_Section):
+    name: str
+    endpoint: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    roles: list[Literal["operator", "oversight"]] = []
+    services: dict[Name, ServiceConfig] = {}
+    may_call: list[Grant] = []
+
+    @model_validator(mode="after")
+    def _endpoint_for_services(self) -> MemberConfig:
+        if self.services and not self.endpoint:
+            raise ValueError("a member that offers services needs an endpoint")
+        return self
+
+
+class GatewayConfig(_Section):
+    server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    logging: LoggingConfig = LoggingConfig()
+    members: dict[Name, MemberConfig] = {}
+    # Where relative paths (the SQLite file) are resolved: the config folder.
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _grants_name_real_services(self) -> GatewayConfig:
+        problems = []
+        for member_id, member in self.members.items():
+            for index, grant in enumerate(member.may_call):
+                target, service = grant.service.split("/", 1)
+                offered = self.members.get(target)
+                if offered is None:
+                    problems.append(
+                        f"members.{member_id}.may_call[{index}].service: no member {target!r} "
+                        f"(members are: {', '.join(sorted(self.members))})"
+                    )
+                elif service not in offered.services:
+                    problems.append(
+                        f"members.{member_id}.may_call[{index}].service: member {target!r} offers no "
+                        f"service {service!r} (it offers: {', '.join(sorted(offered.services)) or 'none'})"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def grant(self, caller: str, recipient: str, service: str) -> Grant | None:
+        member = self.members.get(caller)
+        if member is None:
+            return None
+        wanted = f"{recipient}/{service}"
+        return next((grant for grant in member.may_call if grant.service == wanted), None)
+
+
+def default_config_dir() -> Path:
+    """``$GATEWAY_CONFIG`` if set, else the ``config/`` shipped with the gateway."""
+    configured = os.environ.get("GATEWAY_CONFIG")
+    return Path(configured) if configured else resource_dir("config")
+
+
+def load_config(directory: Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read, merge and validate the configuration folder. Raises ``ConfigError``."""
+    directory = Path(directory) if directory is not None else default_config_dir()
+    environ = os.environ if environ is None else environ
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: the configuration folder does not exist")
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for filename in FILES:
+        path = directory / filename
+        if not path.exists():
+            continue
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        for key, value in document.items():
+            if key in merged:
+                raise ConfigError(f"{path}: [{key}] is already set in {origin[key]}")
+            merged[key] = value
+            origin[key] = str(path)
+    for variable, value in environ.items():
+        if variable.startswith(ENV_PREFIX):
+            _override(merged, origin, variable, value)
+    merged["base_dir"] = directory.resolve()
+    try:
+        return GatewayConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, directory)) from None
+
+
+def _override(merged: dict[str, Any], origin: dict[str, str], variable: str, value: str) -> None:
+    path = variable[len(ENV_PREFIX):].lower().split("__")
+    if len(path) < 2 or not all(path):
+        raise ConfigError(f"environment {variable}: name a key as {ENV_PREFIX}SECTION__KEY")
+    node = merged
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"environment {variable}: {part!r} is not a section")
+    node[path[-1]] = _env_value(value)
+    origin[".".join(path)] = f"environment {variable}"
+    origin.setdefault(path[0], f"environment {variable}")
+
+
+def _env_value(text: str) -> Any:
+    """Environment values are TOML scalars when they parse as one, else strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _describe(exc: ValidationError, origin: Mapping[str, str], directory: Path) -> str:
+    lines = [f"invalid configuration in {directory}:"]
+    for error in exc.errors():
+        location = error["loc"]
+        where = next(
+            (origin[key] for key in (".".join(map(str, location[:n])) for n in (2, 1)) if key in origin),
+            str(directory / FILES[0]),
+        )
+        key = ".".join(str(part) for part in location) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against docs/configuration.md)"
+        lines.append(f"  {where}: {key}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""The relay's outbound transport: one HTTP POST per attempt, over a shared pool.
+
+It knows bytes and status codes, nothing of SOAP or the domain; it only tells
+the engine whether an attempt was delivered, failed for good, or may be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway.delivery.policy import is_retryable_status, parse_retry_after
+from gateway.store import Message
+
+# Headers every outbound delivery carries (DESIGN.md "Contracts").
+MESSAGE_ID = "X-Message-Id"
+CORRELATION_ID = "X-Correlation-Id"
+PURPOSE = "X-Purpose"
+SENDER = "X-Sender"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivered: bool
+    status: int | None = None
+    retryable: bool = False
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class HttpTransport:
+    """POSTs a message's body to ``endpoint + path`` with the relay headers."""
+
+    def __init__(self, *, connect_timeout: float, limit_per_host: int = 0) -> None:
+        self._connect_timeout = connect_timeout
+        self._limit_per_host = limit_per_host
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit_per_host, enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, raise_for_status=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, url: str, message: Message, *, timeout: float, now: float) -> Outcome:
+        assert self._session is not None, "transport not started"
+        headers = {
+            "Content-Type": message.content_type,
+            MESSAGE_ID: message.id,
+            CORRELATION_ID: message.correlation_id,
+            SENDER: message.sender,
+        }
+        if message.purpose:
+            headers[PURPOSE] = message.purpose
+        client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout)
+        try:
+            async with self._session.post(url, data=message.body, headers=headers, timeout=client_timeout) as response:
+                # Read (and discard) the answer so the connection returns to the pool.
+                await response.read()
+                if 200 <= response.status < 300:
+                    return Outcome(True, response.status)
+                return Outcome(
+                    False,
+                    response.status,
+                    retryable=is_retryable_status(response.status),
+                    error=f"HTTP {response.status} {response.reason or ''}".strip(),
+                    retry_after=parse_retry_after(response.headers.get("Retry-After"), now),
+                )
+        except asyncio.TimeoutError:
+            return Outcome(False, retryable=True, error=f"no answer within {timeout:g} s")
+        except aiohttp.ClientConnectorError as exc:
+            return Outcome(False, retryable=True, error=f"cannot connect: {exc.os_error or exc}")
+        except aiohttp.ClientError as exc:
+            return Outcome(False, retryable=True, error=f"{type(exc).__name__}: {exc}")

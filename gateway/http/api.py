@@ -1,0 +1,164 @@
+"""The JSON API under /api/v1: relay, message status, dead letters."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.delivery.dead_letters import replay_dead_letters
+from gateway.delivery.relay import RelayRequest
+from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from gateway.http.body import parse_json, read_body, require_json_media_type
+from gateway.http.schemas import (
+    AttemptView,
+    DeadLetter,
+    DeadLetterPage,
+    MessageStatus,
+    RelayAccepted,
+    ReplayRequest,
+    ReplayResult,
+)
+from gateway.store import MessageState
+
+PREFIX = "/api/v1"
+_PAGE_MAX = 500
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(PREFIX + "/relay/{recipient}/{service}", relay)
+    app.router.add_get(PREFIX + "/messages/{message_id}", message_status)
+    app.router.add_get(PREFIX + "/dlq", dead_letters)
+    app.router.add_get(PREFIX + "/dlq/{message_id}", dead_letter)
+    app.router.add_post(PREFIX + "/dlq/replay", replay)
+
+
+def _gateway(request: web.Request):
+    from gateway.http.app import gateway_of
+
+    return gateway_of(request)
+
+
+def caller_of(request: web.Request) -> str | None:
+    """The calling member. In ``header`` identity mode (loopback development) it is X-Member-Id."""
+    return request.headers.get("X-Member-Id") or None
+
+
+def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=model.model_dump_json().encode(), status=status, content_type="application/json", headers=headers
+    )
+
+
+def _require_role(request: web.Request, role: str) -> str:
+    caller = caller_of(request)
+    members = _gateway(request).config.members
+    if not caller or caller not in members:
+        raise Unauthenticated("identify yourself with X-Member-Id as a member with the operator role")
+    if role not in members[caller].roles:
+        raise Forbidden(f"member {caller!r} does not have the {role!r} role")
+    return caller
+
+
+async def relay(request: web.Request) -> web.Response:
+    """Accept a message for another member's service; 202 only once it is durably stored."""
+    gateway = _gateway(request)
+    server = gateway.config.server
+    relay_request = RelayRequest(
+        caller=caller_of(request),
+        recipient=request.match_info["recipient"],
+        service=request.match_info["service"],
+        body=b"",
+        content_type="application/json",
+        client_message_id=request.headers.get("X-Message-Id"),
+        correlation_id=request.headers.get("X-Correlation-Id"),
+        purpose=request.headers.get("X-Purpose"),
+        ordering_key=request.headers.get("X-Ordering-Key"),
+    )
+    # Who and where first: an unauthorised caller learns nothing from body errors.
+    gateway.relay.authorise(relay_request)
+    content_type = require_json_media_type(request)
+    body = await read_body(request, server.max_body_bytes)
+    parse_json(body, server.max_json_depth)
+    acceptance = await gateway.relay.submit(
+        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type})
+    )
+    message = acceptance.message
+    return _json(
+        RelayAccepted(message_id=message.id, status=message.state.value, duplicate=acceptance.duplicate),
+        status=202,
+        headers={"Location": f"{PREFIX}/messages/{message.id}"},
+    )
+
+
+def _fields(relay_request: RelayRequest) -> dict:
+    return {name: getattr(relay_request, name) for name in RelayRequest.__slots__}
+
+
+async def message_status(request: web.Request) -> web.Response:
+    """A message's delivery status, for its sender or an operator."""
+    gateway = _gateway(request)
+    caller = caller_of(request)
+    if not caller or caller not in gateway.config.members:
+        raise Unauthenticated("identify yourself with X-Member-Id")
+    message = await gateway.store.get_message(request.match_info["message_id"])
+    # Someone else's message is "not found": its existence is not disclosed.
+    if message is None or (message.sender != caller and "operator" not in gateway.config.members[caller].roles):
+        raise NotFound("no message with this id was sent by you")
+    return _json(MessageStatus.of(message))
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    """Dead letters, oldest first, paged: ?recipient=&after=&limit= (operators)."""
+    _require_role(request, "operator")
+    store = _gateway(request).store
+    try:
+        after = int(request.query.get("after", "0"))
+        limit = min(int(request.query.get("limit", "100")), _PAGE_MAX)
+    except ValueError:
+        raise BadRequest("after and limit must be whole numbers") from None
+    if limit < 1 or after < 0:
+        raise BadRequest("limit must be at least 1 and after at least 0")
+    messages = await store.list_messages(
+        state=MessageState.DEAD, recipient=request.query.get("recipient"), after_seq=after, limit=limit
+    )
+    next_after = messages[-1].seq if len(messages) == limit else None
+    return _json(DeadLetterPage(items=[MessageStatus.of(m) for m in messages], next_after=next_after))
+
+
+async def dead_letter(request: web.Request) -> web.Response:
+    """One dead letter with its attempt history (operators)."""
+    _require_role(request, "operator")
+    store = _gateway(request).store
+    message = await store.get_message(request.match_info["message_id"])
+    if message is None or message.state is not MessageState.DEAD:
+        raise NotFound("no dead letter with this id")
+    history = [AttemptView.of(a) for a in await store.attempts(message.id)]
+    return _json(DeadLetter(**MessageStatus.of(message).model_dump(), history=history))
+
+
+async def replay(request: web.Request) -> web.Response:
+    """Queue dead letters again with a fresh attempt budget (operators)."""
+    _require_role(request, "operator")
+    gateway = _gateway(request)
+    require_json_media_type(request)
+    body = parse_json(await read_body(request, gateway.config.server.max_body_bytes), gateway.config.server.max_json_depth)
+    try:
+        wanted = ReplayRequest.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequest(_validation_message(exc)) from None
+    if not wanted.message_ids and not wanted.recipient:
+        raise BadRequest("name the dead letters to replay: message_ids, or recipient for all of one recipient's")
+    replayed, not_dead = await replay_dead_letters(
+        gateway.store,
+        now=gateway.clock(),
+        max_age_seconds=gateway.config.delivery.max_age_seconds,
+        message_ids=wanted.message_ids,
+        recipient=wanted.recipient,
+    )
+    return _json(ReplayResult(replayed=replayed, not_dead=not_dead))
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}" for error in exc.errors()
+    )

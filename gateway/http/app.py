@@ -1,0 +1,98 @@
+"""The aiohttp application: middlewares (correlation id, metrics, problem details) and routes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+
+from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
+from gateway.http import api, ops
+from gateway.logs import get_logger
+from gateway.store import StoreError
+
+GATEWAY = web.AppKey("gateway", object)
+CORRELATION_HEADER = "X-Correlation-Id"
+log = get_logger("gateway.http")
+
+
+def create_app(gateway) -> web.Application:
+    app = web.Application(
+        middlewares=[_correlation, _metrics, _problems],
+        client_max_size=gateway.config.server.max_body_bytes,
+    )
+    app[GATEWAY] = gateway
+    api.add_routes(app)
+    ops.add_routes(app)
+    return app
+
+
+def gateway_of(request: web.Request):
+    return request.app[GATEWAY]
+
+
+def problem_response(error: GatewayError, request: web.Request) -> web.Response:
+    return web.json_response(
+        error.problem(instance=request.path),
+        status=error.status,
+        content_type="application/problem+json",
+    )
+
+
+@web.middleware
+async def _correlation(request: web.Request, handler):
+    correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:128])
+    try:
+        response = await handler(request)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    response.headers.setdefault(CORRELATION_HEADER, correlation_id[:128])
+    return response
+
+
+@web.middleware
+async def _metrics(request: web.Request, handler):
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics = gateway_of(request).metrics
+        metrics.http_requests.labels(route, request.method, str(status)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+
+
+@web.middleware
+async def _problems(request: web.Request, handler):
+    """Every error leaves as RFC 9457 problem+json; a client's mistake is never a 5xx."""
+    try:
+        return await handler(request)
+    except GatewayError as error:
+        if not error.is_client_error:
+            log.error("request failed", route=request.path, status=error.status, error=error.detail)
+        return problem_response(error, request)
+    except StoreError as exc:
+        log.error("store unavailable", route=request.path, error=str(exc))
+        return problem_response(Unavailable("the store is unavailable; nothing was accepted, try again later"), request)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return problem_response(PayloadTooLarge(f"the body is larger than the limit of {exc.max_size} bytes"), request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            error: GatewayError = NotFound(f"no resource at {request.path}: see /openapi.json")
+        elif exc.status == 405:
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        else:
+            error = BadRequest(exc.text or exc.reason)
+        return problem_response(error, request)
+    except Exception:
+        log.exception("unexpected error", route=request.path)
+        return problem_response(Unavailable("the gateway hit an internal error; the request was not accepted"), request)

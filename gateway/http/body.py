@@ -1,0 +1,100 @@
+"""Reading request bodies strictly: size, media type, and JSON that means one thing.
+
+Python's ``json`` accepts things a gateway must not pass on: duplicate keys
+(two parsers downstream may pick different values), ``NaN``/``Infinity`` and
+numbers that overflow to infinity (not JSON, RFC 8259 §6), and arbitrary
+nesting. Each is refused with a message that says where and what.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import InvalidJSON, PayloadTooLarge, UnsupportedMediaType
+
+
+def require_json_media_type(request: web.Request) -> str:
+    """The request's media type if it is JSON (``application/json`` or ``*+json``)."""
+    media_type = request.content_type
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as application/json (Content-Type was {media_type or 'missing'!r})"
+        )
+    charset = request.charset
+    if charset and charset.lower() not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(f"JSON must be UTF-8 (charset was {charset!r})")
+    return media_type
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The whole body, refusing early (by Content-Length) or as soon as it passes ``max_bytes``."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"the body has {request.content_length} bytes; the limit is {max_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes, max_depth: int) -> Any:
+    if not body:
+        raise InvalidJSON("the body is empty: send a JSON value")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidJSON(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        raise InvalidJSON("remove the byte-order mark at the start of the body")
+    try:
+        value = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite_float
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidJSON(f"the JSON is nested deeper than {max_depth} levels") from None
+    depth = _depth(value)
+    if depth > max_depth:
+        raise InvalidJSON(f"the JSON is nested {depth} levels deep; the limit is {max_depth}")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise InvalidJSON(f"the key {duplicate!r} appears twice in one object")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidJSON(f"{name} is not a JSON number: send a finite number or null")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise InvalidJSON(f"the number {text[:40]} is too large to represent")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of containers, computed without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
+    return deepest

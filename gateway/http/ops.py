@@ -1,0 +1,67 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from gateway.http.openapi import openapi_document
+from gateway.store import MessageState
+
+_READINESS_TIMEOUT = 2.0
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+
+
+def _gateway(request: web.Request):
+    from gateway.http.app import gateway_of
+
+    return gateway_of(request)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok", "checks": {}})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store answers and the delivery workers run."""
+    gateway = _gateway(request)
+    checks = {}
+    try:
+        await asyncio.wait_for(gateway.store.ping(), _READINESS_TIMEOUT)
+        checks["store"] = "ok"
+    except Exception as exc:
+        checks["store"] = f"unreachable: {type(exc).__name__}"
+    checks["delivery"] = "ok" if gateway.engine.running else "stopped"
+    ready = all(value == "ok" for value in checks.values())
+    return web.json_response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    registry = gateway.metrics
+    try:
+        counts = await asyncio.wait_for(gateway.store.counts(), _READINESS_TIMEOUT)
+    except Exception:
+        counts = None  # the other figures are still worth serving
+    if counts is not None:
+        destinations = {recipient for recipient, _ in counts} | set(gateway.engine.breaker_states())
+        for destination in destinations:
+            for state in (MessageState.ACCEPTED, MessageState.IN_FLIGHT):
+                registry.queue_depth.labels(destination, state.value).set(counts.get((destination, state), 0))
+            registry.dead_letters.labels(destination).set(counts.get((destination, MessageState.DEAD), 0))
+    for destination, state in gateway.engine.breaker_states().items():
+        registry.breaker_state.labels(destination).set(state)
+    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())

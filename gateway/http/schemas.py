@@ -1,0 +1,125 @@
+"""The JSON API's response and request models; ``/openapi.json`` is generated from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.store import Attempt, Message
+
+Status = Literal["accepted", "in_flight", "delivered", "dead"]
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RelayAccepted(_Model):
+    """The answer to a relay request: the message is durably stored."""
+
+    message_id: str = Field(description="The gateway's id of the message; also sent to the recipient as X-Message-Id")
+    status: Status
+    duplicate: bool = Field(description="True when this X-Message-Id was accepted before: nothing new was stored")
+
+
+class MessageStatus(_Model):
+    message_id: str
+    status: Status
+    sender: str
+    recipient: str
+    service: str
+    correlation_id: str
+    client_message_id: str | None
+    purpose: str | None
+    attempts: int
+    max_attempts: int
+    replays: int
+    accepted_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, message: Message) -> MessageStatus:
+        return cls(
+            message_id=message.id,
+            status=message.state.value,
+            sender=message.sender,
+            recipient=message.recipient,
+            service=message.service,
+            correlation_id=message.correlation_id,
+            client_message_id=message.client_message_id,
+            purpose=message.purpose,
+            attempts=message.attempts,
+            max_attempts=message.max_attempts,
+            replays=message.replays,
+            accepted_at=_time(message.accepted_at),
+            next_attempt_at=_time(message.next_attempt_at) if message.state.value == "accepted" else None,
+            delivered_at=_time(message.delivered_at),
+            last_status=message.last_status,
+            last_error=message.last_error,
+        )
+
+
+class AttemptView(_Model):
+    number: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: Literal["delivered", "retry", "dead"]
+    status: int | None
+    error: str | None
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AttemptView:
+        return cls(
+            number=attempt.number,
+            started_at=_time(attempt.started_at),
+            finished_at=_time(attempt.finished_at),
+            outcome=attempt.outcome,
+            status=attempt.status,
+            error=attempt.error,
+        )
+
+
+class DeadLetter(MessageStatus):
+    history: list[AttemptView] = []
+
+
+class DeadLetterPage(_Model):
+    items: list[MessageStatus]
+    next_after: int | None = Field(description="Pass as ?after= to get the next page; null on the last page")
+
+
+class ReplayRequest(_Model):
+    """Which dead letters to queue again: explicit ids, or all of one recipient's."""
+
+    message_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    recipient: str | None = None
+
+
+class ReplayResult(_Model):
+    replayed: list[str]
+    not_dead: list[str] = Field(description="Ids that were not in the dead-letter queue (unknown, or not dead)")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class Health(_Model):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}

@@ -1,0 +1,52 @@
+"""Prometheus metrics, one registry per gateway instance (so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "gateway_http_requests", "HTTP requests served, by route, method and status",
+            ["route", "method", "status"], registry=r,
+        )
+        self.http_latency = Histogram(
+            "gateway_http_request_duration_seconds", "Time to answer an HTTP request",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.accepted = Counter(
+            "gateway_messages_accepted", "Messages accepted for relay (new) or answered as duplicates",
+            ["recipient", "outcome"], registry=r,
+        )
+        self.attempts = Counter(
+            "gateway_delivery_attempts", "Delivery attempts by destination and outcome (delivered, retry, dead)",
+            ["destination", "outcome"], registry=r,
+        )
+        self.attempt_latency = Histogram(
+            "gateway_delivery_attempt_duration_seconds", "Duration of one delivery attempt",
+            ["destination"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.delivery_age = Histogram(
+            "gateway_delivery_latency_seconds", "Time from acceptance to delivery",
+            ["destination"], buckets=_AGE_BUCKETS, registry=r,
+        )
+        self.queue_depth = Gauge(
+            "gateway_queue_depth", "Messages waiting (accepted) or being delivered (in_flight)",
+            ["destination", "state"], registry=r,
+        )
+        self.dead_letters = Gauge(
+            "gateway_dead_letters", "Messages in the dead-letter queue", ["destination"], registry=r,
+        )
+        self.breaker_state = Gauge(
+            "gateway_circuit_breaker_state", "Circuit breaker per destination: 0 closed, 1 half-open, 2 open",
+            ["destination"], registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

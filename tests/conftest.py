@@ -1,0 +1,53 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import io
+
+import aiohttp
+import pytest
+
+from gateway.bootstrap import build
+from gateway.logs import configure_logging
+from support import RecordingReceiver, leaks, make_config
+
+
+@pytest.fixture(autouse=True)
+def log_lines():
+    """Every test runs with the real log pipeline writing to a buffer; afterwards no
+    line may carry an IIN-shaped number or a known name (DESIGN.md: no personal data in logs)."""
+    buffer = io.StringIO()
+    configure_logging("debug", "json", stream=buffer)
+    yield buffer
+    leaked = leaks(buffer.getvalue().splitlines())
+    assert not leaked, f"personal data reached the log: {leaked[:3]}"
+
+
+@pytest.fixture
+async def receiver():
+    recording = await RecordingReceiver().start()
+    yield recording
+    await recording.close()
+
+
+@pytest.fixture
+async def start_gateway(tmp_path):
+    """Start a gateway on loopback with the test configuration; stopped after the test."""
+    started = []
+
+    async def start(receiver_url: str, **kwargs):
+        config = make_config(tmp_path / f"gw{len(started)}", receiver_url=receiver_url, **kwargs)
+        gateway = build(config)
+        await gateway.start(port=0)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.stop()
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -1,0 +1,201 @@
+"""Test support: configuration folders, a recording receiver, log capture.
+
+Everything here is real: configuration goes through the real loader, the
+receiver is an aiohttp server on loopback, logs come from the real pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config import GatewayConfig, load_config
+
+IIN_SHAPED = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+# Synthetic people used in payloads: their IINs and names must never reach a log line.
+PERSON_IIN = "900215300028"
+PERSON_NAMES = ("Жұмабекова", "Әлия", "Серікқызы")
+
+
+def person_payload(number: int = 0) -> dict[str, Any]:
+    return {
+        "iin": PERSON_IIN,
+        "surname": PERSON_NAMES[0],
+        "given_name": PERSON_NAMES[1],
+        "patronymic": PERSON_NAMES[2],
+        "notice": number,
+    }
+
+
+DELIVERY_FAST = {
+    "concurrency": 8,
+    "max_attempts": 8,
+    "backoff_base_seconds": 0.02,
+    "backoff_cap_seconds": 0.2,
+    "request_timeout_seconds": 2,
+    "lease_seconds": 5,
+    "breaker_failure_threshold": 3,
+    "breaker_reset_seconds": 0.3,
+    "poll_interval_seconds": 0.2,
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(value)
+
+
+def write_config(
+    directory: Path,
+    *,
+    receiver_url: str,
+    store_url: str = "sqlite:///gateway.db",
+    delivery: dict[str, Any] | None = None,
+    extra_members: str = "",
+) -> Path:
+    """A configuration folder: senders ``penal`` and ``interior``, receiver ``health``
+    (services ``notices``, ordered, and ``bulk``, unordered), operator ``ops``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = {**DELIVERY_FAST, **(delivery or {})}
+    lines = ["[server]", "port = 0", "[store]", f"url = {_toml_value(store_url)}", "[delivery]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in settings.items()]
+    lines += ["[logging]", 'level = "info"']
+    (directory / "gateway.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    grants = [
+        {"service": "health/notices", "purposes": ["continuity_of_care"]},
+        {"service": "health/bulk", "purposes": ["continuity_of_care", "relay_test"]},
+    ]
+    (directory / "members.toml").write_text(
+        f"""
+[members.health]
+name = "Health"
+endpoint = {_toml_value(receiver_url)}
+services.notices = {{ path = "/notices", ordered = true }}
+services.bulk = {{ path = "/bulk" }}
+
+[members.penal]
+name = "Penal system"
+may_call = {_toml_value(grants)}
+
+[members.interior]
+name = "Interior"
+may_call = {_toml_value(grants[:1])}
+
+[members.social]
+name = "Social (no grants)"
+
+[members.ops]
+name = "Operations"
+roles = ["operator"]
+{extra_members}
+""",
+        encoding="utf-8",
+    )
+    return directory
+
+
+def make_config(directory: Path, **kwargs: Any) -> GatewayConfig:
+    return load_config(write_config(directory, **kwargs), environ={})
+
+
+@dataclass
+class Received:
+    message_id: str
+    path: str
+    headers: Any  # case-insensitive, as HTTP headers are
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class RecordingReceiver:
+    """An agency system on loopback that records what it gets and answers as told.
+
+    ``respond`` decides each answer: a function of the request's JSON body and
+    the number of times this message id was seen, returning (status, headers).
+    """
+
+    respond: Callable[[Any, int], tuple[int, dict[str, str]]] = lambda body, seen: (200, {})
+    received: list[Received] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _site: web.TCPSite | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> RecordingReceiver:
+        app = web.Application()
+        app.router.add_post("/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await self.listen()
+        return self
+
+    async def listen(self) -> None:
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await self._site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop_listening(self) -> None:
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        message_id = request.headers.get("X-Message-Id", "")
+        self.seen[message_id] = self.seen.get(message_id, 0) + 1
+        status, headers = self.respond(json.loads(body), self.seen[message_id])
+        if 200 <= status < 300:
+            self.received.append(Received(message_id, request.path, request.headers.copy(), body, time.time()))
+        return web.json_response({"status": status}, status=status, headers=headers)
+
+    def unique_ids(self) -> set[str]:
+        return {r.message_id for r in self.received}
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> None:
+    """Poll ``predicate`` (sync or async) until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def leaks(lines: list[str]) -> list[str]:
+    """Log lines carrying an IIN-shaped number or a known synthetic name."""
+    return [line for line in lines if IIN_SHAPED.search(line) or any(name in line for name in PERSON_NAMES)]
