@@ -137,8 +137,12 @@ class RecordingReceiver:
     """
 
     respond: Callable[[Any, int], tuple[int, dict[str, str]]] = lambda body, seen: (200, {})
+    delay: float = 0.0  # seconds before answering
     received: list[Received] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
+    attempts_at: list[float] = field(default_factory=list)
+    concurrent: int = 0
+    max_concurrent: int = 0
     port: int = 0
     _runner: web.AppRunner | None = None
     _site: web.TCPSite | None = None
@@ -173,6 +177,14 @@ class RecordingReceiver:
         body = await request.read()
         message_id = request.headers.get("X-Message-Id", "")
         self.seen[message_id] = self.seen.get(message_id, 0) + 1
+        self.attempts_at.append(time.time())
+        self.concurrent += 1
+        self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.concurrent -= 1
         status, headers = self.respond(json.loads(body), self.seen[message_id])
         if 200 <= status < 300:
             self.received.append(Received(message_id, request.path, request.headers.copy(), body, time.time()))

@@ -53,7 +53,9 @@ class RetryPolicy:
             return Verdict(None, f"gave up after {attempt} attempts: {error}")
         wait = self.backoff(attempt)
         if retry_after is not None:
-            wait = max(wait, min(retry_after, self.cap_seconds))
+            # The receiver knows its own recovery better than our cap does; a
+            # wait beyond the message's deadline dead-letters it below.
+            wait = max(wait, retry_after)
         retry_at = now + wait
         if retry_at > deadline_at:
             return Verdict(None, f"message expired before the next attempt: {error}")

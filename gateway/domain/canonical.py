@@ -1,0 +1,69 @@
+"""What every canonical record shares: immutability, strictness, no invisible characters."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+__all__ = ["CanonicalModel", "Narrative", "Organisation", "Text"]
+
+
+class CanonicalModel(BaseModel):
+    """Base of the canonical model.
+
+    Frozen, because a record is a statement an agency made at a point in time; a change
+    is a new record (or a new report version), never an edit in place. Unknown fields are
+    refused so a codec that maps a field wrongly fails loudly instead of dropping data.
+    Input values are left out of validation errors because those errors reach logs, and
+    IINs and names must never appear there.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+# Control, format (zero-width, bidirectional overrides), surrogate, private-use and
+# line/paragraph separator characters: invisible, they make two equal-looking texts differ
+# and can reorder what a reader sees.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def _refuse_invisible(text: str, allowed: frozenset[str]) -> str:
+    for position, char in enumerate(text, start=1):
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES and char not in allowed:
+            raise ValueError(
+                f"character {position} is the invisible character U+{ord(char):04X}; remove it"
+            )
+    return text
+
+
+def _refuse_invisible_characters(text: str) -> str:
+    return _refuse_invisible(text, allowed=frozenset())
+
+
+def _refuse_invisible_characters_except_layout(text: str) -> str:
+    return _refuse_invisible(text, allowed=frozenset("\r\n\t"))
+
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(_refuse_invisible_characters),
+]
+"""A single line of text: a name of an organisation, a regimen, a reason."""
+
+Narrative = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
+    AfterValidator(_refuse_invisible_characters_except_layout),
+]
+"""Free text written by a person, such as the probation officer's conclusion."""
+
+
+class Organisation(CanonicalModel):
+    """A court, agency body, facility or clinic, as the exchange knows it."""
+
+    code: Text
+    """Its identifier in the sending system or the gateway's member register."""
+    name: Text

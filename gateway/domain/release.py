@@ -1,0 +1,110 @@
+"""Release from custody and the notices that follow it (Strategy §1.1, §1.2, §3.2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Self
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from gateway.domain.canonical import CanonicalModel, Organisation, Text
+from gateway.domain.health import Attachment, HealthSummary
+from gateway.domain.iin import IIN
+from gateway.domain.justice import ReleaseType
+from gateway.domain.person import Address, Person
+from gateway.domain.social import Education, Housing, IdentityDocuments
+
+__all__ = ["ContinuityOfCareNotice", "EmploymentNotice", "ReleaseNotice"]
+
+# Criminal liability starts at 14 for the gravest offences (16 otherwise), so nobody
+# released from a penal facility is younger.
+_YOUNGEST_RELEASED_AGE = 14
+
+
+class ReleaseNotice(CanonicalModel):
+    """The penal system's notice of a release: first planned (weeks ahead), then actual.
+
+    Housing and identity documents are here because lacking either is what triggers a
+    referral to social services on release.
+    """
+
+    iin: IIN
+    facility: Organisation
+    release_type: ReleaseType
+    planned_date: dt.date
+    actual_date: dt.date | None = None
+    """Empty until the person has actually been released."""
+    destination: Address
+    housing: Housing
+    identity_documents: IdentityDocuments = ()
+    education: Education | None = None
+    specialty: Text | None = None
+    probation_office: Organisation | None = None
+    """The probation office that takes over, when post-release probation applies (e.g. parole)."""
+
+    @property
+    def release_date(self) -> dt.date:
+        """The actual release date once known, the planned one until then."""
+        return self.actual_date or self.planned_date
+
+
+class ContinuityOfCareNotice(CanonicalModel):
+    """Tells the clinic serving the destination address that a patient is coming, on what treatment.
+
+    It carries identity, address and health only — nothing about the conviction: the
+    clinic's purpose is care, and who may see criminal records is limited (Strategy §3.2).
+    """
+
+    person: Person
+    release_date: dt.date
+    residence: Address
+    health: HealthSummary
+    attachment: Attachment | None = None
+    """The current attachment, with the continuity hold that keeps it alive until the new one."""
+    receiving_clinic: Organisation
+    acknowledge_by: AwareDatetime
+    """Without an acknowledgement by then, the case escalates to the regional health authority."""
+
+    @model_validator(mode="after")
+    def _records_are_about_the_person(self) -> Self:
+        # Sending one patient's regimen under another's name is a patient-safety failure.
+        if self.health.iin != self.person.iin:
+            raise ValueError("the health summary is about another person")
+        if self.attachment is not None and self.attachment.iin != self.person.iin:
+            raise ValueError("the attachment is about another person")
+        return self
+
+
+def _age_in_whole_years(birth_date: dt.date, on: dt.date) -> int:
+    # Counting by (month, day): someone born on 29 February turns a year older on
+    # 1 March in common years.
+    before_birthday = (on.month, on.day) < (birth_date.month, birth_date.day)
+    return on.year - birth_date.year - before_birthday
+
+
+class EmploymentNotice(CanonicalModel):
+    """What an employment centre learns about a released person, and nothing more (Strategy §1.1).
+
+    Exactly age, release date, residence, education and specialty. Age rather than
+    birth date: the centre needs to know whether someone can work, not who they are;
+    with a birth date and an address the person would be identifiable.
+    """
+
+    age: int = Field(ge=_YOUNGEST_RELEASED_AGE, le=150)
+    release_date: dt.date
+    residence: Address
+    education: Education | None
+    specialty: Text | None
+
+    @classmethod
+    def from_release(cls, notice: ReleaseNotice, person: Person, *, as_of: dt.date) -> Self:
+        """Build the notice for a release, with the person's age in whole years on ``as_of``."""
+        if notice.iin != person.iin:
+            raise ValueError("the release notice and the person have different IINs")
+        return cls(
+            age=_age_in_whole_years(person.birth_date, as_of),
+            release_date=notice.release_date,
+            residence=notice.destination,
+            education=notice.education,
+            specialty=notice.specialty,
+        )
