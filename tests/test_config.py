@@ -1,0 +1,88 @@
+"""Configuration: the shipped files are valid; mistakes are reported with file, key and problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import load_config
+from gateway.errors import ConfigError
+from gateway.resources import resource_dir
+from support import write_config
+
+
+def test_the_shipped_configuration_is_valid():
+    config = load_config(resource_dir("config"), environ={})
+    assert {"penal", "interior", "health", "social", "court", "clinic", "probation"} <= set(config.members)
+
+
+def test_environment_overrides_one_key():
+    config = load_config(resource_dir("config"), environ={"GATEWAY__STORE__URL": "postgresql://db/gateway",
+                                                           "GATEWAY__DELIVERY__MAX_ATTEMPTS": "3"})
+    assert config.store.url == "postgresql://db/gateway"
+    assert config.delivery.max_attempts == 3
+
+
+def test_an_unknown_key_names_the_file_and_the_key(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    (directory / "gateway.toml").write_text((directory / "gateway.toml").read_text() + "retries = 3\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(directory, environ={})
+    assert f"{directory / 'gateway.toml'}: logging.retries: unknown key" in str(error.value)
+
+
+def test_a_bad_environment_value_names_the_variable(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    with pytest.raises(ConfigError) as error:
+        load_config(directory, environ={"GATEWAY__SERVER__PORT": "99999"})
+    assert "environment GATEWAY__SERVER__PORT: server.port: Input should be less than or equal to 65535" in str(error.value)
+
+
+def test_a_grant_for_a_service_nobody_offers_is_reported(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
+[members.court]
+name = "Court"
+may_call = [{ service = "health/nothing", purposes = ["pretrial_report"] }]
+""")
+    with pytest.raises(ConfigError, match=r"members\.court\.may_call\[0\]\.service: member 'health' offers no service 'nothing'"):
+        load_config(directory, environ={})
+
+
+def test_an_unknown_purpose_is_reported(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
+[members.court]
+name = "Court"
+may_call = [{ service = "health/notices", purposes = ["curiosity"] }]
+""")
+    with pytest.raises(ConfigError, match=r"members\.court\.may_call\.0\.purposes\.0: Input should be"):
+        load_config(directory, environ={})
+
+
+def test_a_lease_shorter_than_two_request_timeouts_is_refused(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1",
+                             delivery={"lease_seconds": 3, "request_timeout_seconds": 2})
+    with pytest.raises(ConfigError, match="lease_seconds .3. must be at least twice request_timeout_seconds .2."):
+        load_config(directory, environ={})
+
+
+def test_broken_toml_names_the_file(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    (directory / "members.toml").write_text("[members.x\n")
+    with pytest.raises(ConfigError, match="members.toml: not valid TOML"):
+        load_config(directory, environ={})
+
+
+def test_a_section_set_in_two_files_is_refused(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    (directory / "members.toml").write_text((directory / "members.toml").read_text() + "\n[store]\nurl = 'sqlite:///x.db'\n")
+    with pytest.raises(ConfigError, match=r"\[store\] is already set in"):
+        load_config(directory, environ={})
+
+
+def test_a_member_offering_services_needs_an_endpoint(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
+[members.court]
+name = "Court"
+services.reports = { path = "/reports" }
+""")
+    with pytest.raises(ConfigError, match="members.court: a member that offers services needs an endpoint"):
+        load_config(directory, environ={})

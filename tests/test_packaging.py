@@ -1,0 +1,44 @@
+"""An installed gateway finds its contracts and default configuration without the checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_carries_schemas_and_config(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    (wheel,) = tmp_path.glob("reentry_gateway-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "gateway/_data/config/members.toml" in names
+    assert "gateway/_data/config/gateway.toml" in names
+    assert "gateway/_data/schemas/openapi/gateway.json" in names
+    assert "gateway/resources.py" in names
+
+
+def test_an_installed_gateway_resolves_its_folders_inside_the_package(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    (wheel,) = (tmp_path / "dist").glob("reentry_gateway-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    probe = (
+        "from gateway.resources import resource_dir; from gateway.config import load_config;"
+        "print(resource_dir('config')); print(len(load_config(resource_dir('config'), environ={}).members))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path[:0] = [{str(tmp_path / 'site')!r}]; {probe}"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    config_dir, members = result.stdout.split()
+    assert config_dir == str(tmp_path / "site" / "gateway" / "_data" / "config")
+    assert int(members) >= 7
