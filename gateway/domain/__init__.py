@@ -29,7 +29,7 @@ from gateway.domain.justice import (
     SentenceKind,
 )
 from gateway.domain.person import Address, Person
-from gateway.domain.release import ContinuityOfCareNotice, EmploymentNotice, ReleaseNotice
+from gateway.domain.release import ContinuityOfCareNotice, EmploymentNotice, ReleaseEvent, ReleaseNotice
 from gateway.domain.reports import (
     NeedLevel,
     PreTrialReport,
@@ -88,6 +88,7 @@ __all__ = [
     "Programme",
     "ReferralOutcome",
     "ReferralStatus",
+    "ReleaseEvent",
     "ReleaseNotice",
     "ReleaseType",
     "ReportSection",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Self
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -14,11 +15,21 @@ from gateway.domain.justice import ReleaseType
 from gateway.domain.person import Address, Person
 from gateway.domain.social import Education, Housing, IdentityDocuments
 
-__all__ = ["ContinuityOfCareNotice", "EmploymentNotice", "ReleaseNotice"]
+__all__ = ["ContinuityOfCareNotice", "EmploymentNotice", "ReleaseEvent", "ReleaseNotice"]
 
 # Criminal liability starts at 14 for the gravest offences (16 otherwise), so nobody
 # released from a penal facility is younger.
 _YOUNGEST_RELEASED_AGE = 14
+
+
+class ReleaseEvent(StrEnum):
+    """What a release notice announces. The penal system notifies a planned release weeks
+    ahead, may change its date or cancel it, and notifies the actual release on the day."""
+
+    PLANNED = "PLANNED"
+    CHANGED = "CHANGED"
+    CANCELLED = "CANCELLED"
+    ACTUAL = "ACTUAL"
 
 
 class ReleaseNotice(CanonicalModel):
