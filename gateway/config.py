@@ -122,8 +122,16 @@ class Grant(_Section):
     purposes: list[Purpose] = Field(min_length=1)
 
 
+RecipientRole = Literal[
+    "penal", "interior", "health", "social", "employment_centre", "court", "clinic", "probation",
+    "health_authority", "operations", "oversight",
+]
+
+
 class MemberConfig(_Section):
     name: str
+    # What kind of body the member is: the disclosure policy decides by (role, purpose).
+    role: RecipientRole
     endpoint: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     roles: list[Literal["operator", "oversight"]] = []
     services: dict[Name, ServiceConfig] = {}

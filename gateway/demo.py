@@ -144,11 +144,11 @@ level = "error"
     )
     grants = f'may_call = [{{ service = "{RECIPIENT}/{SERVICE}", purposes = ["continuity_of_care"] }}]'
     members = [
-        f'[members.{RECIPIENT}]\nname = "Health"\nendpoint = "http://127.0.0.1:{receiver_port}"\n'
+        f'[members.{RECIPIENT}]\nname = "Health"\nrole = "health"\nendpoint = "http://127.0.0.1:{receiver_port}"\n'
         f'services.{SERVICE} = {{ path = "/release-notices", ordered = true }}\n',
-        '[members.operations]\nname = "Operations"\nroles = ["operator"]\n',
+        '[members.operations]\nname = "Operations"\nrole = "operations"\nroles = ["operator"]\n',
     ]
-    members += [f'[members.{sender}]\nname = "{sender}"\n{grants}\n' for sender in SENDERS]
+    members += [f'[members.{sender}]\nname = "{sender}"\nrole = "{sender}"\n{grants}\n' for sender in SENDERS]
     (config / "members.toml").write_text("\n".join(members), encoding="utf-8")
     return config
 

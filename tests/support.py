@@ -87,23 +87,28 @@ def write_config(
         f"""
 [members.health]
 name = "Health"
+role = "health"
 endpoint = {_toml_value(receiver_url)}
 services.notices = {{ path = "/notices", ordered = true }}
 services.bulk = {{ path = "/bulk" }}
 
 [members.penal]
 name = "Penal system"
+role = "penal"
 may_call = {_toml_value(grants)}
 
 [members.interior]
 name = "Interior"
+role = "interior"
 may_call = {_toml_value(grants[:1])}
 
 [members.social]
 name = "Social (no grants)"
+role = "social"
 
 [members.ops]
 name = "Operations"
+role = "operations"
 roles = ["operator"]
 {extra_members}
 """,

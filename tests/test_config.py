@@ -41,6 +41,7 @@ def test_a_grant_for_a_service_nobody_offers_is_reported(tmp_path):
     directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
 [members.court]
 name = "Court"
+role = "court"
 may_call = [{ service = "health/nothing", purposes = ["pretrial_report"] }]
 """)
     with pytest.raises(ConfigError, match=r"members\.court\.may_call\[0\]\.service: member 'health' offers no service 'nothing'"):
@@ -51,6 +52,7 @@ def test_an_unknown_purpose_is_reported(tmp_path):
     directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
 [members.court]
 name = "Court"
+role = "court"
 may_call = [{ service = "health/notices", purposes = ["curiosity"] }]
 """)
     with pytest.raises(ConfigError, match=r"members\.court\.may_call\.0\.purposes\.0: Input should be"):
@@ -82,6 +84,7 @@ def test_a_member_offering_services_needs_an_endpoint(tmp_path):
     directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
 [members.court]
 name = "Court"
+role = "court"
 services.reports = { path = "/reports" }
 """)
     with pytest.raises(ConfigError, match="members.court: a member that offers services needs an endpoint"):
