@@ -14,6 +14,7 @@ from gateway.domain.health import (
     Disability,
     DispensaryRegistration,
     DrugSusceptibility,
+    HealthFlags,
     HealthSummary,
     Programme,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Education",
     "EmploymentNotice",
     "EmploymentStatus",
+    "HealthFlags",
     "HealthSummary",
     "Housing",
     "HousingKind",

@@ -23,6 +23,7 @@ __all__ = [
     "Disability",
     "DispensaryRegistration",
     "DrugSusceptibility",
+    "HealthFlags",
     "HealthSummary",
     "Programme",
 ]
@@ -90,6 +91,24 @@ class HealthSummary(CanonicalModel):
     iin: IIN
     registrations: tuple[DispensaryRegistration, ...] = ()
     disability: Disability | None = None
+
+
+class HealthFlags(CanonicalModel):
+    """What a court may learn of a person's health without a legal basis for more.
+
+    Whether continuous treatment must not be interrupted (a custodial measure must then
+    provide for it) and whether a disability limits the person — not which diagnoses or
+    programmes lie behind it (Strategy §3.3; medical secrecy, врачебная тайна, under the Health Code).
+    """
+
+    iin: IIN
+    continuous_treatment: bool
+    disability: Disability | None = None
+
+    @classmethod
+    def of(cls, summary: HealthSummary) -> HealthFlags:
+        treated = any(r.regimen or r.days_supplied for r in summary.registrations)
+        return cls(iin=summary.iin, continuous_treatment=treated, disability=summary.disability)
 
 
 class AttachmentState(StrEnum):

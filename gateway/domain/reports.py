@@ -9,7 +9,7 @@ from typing import Self
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from gateway.domain.canonical import CanonicalModel, Narrative, Organisation, Text
-from gateway.domain.health import HealthSummary
+from gateway.domain.health import HealthFlags, HealthSummary
 from gateway.domain.justice import Conviction, CustodyEpisode, PretrialCase
 from gateway.domain.person import Person
 from gateway.domain.social import SocialStatus
@@ -110,7 +110,8 @@ class ReportSections(CanonicalModel):
     criminal_history: tuple[Conviction, ...] | None = None
     custody_history: tuple[CustodyEpisode, ...] | None = None
     social_situation: SocialStatus | None = None
-    health_summary: HealthSummary | None = None
+    health_summary: HealthSummary | HealthFlags | None = None
+    """Flags only, unless the request carries a legal basis for the full summary."""
     risk_needs: RiskNeeds | None = None
     officer_conclusion: Narrative | None = None
 
