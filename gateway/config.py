@@ -144,11 +144,55 @@ class MemberConfig(_Section):
         return self
 
 
+class Route(_Section):
+    """Where a workflow sends one kind of notice: a member and one of its services."""
+
+    member: Name
+    service: Name
+
+
+class PretrialConfig(_Section):
+    interior: Name = "interior"
+    penal: Name = "penal"
+    health: Name = "health"
+    social: Name = "social"
+    court: Route = Route(member="court", service="pretrial-reports")
+    source_timeout_seconds: float = Field(5.0, gt=0)
+    source_attempts: int = Field(2, ge=1, le=10, description="tries per source within one gathering round")
+    regather_interval_seconds: float = Field(60.0, gt=0, description="how soon a missing section is asked for again")
+
+
+class ReleaseConfig(_Section):
+    interior: Name = "interior"
+    health: Name = "health"
+    clinic: Route = Route(member="clinic", service="continuity-of-care")
+    employment: Route = Route(member="employment", service="release-notices")
+    social: Route = Route(member="social", service="referrals")
+    probation: Route = Route(member="probation", service="release-notices")
+    escalation: Route = Route(member="health-authority", service="escalations")
+    hold_days_after_release: int = Field(90, ge=1, description="how long the attachment is held after release")
+    acknowledge_within_seconds: float = Field(3 * 86_400.0, gt=0, description="the clinic's deadline")
+    attachment_check_seconds: float = Field(86_400.0, gt=0, description="how often РПН is asked about the new attachment")
+    attachment_watch_days: int = Field(60, ge=1, description="after release, how long to wait for the new attachment")
+    retry_seconds: float = Field(60.0, gt=0, description="how soon a step is retried when a source is down")
+
+
+class WorkflowsConfig(_Section):
+    concurrency: int = Field(32, ge=1, le=1000, description="workflow steps running at once")
+    timer_lease_seconds: float = Field(120.0, gt=0)
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    pretrial: PretrialConfig = PretrialConfig()
+    release: ReleaseConfig = ReleaseConfig()
+
+
 class GatewayConfig(_Section):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     logging: LoggingConfig = LoggingConfig()
+    # Absent: the gateway is a relay only. Present: the pre-trial report and release
+    # workflows run, and every member and service they name must exist.
+    workflows: WorkflowsConfig | None = None
     members: dict[Name, MemberConfig] = {}
     # Where relative paths (the SQLite file) are resolved: the config folder.
     base_dir: Path = Path(".")
@@ -170,9 +214,27 @@ class GatewayConfig(_Section):
                         f"members.{member_id}.may_call[{index}].service: member {target!r} offers no "
                         f"service {service!r} (it offers: {', '.join(sorted(offered.services)) or 'none'})"
                     )
+        if self.workflows is not None:
+            problems += self._workflow_problems(self.workflows)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _workflow_problems(self, workflows: WorkflowsConfig) -> list[str]:
+        problems = []
+        for section in (workflows.pretrial, workflows.release):
+            prefix = f"workflows.{'pretrial' if section is workflows.pretrial else 'release'}"
+            for key, value in section:
+                if isinstance(value, Route):
+                    member = self.members.get(value.member)
+                    if member is None:
+                        problems.append(f"{prefix}.{key}.member: no member {value.member!r}")
+                    elif value.service not in member.services:
+                        problems.append(f"{prefix}.{key}.service: member {value.member!r} offers no service {value.service!r}")
+                elif isinstance(value, str) and key in ("interior", "penal", "health", "social") \
+                        and value not in self.members:
+                    problems.append(f"{prefix}.{key}: no member {value!r}")
+        return problems
 
     def grant(self, caller: str, recipient: str, service: str) -> Grant | None:
         member = self.members.get(caller)

@@ -19,7 +19,7 @@ def gateway_command(*args: str) -> subprocess.CompletedProcess:
 def test_config_check_accepts_the_shipped_configuration():
     result = gateway_command("config", "check")
     assert result.returncode == 0
-    assert "configuration ok: 9 members" in result.stdout
+    assert result.stdout.startswith("configuration ok: ")
 
 
 def test_config_check_says_what_is_wrong_and_fails(tmp_path):

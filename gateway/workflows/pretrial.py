@@ -1,0 +1,399 @@
+"""The pre-trial report (досудебный доклад) for courts — Strategy §3.3.
+
+A probation officer asks for a report on a suspect. The gateway gathers, all at
+once, identity, criminal history and the case (interior), custody history
+(penal), the health summary (health) and the social situation (social); each
+source has a timeout and a few quick tries. The report is assembled with every
+section that answered; a section whose source stayed down is marked
+unavailable with the reason and time, and is asked for again every
+``regather_interval_seconds`` until the due date. Each time more sections
+arrive a new version goes to the court. The court's receipt (registration
+number) is stored on the version it acknowledges.
+
+States: gathering → delivering → complete; or gathering → partial (a version
+with gaps was sent, more are being asked for) → … → complete, or
+closed_partial at the due date. ``failed`` when the report cannot be made (the
+interior ministry does not know the person) or its delivery was dead-lettered.
+
+Privacy: expunged convictions are dropped on arrival (Criminal Code art. 79);
+the court gets health only as flags — continuous treatment, disability — unless
+the request names a legal basis for more; and the disclosure policy checks
+every version again at egress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.config import PretrialConfig
+from gateway.domain import (
+    IIN,
+    Conviction,
+    CustodyEpisode,
+    HealthFlags,
+    HealthSummary,
+    Organisation,
+    Person,
+    PreTrialReport,
+    PretrialCase,
+    ReportSection,
+    ReportSections,
+    RiskNeeds,
+    SectionProvenance,
+    SocialStatus,
+    SourceStatus,
+)
+from gateway.domain.canonical import Narrative, Text
+from gateway.domain.justice import ErdrNumber
+from gateway.logs import get_logger
+from gateway.store import Case, ConflictError, Message, Timer
+from gateway.workflows.egress import DisclosureRefused, Egress
+from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, PenalPort, SocialPort, SourceError
+from gateway.workflows.runtime import Step, WorkflowRuntime, schedule
+
+log = get_logger("gateway.workflows.pretrial")
+
+KIND = "pretrial_report"
+PURPOSE = "pretrial_report"
+
+
+class PretrialState(enum.StrEnum):
+    GATHERING = "gathering"
+    DELIVERING = "delivering"
+    PARTIAL = "partial"
+    COMPLETE = "complete"
+    CLOSED_PARTIAL = "closed_partial"
+    FAILED = "failed"
+
+
+FINAL_STATES = frozenset({PretrialState.COMPLETE, PretrialState.CLOSED_PARTIAL, PretrialState.FAILED})
+
+
+class PretrialReportRequest(BaseModel):
+    """What a probation officer sends to ask for a report."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject_iin: IIN
+    erdr_number: ErdrNumber
+    court: Organisation
+    requesting_body: Organisation
+    due_date: dt.date
+    risk_needs: RiskNeeds | None = None
+    officer_conclusion: Narrative | None = None
+    legal_basis: Text | None = None
+    """A legal basis that allows the court the full health summary, not only flags."""
+
+
+class CourtReceipt(BaseModel):
+    registration_number: str
+    registered_at: dt.datetime
+
+
+# The sections that come from agencies, and the source member setting of each.
+_SOURCED: dict[ReportSection, str] = {
+    ReportSection.IDENTITY: "interior",
+    ReportSection.CRIMINAL_HISTORY: "interior",
+    ReportSection.CUSTODY_HISTORY: "penal",
+    ReportSection.SOCIAL_SITUATION: "social",
+    ReportSection.HEALTH_SUMMARY: "health",
+}
+
+
+def report_id_for(caller: str, request_key: str) -> str:
+    """A report id derived from the caller's idempotency key: asking twice is one report."""
+    digest = hashlib.sha256(f"{caller}\x00{request_key}".encode()).hexdigest()[:20]
+    return f"ptr-{digest}"
+
+
+class PretrialReports:
+    kind = KIND
+
+    def __init__(
+        self,
+        runtime: WorkflowRuntime,
+        config: PretrialConfig,
+        egress: Egress,
+        *,
+        interior: InteriorPort,
+        penal: PenalPort,
+        health: HealthPort,
+        social: SocialPort,
+        decode_receipt: Callable[[bytes], CourtReceipt],
+    ) -> None:
+        self._runtime = runtime
+        self._config = config
+        self._egress = egress
+        self._interior, self._penal, self._health, self._social = interior, penal, health, social
+        self._decode_receipt = decode_receipt
+        runtime.register(self)
+
+    # -- requests
+
+    async def request(self, request: PretrialReportRequest, *, caller: str, request_key: str) -> tuple[Case, bool]:
+        """Start a report; the same (caller, request_key) again returns the first (True: duplicate)."""
+        report_id = report_id_for(caller, request_key)
+        existing = await self._runtime.get(KIND, report_id)
+        if existing is not None:
+            return existing, True
+        now = self._runtime.now()
+        data = {"request": request.model_dump(mode="json"), "caller": caller, "sections": {}, "versions": []}
+        step = Step(PretrialState.GATHERING, data, [schedule(KIND, report_id, "gather", now)])
+        try:
+            return await self._runtime.start_case(KIND, report_id, step), False
+        except ConflictError:
+            existing = await self._runtime.get(KIND, report_id)
+            if existing is None:
+                raise
+            return existing, True  # a concurrent duplicate won the race
+
+    # -- timers
+
+    async def on_timer(self, case: Case, timer: Timer, now: float) -> Step | None:
+        if timer.name == "gather" and case.state not in FINAL_STATES:
+            return await self._gather(case, now)
+        return None
+
+    async def _gather(self, case: Case, now: float) -> Step:
+        data = _copy(case.data)
+        request = PretrialReportRequest.model_validate(data["request"])
+        missing = [s for s in _SOURCED if data["sections"].get(s.value, {}).get("status") != SourceStatus.OK]
+        fetched = await self._fetch_all(request, missing, with_case="case" not in data, now=now)
+        for section, entry in fetched.items():
+            if section == "case":
+                if entry is not None:
+                    data["case"] = entry
+                continue
+            previous = data["sections"].get(section)
+            if entry["status"] == SourceStatus.OK or previous is None or previous["status"] != SourceStatus.OK:
+                data["sections"][section] = entry
+        overdue = now >= _end_of(request.due_date)
+        identity = data["sections"].get(ReportSection.IDENTITY.value, {})
+        if identity.get("status") != SourceStatus.OK:
+            if identity.get("not_found"):
+                data["failure"] = "the interior ministry has no person with this IIN"
+                return Step(PretrialState.FAILED, data)
+            if overdue:
+                data["failure"] = "identity could not be established before the due date"
+                return Step(PretrialState.FAILED, data)
+            # Without identity there is no report to send: keep asking.
+            return Step(PretrialState.GATHERING, data,
+                        [schedule(KIND, case.id, "gather", now + self._config.regather_interval_seconds)])
+        commands: list = []
+        ok_now = sorted(s for s, e in data["sections"].items() if e["status"] == SourceStatus.OK)
+        last_ok = data["versions"][-1]["sections_ok"] if data["versions"] else None
+        if ok_now != last_ok:
+            version = len(data["versions"]) + 1
+            report = self._assemble(case.id, version, request, data, now)
+            try:
+                message_id, sent = self._egress.send(
+                    route=self._config.court, purpose=PURPOSE, document=report,
+                    subject_iin=request.subject_iin, correlation_id=case.id,
+                    key=f"{case.id}:v{version}", now=now, legal_basis=request.legal_basis,
+                    ordering_key=case.id,
+                )
+            except DisclosureRefused as exc:
+                data["failure"] = f"the disclosure policy refused the report: {exc}"
+                return Step(PretrialState.FAILED, data)
+            commands += sent
+            data["versions"].append({"version": version, "message_id": message_id, "sections_ok": ok_now,
+                                     "status": "queued", "queued_at": _iso(now)})
+            data["report"] = report.model_dump(mode="json")
+        gaps = [s.value for s in _SOURCED if s.value not in ok_now]
+        if gaps and not overdue:
+            commands.append(schedule(KIND, case.id, "gather", now + self._config.regather_interval_seconds))
+            return Step(PretrialState.PARTIAL, data, commands)
+        return Step(self._settled_state(data, gaps), data, commands)
+
+    @staticmethod
+    def _settled_state(data: dict, gaps: list[str]) -> PretrialState:
+        """No more gathering: complete once the last version is receipted, else waiting for it."""
+        last = data["versions"][-1]
+        if last["status"] == "dead":
+            return PretrialState.FAILED
+        if last["status"] != "delivered":
+            return PretrialState.DELIVERING
+        return PretrialState.CLOSED_PARTIAL if gaps else PretrialState.COMPLETE
+
+    async def _fetch_all(
+        self, request: PretrialReportRequest, missing: list[ReportSection], *, with_case: bool, now: float
+    ) -> dict[str, Any]:
+        iin = request.subject_iin
+        calls: dict[str, tuple[str, Callable[[], Awaitable[Any]]]] = {}
+        for section in missing:
+            source = getattr(self._config, _SOURCED[section])
+            calls[section.value] = (source, self._fetcher(section, iin))
+        if with_case:
+            calls["case"] = (self._config.interior, lambda: self._interior.pretrial_case(request.erdr_number))
+        results = await asyncio.gather(*(self._try(source, call) for source, call in calls.values()))
+        fetched: dict[str, Any] = {}
+        for (name, (source, _)), (value, error, not_found) in zip(calls.items(), results):
+            if name == "case":
+                fetched["case"] = value.model_dump(mode="json") if value is not None else None
+                continue
+            entry: dict[str, Any] = {"source": source, "fetched_at": _iso(self._runtime.now())}
+            if error is None:
+                entry.update(status=SourceStatus.OK, content=_dump(value))
+            else:
+                entry.update(status=SourceStatus.UNAVAILABLE, reason=error, not_found=not_found)
+            fetched[name] = entry
+        return fetched
+
+    def _fetcher(self, section: ReportSection, iin: IIN) -> Callable[[], Awaitable[Any]]:
+        match section:
+            case ReportSection.IDENTITY:
+                return lambda: self._interior.person(iin)
+            case ReportSection.CRIMINAL_HISTORY:
+                return lambda: self._interior.convictions(iin)
+            case ReportSection.CUSTODY_HISTORY:
+                return lambda: self._penal.custody_history(iin)
+            case ReportSection.SOCIAL_SITUATION:
+                return lambda: self._social.social_status(iin)
+            case ReportSection.HEALTH_SUMMARY:
+                return lambda: self._health.health_summary(iin)
+        raise ValueError(section)
+
+    async def _try(self, source: str, call: Callable[[], Awaitable[Any]]) -> tuple[Any, str | None, bool]:
+        """(value, None, False) on success; (None, reason, not_found) after the last try."""
+        reason = "not asked"
+        for attempt in range(self._config.source_attempts):
+            if attempt:
+                await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+            try:
+                return await asyncio.wait_for(call(), self._config.source_timeout_seconds), None, False
+            except asyncio.TimeoutError:
+                reason = f"{source} did not answer within {self._config.source_timeout_seconds:g} s"
+            except NotFound as exc:
+                return None, f"{source} has no record: {exc.reason}", True
+            except SourceError as exc:
+                reason = f"{source}: {exc.reason}"
+            except Exception as exc:  # an adapter bug must not kill the whole report
+                log.error("source call failed unexpectedly", source=source, error=type(exc).__name__)
+                reason = f"{source}: unexpected error ({type(exc).__name__})"
+        return None, reason, False
+
+    def _assemble(self, report_id: str, version: int, request: PretrialReportRequest, data: dict, now: float
+                  ) -> PreTrialReport:
+        sections: dict[str, Any] = {}
+        provenance: dict[ReportSection, SectionProvenance] = {}
+        for section in ReportSection:
+            entry = data["sections"].get(section.value)
+            if section in _SOURCED:
+                content = None
+                if entry and entry["status"] == SourceStatus.OK:
+                    content = self._section_content(section, entry["content"], request)
+                provenance[section] = SectionProvenance(
+                    source=entry["source"] if entry else getattr(self._config, _SOURCED[section]),
+                    fetched_at=dt.datetime.fromisoformat(entry["fetched_at"]) if entry else _at(now),
+                    status=SourceStatus.OK if content is not None else SourceStatus.UNAVAILABLE,
+                    reason=None if content is not None else (entry or {}).get("reason", "not asked yet"),
+                )
+                sections[section.value] = content
+            else:  # the officer's own contribution, from the request
+                content = request.risk_needs if section is ReportSection.RISK_NEEDS else request.officer_conclusion
+                provenance[section] = SectionProvenance(
+                    source=request.requesting_body.code, fetched_at=_at(now),
+                    status=SourceStatus.OK if content is not None else SourceStatus.UNAVAILABLE,
+                    reason=None if content is not None else "not provided by the requesting officer",
+                )
+                sections[section.value] = content
+        subject = sections[ReportSection.IDENTITY.value]
+        case = PretrialCase.model_validate(data["case"]) if data.get("case") else PretrialCase(
+            erdr_number=request.erdr_number)
+        return PreTrialReport(
+            report_id=report_id, version=version, case=case, subject=subject,
+            requesting_body=request.requesting_body, court=request.court, due_date=request.due_date,
+            sections=ReportSections(**sections), provenance=provenance,
+        )
+
+    @staticmethod
+    def _section_content(section: ReportSection, content: Any, request: PretrialReportRequest) -> Any:
+        match section:
+            case ReportSection.IDENTITY:
+                return Person.model_validate(content)
+            case ReportSection.CRIMINAL_HISTORY:
+                # Expunged convictions have no legal consequence (Criminal Code art. 79).
+                return tuple(c for c in map(Conviction.model_validate, content) if not c.expunged)
+            case ReportSection.CUSTODY_HISTORY:
+                return tuple(map(CustodyEpisode.model_validate, content))
+            case ReportSection.SOCIAL_SITUATION:
+                return SocialStatus.model_validate(content)
+            case ReportSection.HEALTH_SUMMARY:
+                summary = HealthSummary.model_validate(content)
+                return summary if request.legal_basis else HealthFlags.of(summary)
+        raise ValueError(section)
+
+    # -- delivery outcomes
+
+    async def delivered(self, message: Message, response: bytes) -> None:
+        try:
+            receipt = self._decode_receipt(response)
+        except Exception as exc:
+            log.warning("the court's answer carried no readable receipt", message_id=message.id,
+                        error=type(exc).__name__)
+            receipt = None
+        await self._runtime.handle(KIND, message.correlation_id,
+                                   lambda case, now: self._record_outcome(case, message.client_message_id, receipt, now))
+
+    async def dead(self, message: Message) -> None:
+        await self._runtime.handle(KIND, message.correlation_id,
+                                   lambda case, now: self._record_outcome(case, message.client_message_id, None, now,
+                                                                          dead=message.last_error or "dead-lettered"))
+
+    async def _record_outcome(self, case: Case, message_id: str | None, receipt: CourtReceipt | None, now: float,
+                              dead: str | None = None) -> Step | None:
+        data = _copy(case.data)
+        version = next((v for v in data["versions"] if v["message_id"] == message_id), None)
+        if version is None:
+            return None
+        if dead is not None:
+            version.update(status="dead", error=dead)
+        else:
+            version.update(status="delivered", delivered_at=_iso(now))
+            if receipt is not None:
+                version.update(registration_number=receipt.registration_number,
+                               registered_at=receipt.registered_at.isoformat())
+        if case.state in (PretrialState.GATHERING, PretrialState.PARTIAL):
+            return Step(case.state, data)  # still gathering: the state moves when gathering ends
+        gaps = [s.value for s in _SOURCED
+                if data["sections"].get(s.value, {}).get("status") != SourceStatus.OK]
+        if data["versions"][-1] is not version and dead is None:
+            return Step(case.state, data)  # an older version's receipt
+        return Step(self._settled_state(data, gaps), data)
+
+
+def _copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    return data
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (list, tuple)):
+        return [_dump(v) for v in value]
+    return value
+
+
+def _at(now: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(now, dt.UTC)
+
+
+def _iso(now: float) -> str:
+    return _at(now).isoformat()
+
+
+def _end_of(day: dt.date) -> float:
+    """The end of the due date, in Astana time (UTC+5), as a timestamp."""
+    astana = dt.timezone(dt.timedelta(hours=5))
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), astana).timestamp()

@@ -1,0 +1,423 @@
+"""Release and continuity of care — Strategy §1.1, §1.2, §3.2.
+
+On release a person's attachment to the clinic at the place of custody lapses
+automatically, and until they attach at the new address they cannot get care:
+for someone on TB or HIV treatment, a gap breeds drug resistance. When the penal
+system notifies a release, the gateway:
+
+1. asks health for the dispensary registrations and the РПН attachment, and
+   interior for the person's identity;
+2. places a continuity hold on an attachment that would lapse;
+3. finds the clinic for the destination address and sends it the
+   continuity-of-care notice (when there is a registration to continue), with a
+   deadline to acknowledge — past it, the regional health authority is told;
+   with no resolvable clinic, the authority is told at once;
+4. in parallel notifies the employment centre (age, release date, residence,
+   education, specialty: nothing else, §1.1), refers the person to social
+   services when there is no housing or no identity document, and notifies the
+   probation office when post-release probation applies;
+5. watches for the new attachment — the clinic's acknowledgement or, failing
+   that, the register itself — then lifts the hold and closes the case.
+
+A changed release date updates the case and re-sends the notices; a cancelled
+release lifts the hold and closes it. Every step is a persisted, idempotent
+transition; every deadline is a stored timer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.config import ReleaseConfig, Route
+from gateway.domain import (
+    AssistanceCategory,
+    AssistanceReferral,
+    Attachment,
+    AttachmentState,
+    ContinuityOfCareNotice,
+    EmploymentNotice,
+    HealthSummary,
+    Organisation,
+    Person,
+    ReferralStatus,
+    ReleaseEvent,
+    ReleaseNotice,
+)
+from gateway.logs import get_logger
+from gateway.store import Case, ConflictError, Timer
+from gateway.workflows.egress import DisclosureRefused, Egress
+from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, SourceError
+from gateway.workflows.runtime import Step, WorkflowRuntime, cancel, schedule
+
+log = get_logger("gateway.workflows.release")
+
+KIND = "release_case"
+_DAY = 86_400.0
+
+
+class ReleaseState(enum.StrEnum):
+    NOTIFIED = "notified"  # a release is announced; preparation is under way
+    AWAITING_ACKNOWLEDGEMENT = "awaiting_acknowledgement"  # the clinic has the notice
+    ESCALATED = "escalated"  # the authority was told: no clinic, or no acknowledgement in time
+    AWAITING_ATTACHMENT = "awaiting_attachment"  # watching РПН for the new attachment
+    CLOSED = "closed"  # attached at the new clinic; hold lifted
+    UNRESOLVED = "unresolved"  # the watch ended without a new attachment
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES = frozenset({ReleaseState.CLOSED, ReleaseState.UNRESOLVED, ReleaseState.CANCELLED})
+
+
+class ClinicAcknowledgement(BaseModel):
+    """A clinic's answer to a continuity-of-care notice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clinic: str
+    accepted: bool
+    attached: bool = False
+    attached_since: dt.date | None = None
+
+
+class ReleaseCases:
+    kind = KIND
+
+    def __init__(
+        self,
+        runtime: WorkflowRuntime,
+        config: ReleaseConfig,
+        egress: Egress,
+        *,
+        interior: InteriorPort,
+        health: HealthPort,
+        subject_key: Callable[[str], str],
+        today: Callable[[float], dt.date] | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._config = config
+        self._egress = egress
+        self._interior = interior
+        self._health = health
+        self._subject_key = subject_key
+        self._today = today or (lambda now: dt.datetime.fromtimestamp(now, _ASTANA).date())
+        runtime.register(self)
+
+    # -- notices from the penal system
+
+    async def receive_release_notice(
+        self, event: ReleaseEvent, notice: ReleaseNotice, *, sender: str, message_id: str,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Open or update the release case for ``notice``; returns the case id."""
+        subject_key = self._subject_key(notice.iin)
+        for _ in range(3):
+            case = await self._open_case(subject_key, notice.facility.code)
+            if case is None:
+                case_id = _case_id(subject_key, notice.facility.code, notice.planned_date)
+                step = self._opened(case_id, event, notice, message_id)
+                try:
+                    await self._runtime.start_case(KIND, case_id, step, subject_key=subject_key)
+                    return case_id
+                except ConflictError:
+                    continue  # the same release arrived twice at once: update the one that won
+            await self._runtime.handle(KIND, case.id, lambda c, now: self._updated(c, event, notice, message_id, now))
+            return case.id
+        raise ConflictError("the release case kept changing; send the notice again")
+
+    async def _open_case(self, subject_key: str, facility: str) -> Case | None:
+        cases = await self._runtime.cases(KIND, subject_key=subject_key)
+        return next((c for c in cases if c.state not in FINAL_STATES and c.data["notice"]["facility"]["code"] == facility),
+                    None)
+
+    def _opened(self, case_id: str, event: ReleaseEvent, notice: ReleaseNotice, message_id: str) -> Step:
+        now = self._runtime.now()
+        data = {"notice": notice.model_dump(mode="json"), "events": [_event(event, message_id, now)],
+                "sent": {}, "escalations": []}
+        if event is ReleaseEvent.CANCELLED:
+            return Step(ReleaseState.CANCELLED, data)
+        return Step(ReleaseState.NOTIFIED, data, [schedule(KIND, case_id, "prepare", now)])
+
+    async def _updated(self, case: Case, event: ReleaseEvent, notice: ReleaseNotice, message_id: str, now: float
+                       ) -> Step | None:
+        data = _copy(case.data)
+        if any(e["message_id"] == message_id for e in data["events"]):
+            return None  # the same notice again
+        data["events"].append(_event(event, message_id, now))
+        previous = ReleaseNotice.model_validate(data["notice"])
+        data["notice"] = notice.model_dump(mode="json")
+        if event is ReleaseEvent.CANCELLED:
+            return Step(ReleaseState.CANCELLED, data, [*self._cancel_timers(case.id), schedule(KIND, case.id, "lift_hold", now)])
+        if case.state == ReleaseState.NOTIFIED:
+            return Step(case.state, data)  # preparation will read the newest notice
+        commands: list = []
+        if _notice_changed(previous, notice):
+            commands.append(schedule(KIND, case.id, "renotify", now))
+        if event is ReleaseEvent.ACTUAL:
+            commands.append(schedule(KIND, case.id, "check_attachment", now))
+        return Step(case.state, data, commands)
+
+    # -- the clinic's acknowledgement
+
+    async def acknowledge(self, notice_id: str, ack: ClinicAcknowledgement) -> Case | None:
+        """Record a clinic's acknowledgement of the notice ``notice_id``; None if there is no such notice."""
+        case_id = await self._runtime.case_of_message(notice_id)
+        if case_id is None:
+            return None
+        case = await self._runtime.get(KIND, case_id)
+        clinic_notice = case.data["sent"].get("clinic") if case else None
+        if clinic_notice is None or notice_id not in clinic_notice["message_ids"] or ack.clinic != clinic_notice["clinic"]:
+            return None
+        return await self._runtime.handle(KIND, case_id, lambda c, now: self._acknowledged(c, ack, now))
+
+    async def _acknowledged(self, case: Case, ack: ClinicAcknowledgement, now: float) -> Step | None:
+        data = _copy(case.data)
+        if data.get("acknowledgement") == ack.model_dump(mode="json"):
+            return None
+        data["acknowledgement"] = ack.model_dump(mode="json") | {"at": _iso(now)}
+        commands = [cancel(KIND, case.id, "ack_deadline")]
+        if case.state in FINAL_STATES:
+            return Step(case.state, data, commands)
+        if ack.attached:
+            return Step(ReleaseState.AWAITING_ATTACHMENT, data, [*commands, schedule(KIND, case.id, "lift_hold", now)])
+        return Step(ReleaseState.AWAITING_ATTACHMENT, data, [*commands, schedule(KIND, case.id, "check_attachment", now)])
+
+    # -- timers
+
+    async def on_timer(self, case: Case, timer: Timer, now: float) -> Step | None:
+        handlers = {
+            "prepare": self._prepare,
+            "renotify": self._renotify,
+            "ack_deadline": self._ack_deadline,
+            "check_attachment": self._check_attachment,
+            "lift_hold": self._lift_hold,
+        }
+        if timer.name != "lift_hold" and case.state in FINAL_STATES:
+            return None
+        return await handlers[timer.name](case, now)
+
+    async def _prepare(self, case: Case, now: float) -> Step:
+        data = _copy(case.data)
+        notice = ReleaseNotice.model_validate(data["notice"])
+        try:
+            person = await self._interior.person(notice.iin)
+            health = await self._health.health_summary(notice.iin)
+            attachment = await self._health.attachment(notice.iin)
+            clinic = await self._health.clinic_for(notice.destination)
+            hold = None
+            if _lapses(attachment, clinic):
+                until = notice.release_date + dt.timedelta(days=self._config.hold_days_after_release)
+                hold = await self._health.place_hold(notice.iin, until, reference=case.id)
+        except NotFound as exc:
+            data["problem"] = f"{exc.source} does not know the person: {exc.reason}"
+            return self._escalate(case.id, data, now, reason=data["problem"], notice=notice, person=None)
+        except SourceError as exc:
+            data["retrying"] = {"reason": str(exc), "at": _iso(now)}
+            return Step(case.state, data, [schedule(KIND, case.id, "prepare", now + self._config.retry_seconds)])
+        data.pop("retrying", None)
+        data["person"] = person.model_dump(mode="json")
+        data["health"] = health.model_dump(mode="json")
+        data["attachment"] = attachment.model_dump(mode="json") if attachment else None
+        data["clinic"] = clinic.model_dump(mode="json") if clinic else None
+        if hold is not None:
+            data["hold"] = hold.model_dump(mode="json")
+        commands: list = []
+        try:
+            commands += self._side_notices(case.id, data, notice, person, now)
+            if clinic is None:
+                return self._escalate(case.id, data, now, reason="no clinic serves the destination address",
+                                      notice=notice, person=person, commands=commands)
+            if health.registrations:
+                commands += self._send_clinic_notice(case.id, data, notice, person, health, attachment, clinic, now)
+                return Step(ReleaseState.AWAITING_ACKNOWLEDGEMENT, data, commands)
+        except DisclosureRefused as exc:
+            data["problem"] = str(exc)
+            return self._escalate(case.id, data, now, reason="a notice was refused by the disclosure policy",
+                                  notice=notice, person=person, commands=commands)
+        # Nothing to continue: no notice to the clinic, but the attachment is still watched.
+        commands.append(schedule(KIND, case.id, "check_attachment", self._first_check(notice, now)))
+        return Step(ReleaseState.AWAITING_ATTACHMENT, data, commands)
+
+    def _send_clinic_notice(self, case_id: str, data: dict, notice: ReleaseNotice, person: Person,
+                            health: HealthSummary, attachment: Attachment | None, clinic: Organisation,
+                            now: float) -> list:
+        revision = len(data["sent"].get("clinic", {}).get("message_ids", []))
+        acknowledge_by = dt.datetime.fromtimestamp(now + self._config.acknowledge_within_seconds, dt.UTC)
+        if attachment is not None and data.get("hold"):
+            attachment = attachment.model_copy(update={"continuity_hold": data["hold"]})
+        document = ContinuityOfCareNotice(
+            person=person, release_date=notice.release_date, residence=notice.destination, health=health,
+            attachment=attachment, receiving_clinic=clinic, acknowledge_by=acknowledge_by,
+        )
+        message_id, commands = self._egress.send(
+            route=self._config.clinic, purpose="continuity_of_care", document=document, subject_iin=notice.iin,
+            correlation_id=case_id, key=f"{case_id}:clinic:{revision}", now=now, ordering_key=case_id,
+        )
+        sent = data["sent"].setdefault("clinic", {"message_ids": []})
+        sent["message_ids"].append(message_id)
+        sent.update(clinic=clinic.code, acknowledge_by=acknowledge_by.isoformat())
+        return [*commands, schedule(KIND, case_id, "ack_deadline", now + self._config.acknowledge_within_seconds)]
+
+    def _side_notices(self, case_id: str, data: dict, notice: ReleaseNotice, person: Person, now: float,
+                      revision: int = 0) -> list:
+        """Employment centre, social services and probation, as the case calls for them."""
+        commands: list = []
+        suffix = f":{revision}" if revision else ""
+        employment = EmploymentNotice.from_release(notice, person, as_of=self._today(now))
+        commands += self._send("employment", self._config.employment, "employment_assistance", employment,
+                               notice.iin, case_id, f"{case_id}:employment{suffix}", now, data)
+        if not revision and (not notice.housing.available or not notice.identity_documents):
+            category = (AssistanceCategory.DOCUMENT_RESTORATION if not notice.identity_documents
+                        else AssistanceCategory.OTHER)
+            reasons = [text for missing, text in ((not notice.housing.available, "no housing"),
+                                                  (not notice.identity_documents, "no identity document")) if missing]
+            referral = AssistanceReferral(
+                referral_id=f"{case_id}-social", iin=notice.iin, category=category,
+                provider=Organisation(code=self._config.social.member, name="Special social services"),
+                referral_date=self._today(now), reason=", ".join(reasons), status=ReferralStatus.REFERRED,
+            )
+            commands += self._send("social", self._config.social, "social_assistance", referral, notice.iin,
+                                   case_id, f"{case_id}:social", now, data)
+        if notice.probation_office is not None:
+            commands += self._send("probation", self._config.probation, "probation_supervision", notice,
+                                   notice.iin, case_id, f"{case_id}:probation{suffix}", now, data)
+        return commands
+
+    def _send(self, name: str, route: Route, purpose: str, document: BaseModel, iin: str, case_id: str, key: str,
+              now: float, data: dict) -> list:
+        message_id, commands = self._egress.send(route=route, purpose=purpose, document=document, subject_iin=iin,
+                                                 correlation_id=case_id, key=key, now=now, ordering_key=case_id)
+        data["sent"].setdefault(name, {"message_ids": []})["message_ids"].append(message_id)
+        return commands
+
+    def _escalate(self, case_id: str, data: dict, now: float, *, reason: str, notice: ReleaseNotice,
+                  person: Person | None, commands: list | None = None) -> Step:
+        commands = list(commands or [])
+        data["escalations"].append({"reason": reason, "at": _iso(now)})
+        health = HealthSummary.model_validate(data["health"]) if data.get("health") else None
+        if person is not None and health is not None:
+            # The authority gets the same notice the clinic would have, to place the patient itself.
+            document = ContinuityOfCareNotice(
+                person=person, release_date=notice.release_date, residence=notice.destination, health=health,
+                attachment=None, receiving_clinic=Organisation(code=self._config.escalation.member,
+                                                               name="Regional health authority"),
+                acknowledge_by=dt.datetime.fromtimestamp(now + self._config.acknowledge_within_seconds, dt.UTC),
+            )
+            try:
+                commands += self._send("escalation", self._config.escalation, "continuity_of_care", document,
+                                       notice.iin, case_id, f"{case_id}:escalation:{len(data['escalations'])}", now,
+                                       data)
+            except DisclosureRefused as exc:
+                data["problem"] = str(exc)
+        commands.append(schedule(KIND, case_id, "check_attachment", self._first_check(notice, now)))
+        return Step(ReleaseState.ESCALATED, data, commands)
+
+    async def _renotify(self, case: Case, now: float) -> Step | None:
+        """The release changed: tell those already told, with the new notice."""
+        data = _copy(case.data)
+        if "person" not in data:
+            return None
+        notice = ReleaseNotice.model_validate(data["notice"])
+        person = Person.model_validate(data["person"])
+        revision = sum(1 for e in data["events"] if e["event"] == ReleaseEvent.CHANGED)
+        commands = self._side_notices(case.id, data, notice, person, now, revision=revision)
+        if "clinic" in data["sent"] and data.get("clinic") and not data.get("acknowledgement"):
+            health = HealthSummary.model_validate(data["health"])
+            attachment = Attachment.model_validate(data["attachment"]) if data.get("attachment") else None
+            commands += self._send_clinic_notice(case.id, data, notice, person, health, attachment,
+                                                 Organisation.model_validate(data["clinic"]), now)
+        return Step(case.state, data, commands)
+
+    async def _ack_deadline(self, case: Case, now: float) -> Step | None:
+        if case.data.get("acknowledgement"):
+            return None
+        data = _copy(case.data)
+        notice = ReleaseNotice.model_validate(data["notice"])
+        person = Person.model_validate(data["person"])
+        return self._escalate(case.id, data, now, reason="the clinic did not acknowledge in time", notice=notice,
+                              person=person)
+
+    async def _check_attachment(self, case: Case, now: float) -> Step:
+        data = _copy(case.data)
+        notice = ReleaseNotice.model_validate(data["notice"])
+        try:
+            attachment = await self._health.attachment(notice.iin)
+        except SourceError as exc:
+            data["retrying"] = {"reason": str(exc), "at": _iso(now)}
+            return Step(case.state, data, [schedule(KIND, case.id, "check_attachment", now + self._config.retry_seconds)])
+        clinic = data.get("clinic")
+        if attachment is not None and attachment.state is AttachmentState.ATTACHED and clinic \
+                and attachment.clinic.code == clinic["code"]:
+            data["attached"] = attachment.model_dump(mode="json")
+            return Step(case.state, data, [schedule(KIND, case.id, "lift_hold", now)])
+        watch_until = _start_of(notice.release_date) + self._config.attachment_watch_days * _DAY
+        if now >= watch_until:
+            data["problem"] = "no attachment at the new clinic within the watch period"
+            return Step(ReleaseState.UNRESOLVED, data, [schedule(KIND, case.id, "lift_hold", now)])
+        return Step(case.state, data,
+                    [schedule(KIND, case.id, "check_attachment", now + self._config.attachment_check_seconds)])
+
+    async def _lift_hold(self, case: Case, now: float) -> Step | None:
+        data = _copy(case.data)
+        hold = data.get("hold")
+        if hold and not hold.get("released"):
+            try:
+                await self._health.release_hold(ReleaseNotice.model_validate(data["notice"]).iin, hold["id"])
+            except SourceError as exc:
+                data["retrying"] = {"reason": str(exc), "at": _iso(now)}
+                return Step(case.state, data, [schedule(KIND, case.id, "lift_hold", now + self._config.retry_seconds)])
+            hold["released"] = _iso(now)
+        if case.state in FINAL_STATES:
+            return Step(case.state, data)
+        return Step(ReleaseState.CLOSED, data, self._cancel_timers(case.id, keep="lift_hold"))
+
+    def _cancel_timers(self, case_id: str, keep: str = "") -> list:
+        names = ("prepare", "renotify", "ack_deadline", "check_attachment", "lift_hold")
+        return [cancel(KIND, case_id, name) for name in names if name != keep]
+
+    def _first_check(self, notice: ReleaseNotice, now: float) -> float:
+        return max(now + self._config.attachment_check_seconds, _start_of(notice.release_date))
+
+
+_ASTANA = dt.timezone(dt.timedelta(hours=5))
+
+
+def _lapses(attachment: Attachment | None, clinic: Organisation | None) -> bool:
+    """An attachment somewhere other than the destination clinic lapses on release."""
+    return (attachment is not None and attachment.state is AttachmentState.ATTACHED
+            and (clinic is None or attachment.clinic.code != clinic.code))
+
+
+def _notice_changed(old: ReleaseNotice, new: ReleaseNotice) -> bool:
+    return (old.release_date, old.destination, old.probation_office) != (new.release_date, new.destination,
+                                                                         new.probation_office)
+
+
+def _case_id(subject_key: str, facility: str, planned: dt.date) -> str:
+    digest = hashlib.sha256(f"{subject_key}\x00{facility}\x00{planned.isoformat()}".encode()).hexdigest()[:20]
+    return f"rel-{digest}"
+
+
+def _event(event: ReleaseEvent, message_id: str, now: float) -> dict[str, Any]:
+    return {"event": event.value, "message_id": message_id, "at": _iso(now)}
+
+
+def _copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    return data
+
+
+def _iso(now: float) -> str:
+    return dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
+
+
+def _start_of(day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time(), _ASTANA).timestamp()
