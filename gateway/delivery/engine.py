@@ -20,6 +20,8 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Protocol
 
 import structlog
 
@@ -35,6 +37,14 @@ log = get_logger("gateway.delivery")
 
 _HOUSEKEEPING_SECONDS = 600.0
 _DAY = 86_400.0
+
+
+class DeliveryListener(Protocol):
+    """Told about final outcomes of messages the gateway itself sent (workflow notices)."""
+
+    async def delivered(self, message: Message, answer: bytes) -> None: ...
+
+    async def dead(self, message: Message) -> None: ...
 
 
 class DeliveryEngine:
@@ -64,6 +74,28 @@ class DeliveryEngine:
         }
         self._tasks: list[asyncio.Task] = []
         self._running = False
+        self._listeners: dict[tuple[str, str], DeliveryListener] = {}
+
+    def listen(self, recipient: str, service: str, listener: DeliveryListener) -> None:
+        """Tell ``listener`` the outcome of every message to ``recipient/service``.
+
+        Best effort, after the outcome is committed: a listener that misses an outcome
+        (a crash in between) must be able to learn it from the store later.
+        """
+        self._listeners[(recipient, service)] = listener
+
+    async def _tell(self, message: Message, answer: bytes | None) -> None:
+        listener = self._listeners.get((message.recipient, message.service))
+        if listener is None:
+            return
+        try:
+            if answer is None:
+                await listener.dead(message)
+            else:
+                await listener.delivered(message, answer)
+        except Exception as exc:
+            log.error("a delivery listener failed", destination=message.recipient, message_id=message.id,
+                      error=f"{type(exc).__name__}: {exc}")
 
     @property
     def running(self) -> bool:
@@ -202,6 +234,7 @@ class _Dispatcher:
                 if await store.record_delivered(message.id, message.attempts, started, now, outcome.status or 0):
                     metrics.attempts.labels(self.member_id, "delivered").inc()
                     metrics.delivery_age.labels(self.member_id).observe(now - message.accepted_at)
+                    await engine._tell(message, outcome.answer)
                 return
             if outcome.retryable:
                 self.breaker.record_failure()
@@ -229,6 +262,7 @@ class _Dispatcher:
                     "message dead-lettered", destination=self.member_id, message_id=message.id,
                     attempts=message.attempts, reason=verdict.reason,
                 )
+                await engine._tell(replace(message, last_error=verdict.reason), None)
             else:
                 log.info(
                     "delivery attempt failed", destination=self.member_id, message_id=message.id,

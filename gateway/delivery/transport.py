@@ -21,6 +21,10 @@ PURPOSE = "X-Purpose"
 SENDER = "X-Sender"
 
 
+# A receiver's answer is kept (a court's receipt, say) up to this size.
+MAX_ANSWER_BYTES = 1_048_576
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     delivered: bool
@@ -28,6 +32,7 @@ class Outcome:
     retryable: bool = False
     error: str | None = None
     retry_after: float | None = None
+    answer: bytes = b""
 
 
 class HttpTransport:
@@ -51,6 +56,7 @@ class HttpTransport:
         assert self._session is not None, "transport not started"
         headers = {
             "Content-Type": message.content_type,
+            **({"SOAPAction": f'"{message.service}"'} if message.content_type.startswith("text/xml") else {}),
             MESSAGE_ID: message.id,
             CORRELATION_ID: message.correlation_id,
             SENDER: message.sender,
@@ -60,10 +66,13 @@ class HttpTransport:
         client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout)
         try:
             async with self._session.post(url, data=message.body, headers=headers, timeout=client_timeout) as response:
-                # Read (and discard) the answer so the connection returns to the pool.
-                await response.read()
+                # Read the answer in full, so the connection returns to the pool.
+                answer = await response.content.read(MAX_ANSWER_BYTES + 1)
                 if 200 <= response.status < 300:
-                    return Outcome(True, response.status)
+                    if len(answer) > MAX_ANSWER_BYTES:
+                        return Outcome(False, response.status, retryable=False,
+                                       error=f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
+                    return Outcome(True, response.status, answer=answer)
                 return Outcome(
                     False,
                     response.status,

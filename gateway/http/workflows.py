@@ -1,0 +1,219 @@
+"""The JSON API of the workflows: pre-trial reports, release notices and cases, clinic acknowledgements.
+
+Who may do what is decided by the caller's member role (``members.toml``):
+probation requests reports and reads its own; the penal system posts release
+notices; a clinic acknowledges the notices sent to it; operators and oversight
+read cases. Views carry ids, states and provenance — never names, and IINs
+only where the caller asked about that IIN itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.domain import ReleaseEvent, ReleaseNotice
+from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from gateway.http.body import parse_json, read_body, require_json_media_type
+from gateway.http.rendering import render_report
+from gateway.workflows import pretrial, release
+from gateway.workflows.pretrial import PretrialReportRequest
+from gateway.workflows.release import ClinicAcknowledgement
+
+PREFIX = "/api/v1"
+_READERS = {"operator", "oversight"}
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(PREFIX + "/pretrial-reports", request_report)
+    app.router.add_get(PREFIX + "/pretrial-reports/{report_id}", report_status)
+    app.router.add_get(PREFIX + "/pretrial-reports/{report_id}/document", report_document)
+    app.router.add_post(PREFIX + "/release-notices", release_notice)
+    app.router.add_get(PREFIX + "/release-cases", release_cases)
+    app.router.add_get(PREFIX + "/release-cases/{case_id}", release_case)
+    app.router.add_post(PREFIX + "/continuity-notices/{notice_id}/acknowledgement", acknowledge)
+
+
+class ReleaseNoticeEnvelope(BaseModel):
+    """A release notice posted as JSON: the event and the notice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event: ReleaseEvent
+    notice: ReleaseNotice
+
+
+def _gateway(request: web.Request):
+    from gateway.http.app import gateway_of
+
+    gateway = gateway_of(request)
+    if gateway.workflows is None:
+        raise NotFound("the workflows are not enabled on this gateway ([workflows] is absent from its configuration)")
+    return gateway
+
+
+def _member(request: web.Request, *roles: str) -> str:
+    """The caller, who must have one of ``roles`` (its role, or a role it holds)."""
+    from gateway.http.api import caller_of
+
+    gateway = _gateway(request)
+    caller = caller_of(request)
+    member = gateway.config.members.get(caller or "")
+    if member is None:
+        raise Unauthenticated("identify yourself with X-Member-Id")
+    if member.role not in roles and not set(member.roles) & set(roles):
+        raise Forbidden(f"member {caller!r} ({member.role}) may not do this; it takes: {', '.join(roles)}")
+    return caller
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    gateway = _gateway(request)
+    require_json_media_type(request)
+    document = parse_json(await read_body(request, gateway.config.server.max_body_bytes),
+                          gateway.config.server.max_json_depth)
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise BadRequest(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()),
+        ) from None
+
+
+def _require_purpose(request: web.Request, purpose: str) -> None:
+    if request.headers.get("X-Purpose") != purpose:
+        raise BadRequest(f"send X-Purpose: {purpose}")
+
+
+def _message_id(request: web.Request) -> str:
+    message_id = request.headers.get("X-Message-Id")
+    if not message_id or len(message_id) > 128:
+        raise BadRequest("send X-Message-Id (1 to 128 characters): it makes resending safe")
+    return message_id
+
+
+# -- pre-trial reports
+
+
+async def request_report(request: web.Request) -> web.Response:
+    caller = _member(request, "probation")
+    _require_purpose(request, pretrial.PURPOSE)
+    key = _message_id(request)
+    wanted = await _body(request, PretrialReportRequest)
+    case, duplicate = await _gateway(request).workflows.pretrial.request(wanted, caller=caller, request_key=key)
+    return web.json_response(
+        {"report_id": case.id, "status": case.state, "duplicate": duplicate}, status=202,
+        headers={"Location": f"{PREFIX}/pretrial-reports/{case.id}"},
+    )
+
+
+async def _report_case(request: web.Request):
+    caller = _member(request, "probation", *_READERS)
+    case = await _gateway(request).workflows.runtime.get(pretrial.KIND, request.match_info["report_id"])
+    member = _gateway(request).config.members[caller]
+    if case is None or (case.data["caller"] != caller and not set(member.roles) & _READERS):
+        raise NotFound("no pre-trial report with this id was requested by you")
+    return case
+
+
+async def report_status(request: web.Request) -> web.Response:
+    case = await _report_case(request)
+    data = case.data
+    sections = {
+        name: {key: entry.get(key) for key in ("status", "source", "fetched_at", "reason")}
+        for name, entry in data["sections"].items()
+    }
+    return web.json_response({
+        "report_id": case.id,
+        "status": case.state,
+        "version": len(data["versions"]),
+        "due_date": data["request"]["due_date"],
+        "sections": sections,
+        "gaps": sorted(name for name, entry in sections.items() if entry["status"] != "OK"),
+        "versions": [
+            {key: v.get(key) for key in ("version", "status", "queued_at", "delivered_at", "registration_number",
+                                          "registered_at", "sections_ok", "error")}
+            for v in data["versions"]
+        ],
+        "failure": data.get("failure"),
+    })
+
+
+async def report_document(request: web.Request) -> web.Response:
+    case = await _report_case(request)
+    language = request.query.get("lang", "ru")
+    if language not in ("ru", "kk"):
+        raise BadRequest("lang must be ru or kk")
+    report = case.data.get("report")
+    if report is None:
+        raise NotFound("no version of this report has been assembled yet")
+    return web.Response(text=render_report(report, language), content_type="text/html", charset="utf-8")
+
+
+# -- release
+
+
+async def release_notice(request: web.Request) -> web.Response:
+    caller = _member(request, "penal")
+    _require_purpose(request, "continuity_of_care")
+    message_id = _message_id(request)
+    envelope = await _body(request, ReleaseNoticeEnvelope)
+    case_id = await _gateway(request).workflows.release.receive_release_notice(
+        envelope.event, envelope.notice, sender=caller, message_id=message_id,
+        correlation_id=request.headers.get("X-Correlation-Id"),
+    )
+    return web.json_response({"case_id": case_id, "status": "accepted"}, status=202,
+                             headers={"Location": f"{PREFIX}/release-cases/{case_id}"})
+
+
+def _case_view(case) -> dict[str, Any]:
+    data = case.data
+    notice = data["notice"]
+    return {
+        "case_id": case.id,
+        "state": case.state,
+        "facility": notice["facility"]["code"],
+        "release_type": notice["release_type"],
+        "release_date": notice.get("actual_date") or notice["planned_date"],
+        "destination_region": notice["destination"].get("region"),
+        "events": data["events"],
+        "clinic": (data.get("clinic") or {}).get("code"),
+        "notices": {name: len(sent["message_ids"]) for name, sent in data["sent"].items()},
+        "acknowledgement": data.get("acknowledgement"),
+        "hold": data.get("hold"),
+        "escalations": data["escalations"],
+        "problem": data.get("problem"),
+        "updated_at": case.updated_at,
+    }
+
+
+async def release_case(request: web.Request) -> web.Response:
+    _member(request, "penal", "health", *_READERS)
+    case = await _gateway(request).workflows.runtime.get(release.KIND, request.match_info["case_id"])
+    if case is None:
+        raise NotFound("no release case with this id")
+    return web.json_response(_case_view(case))
+
+
+async def release_cases(request: web.Request) -> web.Response:
+    _member(request, *_READERS)
+    state = request.query.get("state")
+    if state is not None and state not in set(release.ReleaseState):
+        raise BadRequest(f"state must be one of: {', '.join(release.ReleaseState)}")
+    try:
+        limit = min(int(request.query.get("limit", "100")), 500)
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+    cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=request.query.get("after", ""),
+                                                     limit=limit)
+    return web.json_response({"items": [_case_view(c) for c in cases],
+                              "next_after": cases[-1].id if len(cases) == limit else None})
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    _member(request, "clinic")
+    ack = await _body(request, ClinicAcknowledgement)
+    case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
+    if case is None:
+        raise NotFound("no continuity-of-care notice with this id was sent to this clinic")
+    return web.json_response({"case_id": case.id, "state": case.state})
