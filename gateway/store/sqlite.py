@@ -202,7 +202,11 @@ class SQLiteStore:
             target=self._run, args=(loop,), name="sqlite-store", daemon=True
         )
         self._thread.start()
-        await self._opened
+        try:
+            await self._opened
+        except StoreError:
+            self._thread = None  # it has ended: a later open() tries again instead of hanging
+            raise
 
     async def close(self) -> None:
         if self._thread is None:
@@ -627,9 +631,16 @@ def _record_failure(
 
 
 def _next_due(conn: sqlite3.Connection, recipient: str) -> float | None:
+    # A message held back by an earlier one of its ordering key is not due at its
+    # next_attempt_at: counting it would wake a worker that finds nothing to claim.
     row = conn.execute(
         "SELECT min(t) FROM ("
-        " SELECT min(next_attempt_at) AS t FROM messages WHERE recipient = ? AND state = 'accepted'"
+        " SELECT min(m.next_attempt_at) AS t FROM messages AS m"
+        " WHERE m.recipient = ? AND m.state = 'accepted'"
+        " AND (m.ordering_key IS NULL OR NOT EXISTS ("
+        "  SELECT 1 FROM messages AS p"
+        "  WHERE p.recipient = m.recipient AND p.ordering_key = m.ordering_key"
+        "  AND p.seq < m.seq AND p.state IN ('accepted', 'in_flight')))"
         " UNION ALL"
         " SELECT min(lease_until) FROM messages WHERE recipient = ? AND state = 'in_flight')",
         (recipient, recipient),
