@@ -56,6 +56,9 @@ class NewMessage:
     # Messages sharing (recipient, ordering_key) are delivered one at a time, in
     # acceptance order. None means the message may overtake and be overtaken.
     ordering_key: str | None = None
+    # The gateway's id for the message; chosen by the store when None. A workflow
+    # chooses it, so the id it records is the id the recipient sees.
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ class Message:
     last_error: str | None = None
     last_status: int | None = None
     replays: int = 0
+    # The recipient's answer to the delivery (a court's receipt, say), kept with the message.
+    answer: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,14 +261,16 @@ class Store(Protocol):
         A message is due when it is accepted with ``next_attempt_at <= now``, or in
         flight with an expired lease (its worker died). A message with an ordering
         key is due only if no earlier message with the same (recipient, key) is
-        still undelivered and not dead. The returned messages carry the new attempt
+        still undelivered and not dead, and no message of that key is in flight:
+        one at a time per key, even after a replay. The returned messages carry the new attempt
         number, which fences the outcome calls below.
         """
 
     async def record_delivered(
-        self, message_id: str, attempt: int, started_at: float, now: float, status: int
+        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b""
     ) -> bool:
-        """Mark delivered. False if the lease was lost (another worker owns the attempt)."""
+        """Mark delivered and keep the recipient's ``answer``. False if the lease was
+        lost (another worker owns the attempt)."""
 
     async def record_failure(
         self,
@@ -295,7 +302,8 @@ class Store(Protocol):
     async def attempts(self, message_id: str) -> list[Attempt]: ...
 
     async def replay(self, message_ids: Sequence[str], now: float, deadline_at: float) -> list[str]:
-        """Move dead messages back to accepted with a fresh attempt budget.
+        """Move dead messages back to accepted with a fresh attempt budget (as many
+        attempts as the message was first given).
         Returns the ids that were dead and are now queued again."""
 
     async def counts(self) -> dict[tuple[str, MessageState], int]:

@@ -184,6 +184,12 @@ MIGRATIONS: tuple[str, ...] = (
         signature bytea            NOT NULL
     );
     """,
+    # 2: the recipient's answer (a court's receipt) is kept; replays restore the first budget.
+    """
+    ALTER TABLE messages ADD COLUMN answer BYTEA;
+    ALTER TABLE messages ADD COLUMN attempt_budget INTEGER;
+    UPDATE messages SET attempt_budget = max_attempts;
+    """,
 )
 
 # Delivery workers of every instance wake on this channel; the payload is the recipient.
@@ -196,7 +202,7 @@ _CONNECT_DEFAULTS = {"connect_timeout": "10", "keepalives_idle": "30", "keepaliv
 _MESSAGE_COLUMNS = (
     "id, seq, sender, recipient, service, body, content_type, correlation_id, client_message_id, "
     "purpose, ordering_key, state, attempts, max_attempts, accepted_at, next_attempt_at, "
-    "deadline_at, updated_at, delivered_at, last_error, last_status, replays"
+    "deadline_at, updated_at, delivered_at, last_error, last_status, replays, answer"
 )
 _MESSAGE_WIDTH = len(_MESSAGE_COLUMNS.split(","))
 _CASE_COLUMNS = "kind, id, state, data, version, subject_key, created_at, updated_at"
@@ -211,12 +217,12 @@ def _qualified(columns: str, alias: str) -> str:
 # The casts type the parameters, which INSERT ... SELECT does not infer from the columns.
 _NEW_MESSAGE = """
     INSERT INTO messages (id, sender, client_message_id, recipient, service, correlation_id,
-        purpose, ordering_key, content_type, body, state, max_attempts, accepted_at,
+        purpose, ordering_key, content_type, body, state, max_attempts, attempt_budget, accepted_at,
         next_attempt_at, deadline_at, updated_at)
     SELECT %(id)s::text, %(sender)s::text, %(client_message_id)s::text, %(recipient)s::text,
         %(service)s::text, %(correlation_id)s::text, %(purpose)s::text, %(ordering_key)s::text,
         %(content_type)s::text, %(body)s::bytea, 'accepted', %(max_attempts)s::integer,
-        %(now)s::float8, %(now)s::float8, %(deadline_at)s::float8, %(now)s::float8
+        %(max_attempts)s::integer, %(now)s::float8, %(now)s::float8, %(deadline_at)s::float8, %(now)s::float8
 """
 # The NOTIFY is sent at COMMIT; the RETURNING clause is where it is sure to run once per row.
 _RETURNING_NOTIFIED = f"RETURNING {_MESSAGE_COLUMNS}, pg_notify('{_WORK_CHANNEL}', recipient)"
@@ -242,12 +248,14 @@ _EXPIRE_LEASES = """
       FROM expired WHERE m.seq = expired.seq
 """
 
-# A message is held back while an earlier one of its (recipient, key) is pending.
+# A message is held back while an earlier one of its (recipient, key) is pending,
+# or while any one of them is in flight (a replayed head must not travel beside
+# its successor).
 _NOT_HELD_BACK = """
     (m.ordering_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM messages AS p
-         WHERE p.recipient = m.recipient AND p.ordering_key = m.ordering_key
-           AND p.seq < m.seq AND p.state IN ('accepted', 'in_flight')))
+         WHERE p.recipient = m.recipient AND p.ordering_key = m.ordering_key AND p.seq <> m.seq
+           AND (p.state = 'in_flight' OR (p.seq < m.seq AND p.state = 'accepted'))))
 """
 
 _CLAIM = f"""
@@ -269,7 +277,7 @@ _CLAIM = f"""
 _RECORD_OUTCOME = """
     WITH finished AS (
         UPDATE messages
-           SET state = %(state)s, delivered_at = %(delivered_at)s,
+           SET state = %(state)s, delivered_at = %(delivered_at)s, answer = %(answer)s,
                next_attempt_at = coalesce(%(next_attempt_at)s, next_attempt_at),
                updated_at = %(now)s, last_error = %(error)s, last_status = %(status)s,
                lease_owner = NULL, lease_until = NULL
@@ -555,11 +563,11 @@ class PostgresStore:
         return sorted((_message(row) for row in rows), key=lambda m: m.seq)
 
     async def record_delivered(
-        self, message_id: str, attempt: int, started_at: float, now: float, status: int
+        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b""
     ) -> bool:
         return await self._record_outcome(
             message_id, attempt, started_at, now, state=MessageState.DELIVERED, outcome="delivered",
-            delivered_at=now, next_attempt_at=None, error=None, status=status,
+            delivered_at=now, next_attempt_at=None, error=None, status=status, answer=answer or None,
         )
 
     async def record_failure(
@@ -577,18 +585,18 @@ class PostgresStore:
         return await self._record_outcome(
             message_id, attempt, started_at, now,
             state=MessageState.DEAD if dead else MessageState.ACCEPTED, outcome="dead" if dead else "retry",
-            delivered_at=None, next_attempt_at=now if dead else retry_at, error=error, status=status,
+            delivered_at=None, next_attempt_at=now if dead else retry_at, error=error, status=status, answer=None,
         )
 
     async def _record_outcome(
         self, message_id: str, attempt: int, started_at: float, now: float, *, state: MessageState,
         outcome: str, delivered_at: float | None, next_attempt_at: float | None, error: str | None,
-        status: int | None,
+        status: int | None, answer: bytes | None,
     ) -> bool:
         recorded = await self._rowcount(_RECORD_OUTCOME, {
             "id": message_id, "attempt": attempt, "started_at": started_at, "now": now,
             "state": state.value, "outcome": outcome, "delivered_at": delivered_at,
-            "next_attempt_at": next_attempt_at, "error": error, "status": status,
+            "next_attempt_at": next_attempt_at, "error": error, "status": status, "answer": answer,
         })
         return recorded > 0
 
@@ -628,7 +636,7 @@ class PostgresStore:
         # attempts is kept: it numbers the attempt log and fences stale workers.
         rows = await self._rows(
             "UPDATE messages SET state = 'accepted', next_attempt_at = %s, deadline_at = %s, "
-            "max_attempts = attempts + max_attempts, replays = replays + 1, updated_at = %s "
+            "max_attempts = attempts + attempt_budget, replays = replays + 1, updated_at = %s "
             f"WHERE id = ANY(%s) AND state = 'dead' RETURNING id, recipient, pg_notify('{_WORK_CHANNEL}', recipient)",
             (now, deadline_at, now, list(message_ids)),
         )
@@ -813,7 +821,7 @@ async def _apply_one(conn: psycopg.AsyncConnection, command: Command, now: float
 
 async def _accept(conn: psycopg.AsyncConnection, message: NewMessage, now: float) -> Acceptance:
     params = {
-        "id": str(uuid.uuid4()), "sender": message.sender, "client_message_id": message.client_message_id,
+        "id": message.id or str(uuid.uuid4()), "sender": message.sender, "client_message_id": message.client_message_id,
         "recipient": message.recipient, "service": message.service, "correlation_id": message.correlation_id,
         "purpose": message.purpose, "ordering_key": message.ordering_key, "content_type": message.content_type,
         "body": message.body, "max_attempts": message.max_attempts, "deadline_at": message.deadline_at, "now": now,

@@ -144,20 +144,36 @@ MIGRATIONS: tuple[str, ...] = (
         signature BLOB NOT NULL
     );
     """,
+    # 2: the recipient's answer (a court's receipt) is kept; replays restore the first budget.
+    """
+    ALTER TABLE messages ADD COLUMN answer BLOB;
+    ALTER TABLE messages ADD COLUMN attempt_budget INTEGER;
+    UPDATE messages SET attempt_budget = max_attempts;
+    """,
 )
 
 _MESSAGE_COLUMNS = (
     "id, seq, sender, recipient, service, body, content_type, correlation_id, client_message_id, "
     "purpose, ordering_key, state, attempts, max_attempts, accepted_at, next_attempt_at, "
-    "deadline_at, updated_at, delivered_at, last_error, last_status, replays"
+    "deadline_at, updated_at, delivered_at, last_error, last_status, replays, answer"
 )
-_PENDING = (MessageState.ACCEPTED.value, MessageState.IN_FLIGHT.value)
+# A message of an ordering key waits while an earlier one of its (recipient, key)
+# is pending, or while any one of them is in flight (a replayed head must not
+# travel beside its successor).
+_NOT_HELD_BACK = """
+    (m.ordering_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM messages AS p
+         WHERE p.recipient = m.recipient AND p.ordering_key = m.ordering_key AND p.seq <> m.seq
+           AND (p.state = 'in_flight' OR (p.seq < m.seq AND p.state = 'accepted'))))
+"""
 
 
 def _message(row: sqlite3.Row | tuple) -> Message:
     values = list(row)
     values[5] = bytes(values[5])
     values[11] = MessageState(values[11])
+    if values[22] is not None:
+        values[22] = bytes(values[22])
     return Message(*values)
 
 
@@ -365,9 +381,9 @@ class SQLiteStore:
         return await self._write(_claim, recipient, limit, now, lease_seconds, owner)
 
     async def record_delivered(
-        self, message_id: str, attempt: int, started_at: float, now: float, status: int
+        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b""
     ) -> bool:
-        return await self._write(_record_delivered, message_id, attempt, started_at, now, status)
+        return await self._write(_record_delivered, message_id, attempt, started_at, now, status, answer)
 
     async def record_failure(
         self,
@@ -523,16 +539,16 @@ def _accept(conn: sqlite3.Connection, message: NewMessage, now: float) -> Accept
                 f"message id {message.client_message_id!r} was used before and its message "
                 "has passed its retention period: use a new X-Message-Id"
             )
-    message_id = str(uuid.uuid4())
+    message_id = message.id or str(uuid.uuid4())
     row = conn.execute(
         f"INSERT INTO messages (id, sender, client_message_id, recipient, service, "
         f"correlation_id, purpose, ordering_key, content_type, body, state, attempts, "
-        f"max_attempts, accepted_at, next_attempt_at, deadline_at, updated_at) "
-        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', 0, ?, ?, ?, ?, ?) "
+        f"max_attempts, attempt_budget, accepted_at, next_attempt_at, deadline_at, updated_at) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', 0, ?, ?, ?, ?, ?, ?) "
         f"RETURNING {_MESSAGE_COLUMNS}",
         (message_id, message.sender, message.client_message_id, message.recipient,
          message.service, message.correlation_id, message.purpose, message.ordering_key,
-         message.content_type, message.body, message.max_attempts, now, now,
+         message.content_type, message.body, message.max_attempts, message.max_attempts, now, now,
          message.deadline_at, now),
     ).fetchone()
     if message.client_message_id is not None:
@@ -575,10 +591,7 @@ def _claim(
          WHERE seq IN (
             SELECT m.seq FROM messages AS m
              WHERE m.recipient = ? AND m.state = 'accepted' AND m.next_attempt_at <= ?
-               AND (m.ordering_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM messages AS p
-                     WHERE p.recipient = m.recipient AND p.ordering_key = m.ordering_key
-                       AND p.seq < m.seq AND p.state IN ('accepted', 'in_flight')))
+               AND {_NOT_HELD_BACK}
              ORDER BY m.seq
              LIMIT ?)
         RETURNING {_MESSAGE_COLUMNS}
@@ -600,13 +613,14 @@ def _log_attempt(
 
 
 def _record_delivered(
-    conn: sqlite3.Connection, message_id: str, attempt: int, started_at: float, now: float, status: int
+    conn: sqlite3.Connection, message_id: str, attempt: int, started_at: float, now: float, status: int,
+    answer: bytes,
 ) -> bool:
     updated = conn.execute(
-        "UPDATE messages SET state = 'delivered', delivered_at = ?, updated_at = ?, "
+        "UPDATE messages SET state = 'delivered', delivered_at = ?, updated_at = ?, answer = ?, "
         "last_status = ?, last_error = NULL, lease_owner = NULL, lease_until = NULL "
         "WHERE id = ? AND attempts = ? AND state = 'in_flight'",
-        (now, now, status, message_id, attempt),
+        (now, now, answer or None, status, message_id, attempt),
     ).rowcount
     if updated:
         _log_attempt(conn, message_id, attempt, started_at, now, "delivered", status, None)
@@ -636,11 +650,7 @@ def _next_due(conn: sqlite3.Connection, recipient: str) -> float | None:
     row = conn.execute(
         "SELECT min(t) FROM ("
         " SELECT min(m.next_attempt_at) AS t FROM messages AS m"
-        " WHERE m.recipient = ? AND m.state = 'accepted'"
-        " AND (m.ordering_key IS NULL OR NOT EXISTS ("
-        "  SELECT 1 FROM messages AS p"
-        "  WHERE p.recipient = m.recipient AND p.ordering_key = m.ordering_key"
-        "  AND p.seq < m.seq AND p.state IN ('accepted', 'in_flight')))"
+        f" WHERE m.recipient = ? AND m.state = 'accepted' AND {_NOT_HELD_BACK}"
         " UNION ALL"
         " SELECT min(lease_until) FROM messages WHERE recipient = ? AND state = 'in_flight')",
         (recipient, recipient),
@@ -681,7 +691,7 @@ def _replay(
         # attempts is kept: it numbers the attempt log and fences stale workers.
         row = conn.execute(
             "UPDATE messages SET state = 'accepted', next_attempt_at = ?, deadline_at = ?, "
-            "max_attempts = attempts + max_attempts, replays = replays + 1, updated_at = ? "
+            "max_attempts = attempts + attempt_budget, replays = replays + 1, updated_at = ? "
             "WHERE id = ? AND state = 'dead' RETURNING id, recipient",
             (now, deadline_at, now, message_id),
         ).fetchone()

@@ -23,7 +23,6 @@ SENDERS = ("penal", "interior")
 RECIPIENTS = ("health", "courts")
 KEYS = (None, "person-1", "person-2")
 CLIENT_IDS = (None, "m-1", "m-2", "m-3")  # few, so that duplicates come up
-PENDING = (MessageState.ACCEPTED, MessageState.IN_FLIGHT)
 
 SETTINGS = settings(
     max_examples=30,
@@ -48,9 +47,10 @@ class Modelled:
     replays: int = 0
 
     def holds_back(self, other: Modelled) -> bool:
+        """One at a time per key: an earlier pending message, or any one in flight, holds back."""
         return (
-            self.state in PENDING and self.order < other.order
-            and self.key is not None and (self.recipient, self.key) == (other.recipient, other.key)
+            self is not other and self.key is not None and (self.recipient, self.key) == (other.recipient, other.key)
+            and (self.state is MessageState.IN_FLIGHT or (self.state is MessageState.ACCEPTED and self.order < other.order))
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -714,3 +715,45 @@ async def test_on_new_work_fires_after_replay(store):
     await store.replay([message_id], T0 + 1, T0 + 100)
     assert "health" in recipients
 
+
+
+# ---------------------------------------------------------------- ids, answers, budgets
+
+
+async def test_a_message_keeps_the_id_its_sender_chose(store):
+    chosen = replace(message(client_id="c-1"), id="msg-chosen-1")
+    acceptance = await store.accept(chosen, T0)
+    assert acceptance.message.id == "msg-chosen-1"
+    assert (await store.get_message("msg-chosen-1")).client_message_id == "c-1"
+
+
+async def test_the_recipients_answer_is_kept_with_the_delivered_message(store):
+    (message_id,) = await accepted(store, message())
+    (claimed,) = await store.claim("health", 1, T0, LEASE, "w")
+    assert await store.record_delivered(message_id, claimed.attempts, T0, T0 + 1, 200, b"<receipt>42</receipt>")
+    assert (await store.get_message(message_id)).answer == b"<receipt>42</receipt>"
+
+
+async def test_each_replay_restores_the_first_budget_and_no_more(store):
+    (message_id,) = await accepted(store, message())  # max_attempts 5
+    now = T0
+    for replay in range(3):
+        while True:
+            (claimed,) = await store.claim("health", 1, now, LEASE, "w")
+            dead = claimed.attempts == claimed.max_attempts
+            await store.record_failure(message_id, claimed.attempts, now, now, error="503", status=503,
+                                       retry_at=None if dead else now)
+            if dead:
+                break
+        assert claimed.attempts == 5 * (replay + 1)
+        assert await store.replay([message_id], now, now + 3600) == [message_id]
+        assert (await store.get_message(message_id)).max_attempts == 5 * (replay + 2)
+
+
+async def test_a_replayed_head_waits_while_its_successor_is_in_flight(store):
+    first, second = await accepted(store, message(key="case-1"), message(key="case-1"))
+    (head,) = await store.claim("health", 5, T0, LEASE, "w")
+    await store.record_failure(first, head.attempts, T0, T0, error="400", status=400, retry_at=None)
+    assert await claim_ids(store, now=T0) == [second]  # a dead head does not block its successor
+    await store.replay([first], T0, T0 + 3600)
+    assert await claim_ids(store, now=T0) == []  # ... but the replayed head does not travel beside it
