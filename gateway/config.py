@@ -1,10 +1,12 @@
 """Configuration: declarative TOML files in a folder, validated at start-up.
 
-The folder holds ``gateway.toml`` (server, store, delivery, logging) and
+The folder holds ``gateway.toml`` (server, store, delivery, logging, audit),
 ``members.toml`` (the agencies: endpoints, the services each offers, what each
-may call and for which purposes). Environment variables override single keys:
-``GATEWAY__STORE__URL=postgresql://…`` sets ``[store] url``. Every problem is
-reported with the file, the key and what is wrong, all at once.
+may call and for which purposes) and ``policy.toml`` (the disclosure policy:
+what each kind of recipient may see, for which purpose). Environment
+variables override single keys: ``GATEWAY__STORE__URL=postgresql://…`` sets
+``[store] url``. Every problem is reported with the file, the key and what is
+wrong, all at once.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from gateway.errors import ConfigError
 from gateway.resources import resource_dir
+from gateway.security.disclosure import policy_problems
 
-FILES = ("gateway.toml", "members.toml")
+FILES = ("gateway.toml", "members.toml", "policy.toml")
 ENV_PREFIX = "GATEWAY__"
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
@@ -185,6 +189,44 @@ class WorkflowsConfig(_Section):
     release: ReleaseConfig = ReleaseConfig()
 
 
+class AuditConfig(_Section):
+    """Keys of the audit log. Relative paths are relative to the configuration folder.
+
+    Missing key files are generated (mode 0600) when the gateway starts; ``gateway audit``
+    commands only read them.
+    """
+
+    signing_key: Path = Path("var/keys/audit-tree-head.pem")
+    # Public keys of earlier signing keys: tree heads they signed still verify after rotation.
+    retired_public_keys: list[Path] = []
+    subject_key_secret: Path = Path("var/keys/audit-subject.key")
+    tree_head_interval_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _separate_files(self) -> AuditConfig:
+        if self.signing_key == self.subject_key_secret:
+            raise ValueError("signing_key and subject_key_secret must be different files")
+        return self
+
+
+class LegalBasisEscalation(_Section):
+    """More fields, allowed only when the request cites one of ``legal_bases``."""
+
+    legal_bases: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    allow: list[str] = Field(min_length=1)
+
+
+class DisclosureRule(_Section):
+    """The field paths of one document type that one (role, purpose) may receive."""
+
+    allow: list[str] = Field(min_length=1)
+    with_legal_basis: LegalBasisEscalation | None = None
+
+
+# [policy.ROLE.PURPOSE.DocumentType]; anything not listed is denied.
+DisclosurePolicyConfig = dict[RecipientRole, dict[Purpose, dict[str, DisclosureRule]]]
+
+
 class GatewayConfig(_Section):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
@@ -194,8 +236,26 @@ class GatewayConfig(_Section):
     # workflows run, and every member and service they name must exist.
     workflows: WorkflowsConfig | None = None
     members: dict[Name, MemberConfig] = {}
+    audit: AuditConfig = AuditConfig()
+    policy: DisclosurePolicyConfig = {}
     # Where relative paths (the SQLite file) are resolved: the config folder.
     base_dir: Path = Path(".")
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_names_real_fields(cls, policy: DisclosurePolicyConfig) -> DisclosurePolicyConfig:
+        problems = policy_problems(policy)
+        if problems:
+            raise ValidationError.from_exception_data(
+                "policy",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("policy", "{problem}", {"problem": message}), loc=location, input=None
+                    )
+                    for location, message in problems
+                ],
+            )
+        return policy
 
     @model_validator(mode="after")
     def _grants_name_real_services(self) -> GatewayConfig:

@@ -231,7 +231,8 @@ class _Dispatcher:
         try:
             if outcome.delivered:
                 self.breaker.record_success()
-                if await store.record_delivered(message.id, message.attempts, started, now, outcome.status or 0):
+                if await store.record_delivered(message.id, message.attempts, started, now, outcome.status or 0,
+                                                outcome.answer):
                     metrics.attempts.labels(self.member_id, "delivered").inc()
                     metrics.delivery_age.labels(self.member_id).observe(now - message.accepted_at)
                     await engine._tell(message, outcome.answer)

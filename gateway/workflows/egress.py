@@ -136,6 +136,7 @@ class Egress:
             max_attempts=delivery.max_attempts,
             deadline_at=now + delivery.max_age_seconds,
             client_message_id=message_id,
+            id=message_id,
             purpose=purpose,
             ordering_key=ordering_key if service.ordered else None,
         )

@@ -28,6 +28,7 @@ import datetime as dt
 import enum
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -53,7 +54,7 @@ from gateway.domain import (
 from gateway.domain.canonical import Narrative, Text
 from gateway.domain.justice import ErdrNumber
 from gateway.logs import get_logger
-from gateway.store import Case, ConflictError, Message, Timer
+from gateway.store import Case, ConflictError, Message, MessageState, Timer
 from gateway.workflows.egress import DisclosureRefused, Egress
 from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, PenalPort, SocialPort, SourceError
 from gateway.workflows.runtime import Step, WorkflowRuntime, schedule
@@ -159,7 +160,28 @@ class PretrialReports:
     async def on_timer(self, case: Case, timer: Timer, now: float) -> Step | None:
         if timer.name == "gather" and case.state not in FINAL_STATES:
             return await self._gather(case, now)
+        if timer.name == "reconcile":
+            return await self._reconcile(case, now)
         return None
+
+    async def _reconcile(self, case: Case, now: float) -> Step | None:
+        """Learn outcomes from the store that the in-process notification missed (a restart in between)."""
+        pending = [v for v in case.data["versions"] if v["status"] == "queued"]
+        step: Step | None = None
+        for version in pending:
+            message = await self._runtime.message(version["message_id"])
+            if message is None or message.state not in (MessageState.DELIVERED, MessageState.DEAD):
+                continue
+            current = case if step is None else Case(case.kind, case.id, step.state, step.data, case.version,
+                                                     case.created_at, case.updated_at, case.subject_key)
+            receipt = self._receipt(message) if message.state is MessageState.DELIVERED else None
+            dead = message.last_error or "dead-lettered" if message.state is MessageState.DEAD else None
+            step = await self._record_outcome(current, message.id, receipt, now, dead=dead) or step
+        still_pending = any(v["status"] == "queued" for v in (step.data if step else case.data)["versions"])
+        if still_pending:
+            again = schedule(KIND, case.id, "reconcile", now + self._config.regather_interval_seconds)
+            return Step(step.state, step.data, [*step.commands, again]) if step else Step(case.state, case.data, [again])
+        return step
 
     async def _gather(self, case: Case, now: float) -> Step:
         data = _copy(case.data)
@@ -203,6 +225,7 @@ class PretrialReports:
                 data["failure"] = f"the disclosure policy refused the report: {exc}"
                 return Step(PretrialState.FAILED, data)
             commands += sent
+            commands.append(schedule(KIND, case.id, "reconcile", now + self._config.regather_interval_seconds))
             data["versions"].append({"version": version, "message_id": message_id, "sections_ok": ok_now,
                                      "status": "queued", "queued_at": _iso(now)})
             data["report"] = report.model_dump(mode="json")
@@ -332,20 +355,23 @@ class PretrialReports:
 
     # -- delivery outcomes
 
-    async def delivered(self, message: Message, response: bytes) -> None:
-        try:
-            receipt = self._decode_receipt(response)
-        except Exception as exc:
-            log.warning("the court's answer carried no readable receipt", message_id=message.id,
-                        error=type(exc).__name__)
-            receipt = None
+    async def delivered(self, message: Message, answer: bytes) -> None:
+        receipt = self._receipt(replace(message, answer=answer))
         await self._runtime.handle(KIND, message.correlation_id,
-                                   lambda case, now: self._record_outcome(case, message.client_message_id, receipt, now))
+                                   lambda case, now: self._record_outcome(case, message.id, receipt, now))
 
     async def dead(self, message: Message) -> None:
         await self._runtime.handle(KIND, message.correlation_id,
-                                   lambda case, now: self._record_outcome(case, message.client_message_id, None, now,
+                                   lambda case, now: self._record_outcome(case, message.id, None, now,
                                                                           dead=message.last_error or "dead-lettered"))
+
+    def _receipt(self, message: Message) -> CourtReceipt | None:
+        try:
+            return self._decode_receipt(message.answer or b"")
+        except Exception as exc:
+            log.warning("the court's answer carried no readable receipt", message_id=message.id,
+                        error=type(exc).__name__)
+            return None
 
     async def _record_outcome(self, case: Case, message_id: str | None, receipt: CourtReceipt | None, now: float,
                               dead: str | None = None) -> Step | None:

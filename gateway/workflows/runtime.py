@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.logs import get_logger
-from gateway.store import CancelTimer, Case, Command, ConflictError, SaveCase, ScheduleTimer, Store, Timer
+from gateway.store import CancelTimer, Case, Command, ConflictError, Message, SaveCase, ScheduleTimer, Store, Timer
 
 log = get_logger("gateway.workflows")
 
@@ -121,6 +121,9 @@ class WorkflowRuntime:
 
     async def cases(self, kind: str, *, subject_key: str) -> list[Case]:
         return await self._store.list_cases(kind, subject_key=subject_key, limit=1000)
+
+    async def message(self, message_id: str) -> Message | None:
+        return await self._store.get_message(message_id)
 
     async def case_of_message(self, message_id: str) -> str | None:
         """The case a message was sent for: workflows send with the case id as correlation id."""

@@ -1,0 +1,527 @@
+"""The disclosure policy: what each recipient may see of a document, for a purpose.
+
+Strategy §3.2 reduces stigma by limiting who sees criminal-record information, and
+every recipient sees only what its purpose needs. The policy (``config/policy.toml``)
+lists, for each (recipient role, purpose) and canonical document type, the field paths
+that may leave the gateway. Anything else is withheld, and a (role, purpose, document)
+without a rule is refused outright: default deny.
+
+``DisclosurePolicy.apply`` works on the JSON-mode dump of a canonical model and runs a
+chain of small processors, each a function of a ``Draft`` returning the next one, in the
+shape of structlog's processor pipeline:
+
+1. ``withhold_expunged_convictions`` — expunged convictions never leave, for anyone
+   (Criminal Code art. 79);
+2. ``grant_legal_basis`` — a rule may allow more fields when the request cites one of
+   the legal bases it names (medical secrecy lifted for a court);
+3. ``keep_allowed_fields`` — the allow-list filter, at any depth;
+4. ``refuse_leaks`` — belt and braces: if anything outside the allow-list survived the
+   steps before, the document is stopped, not sent.
+
+Field paths are dotted (``sections.identity.iin``); ``[]`` stands for every item of a
+list (``sections.criminal_history[].court``). In patterns ``*`` is one key and ``**`` any
+number of keys and list levels, including none: ``residence.**`` is the whole residence.
+A value is disclosed when its path matches a pattern; an empty value (null, ``[]``,
+``{}``) also when a pattern reaches below it, since its absence is all it shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from gateway.domain import (
+    AssistanceReferral,
+    ContinuityOfCareNotice,
+    EmploymentNotice,
+    PreTrialReport,
+    ReleaseNotice,
+)
+from gateway.errors import Forbidden, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.config import DisclosureRule
+
+__all__ = [
+    "DOCUMENT_TYPES",
+    "Disclosure",
+    "DisclosureDenied",
+    "DisclosureLeak",
+    "DisclosurePolicy",
+    "Draft",
+    "Rule",
+    "grant_legal_basis",
+    "keep_allowed_fields",
+    "policy_problems",
+    "refuse_leaks",
+    "withhold_expunged_convictions",
+]
+
+DOCUMENT_TYPES: Mapping[str, type[BaseModel]] = {
+    model.__name__: model
+    for model in (PreTrialReport, ReleaseNotice, ContinuityOfCareNotice, EmploymentNotice, AssistanceReferral)
+}
+"""The canonical documents that leave the gateway, by the type name a rule is written for."""
+
+
+class DisclosureDenied(Forbidden):
+    """No rule lets this document go to this recipient for this purpose (default deny)."""
+
+    slug, title = "disclosure-denied", "The disclosure policy does not allow this"
+
+
+class DisclosureLeak(GatewayError):
+    """A field outside the allow-list survived filtering: a defect, so nothing is sent."""
+
+    slug, title = "disclosure-leak", "The disclosure policy stopped a document"
+
+
+# ---------------------------------------------------------------- paths and patterns
+
+_LIST_ITEM = "[]"
+_ONE_KEY = "*"
+_ANY_DEPTH = "**"
+# A key the model's schema leaves open (a mapping's keys): it matches * and any named key.
+_ANY_KEY = "{key}"
+_SEGMENT = re.compile(r"^(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*|\*)(?P<list>\[\])?|\*\*)$")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+Path = tuple[str, ...]
+"""A field path as tokens: keys, and ``[]`` for a list item."""
+
+
+def _parse_pattern(text: str) -> Path:
+    """``"sections.criminal_history[].court"`` -> ``("sections", "criminal_history", "[]", "court")``."""
+    tokens: list[str] = []
+    for segment in text.split("."):
+        found = _SEGMENT.match(segment)
+        if found is None:
+            raise ValueError(
+                f"{text!r}: segment {segment!r} is not a field name, * or ** "
+                "(a field name or * may end in [] for the items of a list)"
+            )
+        if segment == _ANY_DEPTH:
+            tokens.append(_ANY_DEPTH)
+        else:
+            tokens.append(found["name"])
+            if found["list"]:
+                tokens.append(_LIST_ITEM)
+    return tuple(tokens)
+
+
+def _render(path: Path) -> str:
+    text = ""
+    for token in path:
+        text += token if token == _LIST_ITEM or not text else f".{token}"
+    return text
+
+
+def _advance(pattern: Path, states: frozenset[int], token: str) -> frozenset[int]:
+    """The positions in ``pattern`` reachable after one more path token (an NFA step)."""
+    reached: set[int] = set()
+    for position in states:
+        if position == len(pattern):
+            continue
+        wanted = pattern[position]
+        if wanted == _ANY_DEPTH:
+            reached.add(position)
+        elif wanted == token or (token != _LIST_ITEM and (wanted == _ONE_KEY or token == _ANY_KEY)):
+            reached.add(position + 1)
+    return _skip_empty_depth(pattern, reached)
+
+
+def _skip_empty_depth(pattern: Path, states: set[int] | frozenset[int]) -> frozenset[int]:
+    # ** may stand for no tokens at all, so a state before it is also a state after it.
+    closed = set(states)
+    for position in sorted(states):
+        while position < len(pattern) and pattern[position] == _ANY_DEPTH:
+            position += 1
+            closed.add(position)
+    return frozenset(closed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    """Where each pattern of an allow-list stands after following a path from the root."""
+
+    patterns: tuple[Path, ...]
+    states: tuple[frozenset[int], ...]
+
+    @classmethod
+    def at_root(cls, patterns: Sequence[Path]) -> _Cursor:
+        patterns = tuple(patterns)
+        return cls(patterns, tuple(_skip_empty_depth(p, {0}) for p in patterns))
+
+    def step(self, token: str) -> _Cursor:
+        return _Cursor(
+            self.patterns, tuple(_advance(p, s, token) for p, s in zip(self.patterns, self.states, strict=True))
+        )
+
+    @property
+    def matched(self) -> bool:
+        """Some pattern matches the path followed so far."""
+        return any(len(p) in s for p, s in zip(self.patterns, self.states, strict=True))
+
+    @property
+    def alive(self) -> bool:
+        """Some pattern matches this path or a path below it."""
+        return any(self.states)
+
+
+def _is_field_name(key: Any) -> bool:
+    return isinstance(key, str) and _FIELD_NAME.fullmatch(key) is not None
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def _leaves(value: Any, path: Path) -> Iterator[Path]:
+    """The paths of the values a document carries: scalars, nulls and empty containers."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _leaves(item, (*path, str(key)))
+    elif isinstance(value, list) and value:
+        for item in value:
+            yield from _leaves(item, (*path, _LIST_ITEM))
+    else:
+        yield path
+
+
+def _paths(value: Any) -> frozenset[str]:
+    return frozenset(_render(path) for path in _leaves(value, ()))
+
+
+# ---------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What one (recipient role, purpose) may see of one document type."""
+
+    allow: tuple[Path, ...]
+    legal_bases: frozenset[str] = frozenset()
+    allow_with_legal_basis: tuple[Path, ...] = ()
+
+    @classmethod
+    def of(cls, config: DisclosureRule) -> Rule:
+        escalation = config.with_legal_basis
+        return cls(
+            allow=tuple(_parse_pattern(p) for p in config.allow),
+            legal_bases=frozenset(_basis_key(b) for b in escalation.legal_bases) if escalation else frozenset(),
+            allow_with_legal_basis=tuple(_parse_pattern(p) for p in escalation.allow) if escalation else (),
+        )
+
+
+def _basis_key(legal_basis: str) -> str:
+    # "CPC  art. 73" and "cpc art. 73" cite the same provision; anything else is a different one.
+    return " ".join(legal_basis.split()).casefold()
+
+
+# ---------------------------------------------------------------- the processors
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A document on its way through the processors.
+
+    ``allowed`` starts as the rule's allow-list and may grow by a legal basis;
+    ``withheld`` collects the paths of what was taken out.
+    """
+
+    document_type: str
+    payload: Mapping[str, Any]
+    rule: Rule
+    legal_basis: str | None
+    allowed: tuple[Path, ...]
+    withheld: frozenset[str] = frozenset()
+
+
+Processor = Callable[[Draft], Draft]
+
+
+def withhold_expunged_convictions(draft: Draft) -> Draft:
+    """Remove every object marked ``"expunged": true``, wherever it is.
+
+    An expunged conviction has no legal consequences (Criminal Code art. 79) and never
+    leaves the gateway, whoever asks and whatever the allow-list says.
+    """
+    removed: set[str] = set()
+
+    def prune(value: Any, path: Path) -> Any:
+        if isinstance(value, dict):
+            kept = {}
+            for key, item in value.items():
+                if _expunged(item):
+                    removed.update(_render(p) for p in _leaves(item, (*path, key)))
+                else:
+                    kept[key] = prune(item, (*path, key))
+            return kept
+        if isinstance(value, list):
+            kept_items = []
+            for item in value:
+                if _expunged(item):
+                    removed.update(_render(p) for p in _leaves(item, (*path, _LIST_ITEM)))
+                else:
+                    kept_items.append(prune(item, (*path, _LIST_ITEM)))
+            return kept_items
+        return value
+
+    payload = prune(draft.payload, ())
+    return replace(draft, payload=payload, withheld=draft.withheld | removed)
+
+
+def _expunged(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("expunged") is True
+
+
+def grant_legal_basis(draft: Draft) -> Draft:
+    """Add the rule's extra fields when the request cites one of the legal bases it names.
+
+    Diagnoses and treatment are under medical secrecy (врачебная тайна); a court sees
+    them only when it cites a provision that lifts the secrecy for its case.
+    """
+    rule = draft.rule
+    if draft.legal_basis is None or _basis_key(draft.legal_basis) not in rule.legal_bases:
+        return draft
+    return replace(draft, allowed=draft.allowed + rule.allow_with_legal_basis)
+
+
+def keep_allowed_fields(draft: Draft) -> Draft:
+    """Keep what the allow-list names, at any depth and in every item of every list."""
+    removed: set[str] = set()
+    missing = object()
+
+    def keep(value: Any, path: Path, cursor: _Cursor) -> Any:
+        if not cursor.alive:
+            removed.update(_render(p) for p in _leaves(value, path))
+            return missing
+        if isinstance(value, dict) and value:
+            kept = {}
+            for key, item in value.items():
+                if not _is_field_name(key):
+                    # Not a field of any canonical model, so no rule can have allowed it.
+                    removed.update(_render(p) for p in _leaves(item, (*path, key)))
+                    continue
+                result = keep(item, (*path, key), cursor.step(key))
+                if result is not missing:
+                    kept[key] = result
+            return kept
+        if isinstance(value, list) and value:
+            item_cursor = cursor.step(_LIST_ITEM)
+            kept_items = [keep(item, (*path, _LIST_ITEM), item_cursor) for item in value]
+            return [item for item in kept_items if item is not missing]
+        if cursor.matched or _is_empty(value):
+            return value
+        # A non-empty value where the allow-list only names fields below it: a document
+        # of an unexpected shape. Its content is not what the rule allows.
+        removed.add(_render(path))
+        return missing
+
+    payload = keep(draft.payload, (), _Cursor.at_root(draft.allowed))
+    return replace(draft, payload=payload, withheld=draft.withheld | removed)
+
+
+def refuse_leaks(draft: Draft) -> Draft:
+    """Raise ``DisclosureLeak`` if anything outside the allow-list, or anything expunged, is left.
+
+    The steps before should make this impossible; checking again costs little, and a
+    defect in them must stop the document rather than disclose it.
+    """
+    for path, value, cursor in _walk(draft.payload, (), _Cursor.at_root(draft.allowed)):
+        leaf = _is_empty(value) or not isinstance(value, (dict, list))
+        if leaf and not (cursor.matched or (_is_empty(value) and cursor.alive)):
+            raise DisclosureLeak(
+                f"{draft.document_type}: {_render(path)} survived filtering although no rule allows it; "
+                "the document was not sent"
+            )
+        if _expunged(value):
+            raise DisclosureLeak(
+                f"{draft.document_type}: an expunged conviction survived filtering; the document was not sent"
+            )
+    return draft
+
+
+def _walk(value: Any, path: Path, cursor: _Cursor) -> Iterator[tuple[Path, Any, _Cursor]]:
+    """Every value of a document with its path and where the allow-list stands there."""
+    yield path, value, cursor
+    if isinstance(value, dict):
+        for key, item in value.items():
+            # A key that is not a field name matches no pattern, even * (see keep_allowed_fields).
+            step = cursor.step(key) if _is_field_name(key) else _Cursor.at_root(())
+            yield from _walk(item, (*path, key), step)
+    elif isinstance(value, list):
+        item_cursor = cursor.step(_LIST_ITEM)
+        for item in value:
+            yield from _walk(item, (*path, _LIST_ITEM), item_cursor)
+
+
+_CHAIN: tuple[Processor, ...] = (
+    withhold_expunged_convictions,
+    grant_legal_basis,
+    keep_allowed_fields,
+    refuse_leaks,
+)
+
+
+# ---------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """What may leave: the filtered payload, and the paths disclosed and withheld (for the audit log)."""
+
+    payload: dict[str, Any]
+    disclosed: tuple[str, ...]
+    withheld: tuple[str, ...]
+
+
+class DisclosurePolicy:
+    """The validated ``[policy]`` of the configuration, ready to apply."""
+
+    def __init__(self, rules: Mapping[str, Mapping[str, Mapping[str, DisclosureRule]]]) -> None:
+        problems = policy_problems(rules)
+        if problems:
+            raise ValueError("; ".join(f"{'.'.join(map(str, loc))}: {message}" for loc, message in problems))
+        self._rules = {
+            (role, purpose, document_type): Rule.of(rule)
+            for role, purposes in rules.items()
+            for purpose, documents in purposes.items()
+            for document_type, rule in documents.items()
+        }
+
+    def apply(
+        self,
+        *,
+        document_type: str,
+        payload: Mapping[str, Any],
+        recipient_role: str,
+        purpose: str,
+        legal_basis: str | None = None,
+    ) -> Disclosure:
+        """Filter ``payload`` (a ``model_dump(mode="json")``) for the recipient and purpose.
+
+        Raises ``DisclosureDenied`` when no rule covers (role, purpose, document type),
+        ``DisclosureLeak`` when filtering failed to remove something.
+        """
+        rule = self._rules.get((recipient_role, purpose, document_type))
+        if rule is None:
+            raise DisclosureDenied(
+                f"no rule lets a {document_type} go to a {recipient_role} for {purpose}; "
+                "the disclosure policy denies what it does not allow"
+            )
+        draft = Draft(document_type, payload, rule, legal_basis, allowed=rule.allow)
+        for processor in _CHAIN:
+            draft = processor(draft)
+        disclosed = _paths(draft.payload)
+        return Disclosure(
+            payload=dict(draft.payload),
+            disclosed=tuple(sorted(disclosed)),
+            withheld=tuple(sorted(draft.withheld)),
+        )
+
+
+# ---------------------------------------------------------------- validation
+
+
+def policy_problems(
+    rules: Mapping[str, Mapping[str, Mapping[str, DisclosureRule]]],
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every problem of a policy as (key path, message): unknown document types, bad patterns,
+    patterns that name no field of the document's model."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for role, purposes in rules.items():
+        for purpose, documents in purposes.items():
+            for document_type, rule in documents.items():
+                where = (role, purpose, document_type)
+                model = DOCUMENT_TYPES.get(document_type)
+                if model is None:
+                    problems.append(
+                        (where, f"unknown document type (known: {', '.join(sorted(DOCUMENT_TYPES))})")
+                    )
+                    continue
+                patterns = [(("allow", index), text) for index, text in enumerate(rule.allow)]
+                if rule.with_legal_basis is not None:
+                    patterns += [
+                        (("with_legal_basis", "allow", index), text)
+                        for index, text in enumerate(rule.with_legal_basis.allow)
+                    ]
+                for key, text in patterns:
+                    problem = _pattern_problem(text, model)
+                    if problem:
+                        problems.append(((*where, *key), problem))
+    return problems
+
+
+def _pattern_problem(text: str, model: type[BaseModel]) -> str | None:
+    try:
+        pattern = _parse_pattern(text)
+    except ValueError as exc:
+        return str(exc)
+    fields = _model_fields(model)
+    reached = [_reach(pattern, field) for field in fields]
+    if any(states and len(pattern) in states for states in reached):
+        return None
+    if any(reached):
+        return (
+            f"{text!r} names a part of {model.__name__} that holds other fields or list items: "
+            f"name them, or write {text}.** for all of it"
+        )
+    return f"{text!r} matches no field of {model.__name__}"
+
+
+def _reach(pattern: Path, field: Path) -> frozenset[int]:
+    """Where ``pattern`` stands after following ``field``; empty if it cannot follow it."""
+    states = _skip_empty_depth(pattern, {0})
+    for token in field:
+        states = _advance(pattern, states, token)
+    return states
+
+
+@functools.cache
+def _model_fields(model: type[BaseModel]) -> tuple[Path, ...]:
+    """Every leaf path of the model's JSON-mode dump, from its JSON Schema."""
+    schema = model.model_json_schema(mode="serialization")
+    definitions = schema.get("$defs", {})
+    return tuple(sorted(set(_schema_leaves(schema, (), definitions, ()))))
+
+
+def _schema_leaves(
+    node: Mapping[str, Any], path: Path, definitions: Mapping[str, Any], seen: tuple[str, ...]
+) -> Iterator[Path]:
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            raise ValueError(f"the model refers to {name} inside itself; paths would be endless")
+        yield from _schema_leaves(definitions[name], path, definitions, (*seen, name))
+        return
+    branches = node.get("anyOf") or node.get("oneOf") or node.get("allOf")
+    if branches:
+        # An optional object is not a field of its own: a pattern must name what is inside.
+        values = [branch for branch in branches if branch.get("type") != "null"] or branches
+        for branch in values:
+            yield from _schema_leaves(branch, path, definitions, seen)
+        return
+    kind = node.get("type")
+    if kind == "object" and "properties" in node:
+        for key, child in node["properties"].items():
+            yield from _schema_leaves(child, (*path, key), definitions, seen)
+    elif kind == "object" and isinstance(node.get("additionalProperties"), dict):
+        for key in _property_names(node, definitions):
+            yield from _schema_leaves(node["additionalProperties"], (*path, key), definitions, seen)
+    elif kind == "array" and isinstance(node.get("items"), dict):
+        yield from _schema_leaves(node["items"], (*path, _LIST_ITEM), definitions, seen)
+    else:
+        yield path
+
+
+def _property_names(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> tuple[str, ...]:
+    names = node.get("propertyNames", {})
+    if "$ref" in names:
+        names = definitions[names["$ref"].rsplit("/", 1)[-1]]
+    return tuple(names["enum"]) if "enum" in names else (_ANY_KEY,)

@@ -1,0 +1,215 @@
+"""Serving SOAP services over aiohttp: the one request pipeline every SOAP endpoint shares.
+
+``POST /soap/{service}``: media type, size, the hardened parse, the envelope, the operation
+(by Body element and SOAPAction), one schema validation, then the service's handler; every
+failure becomes a SOAP Fault. The pipeline parses once and validates once; no WSDL machinery
+runs per request. ``GET /soap/{service}?wsdl`` and ``?xsd=NAME`` publish the contract.
+
+The gateway's own endpoint (``gateway.soap.endpoint``) and the agency simulators both use it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from lxml import etree
+
+from gateway.errors import GatewayError, NotFound
+from gateway.http.body import read_body
+from gateway.logs import get_logger
+from gateway.soap.contracts import Contract, Operation
+from gateway.soap.envelope import (
+    BusRequest,
+    BusResponse,
+    Envelope,
+    build_envelope,
+    build_response,
+    parse_envelope,
+    read_request,
+    serialise,
+)
+from gateway.soap.faults import SoapFault, fault_body
+from gateway.store import StoreError
+
+__all__ = ["Handler", "SoapCall", "SoapEndpoint", "SoapService"]
+
+log = get_logger("gateway.soap")
+
+PREFIX = "/soap"
+_MEDIA_TYPE = "text/xml"
+
+
+@dataclass(frozen=True, slots=True)
+class SoapCall:
+    """A request that passed the pipeline: schema-valid, its bus content read."""
+
+    http: web.Request
+    envelope: Envelope
+    operation: Operation
+    message: BusRequest
+    received_at: dt.datetime
+
+
+Handler = Callable[[SoapCall], Awaitable[BusResponse]]
+
+
+@dataclass(frozen=True)
+class SoapService:
+    """A service: its contract and a handler for each of its operations."""
+
+    contract: Contract
+    handlers: Mapping[str, Handler]
+
+    def __post_init__(self) -> None:
+        if set(self.handlers) != set(self.contract.operations):
+            raise ValueError(
+                f"service {self.contract.name}: handlers {sorted(self.handlers)} do not match "
+                f"the WSDL's operations {sorted(self.contract.operations)}"
+            )
+
+    @property
+    def name(self) -> str:
+        return self.contract.name
+
+
+class SoapEndpoint:
+    """The SOAP services of one application, served under ``/soap/{service}``."""
+
+    def __init__(
+        self, services: Iterable[SoapService], *, max_bytes: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._services = {service.name: service for service in services}
+        self._max_bytes = max_bytes
+        self._clock = clock
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(PREFIX + "/{service}", self._post)
+        app.router.add_get(PREFIX + "/{service}", self._get)
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    async def _post(self, request: web.Request) -> web.Response:
+        received_at = self._now()
+        name = request.match_info["service"]
+        try:
+            service = self._services.get(name)
+            if service is None:
+                raise SoapFault.client("unknown-service", self._unknown(name), http_status=404)
+            call = await self._admit(request, service, received_at)
+            response = await service.handlers[call.operation.name](call)
+            document = build_envelope(build_response(response, channel=call.message.channel))
+            return _xml(serialise(document), 200)
+        except SoapFault as fault:
+            return self._fault(fault, name)
+        except GatewayError as error:
+            return self._fault(SoapFault.of(error), name)
+        except StoreError as error:
+            log.error("store unavailable", service=name, error=str(error))
+            return self._fault(
+                SoapFault.server("unavailable", "the store is unavailable; nothing was accepted, try again later", http_status=503),
+                name,
+            )
+        except Exception:
+            log.exception("SOAP request failed", service=name)
+            return self._fault(
+                SoapFault.server("internal-error", "the service hit an internal error; the request was not accepted"), name
+            )
+
+    async def _admit(self, request: web.Request, service: SoapService, received_at: dt.datetime) -> SoapCall:
+        if request.content_type != _MEDIA_TYPE:
+            raise SoapFault.client(
+                "unsupported-media-type",
+                f"send SOAP 1.1 as {_MEDIA_TYPE} (Content-Type was {request.content_type or 'missing'!r})",
+                http_status=415,
+            )
+        envelope = parse_envelope(await read_body(request, self._max_bytes), max_bytes=self._max_bytes)
+        _check_charset(request.charset, envelope)
+        operation = _operation(service.contract, envelope.body, request.headers.get("SOAPAction"))
+        # Here a WS-Security verifier checks the signature over the Body, before anything reads it.
+        service.contract.validate(envelope.body)
+        return SoapCall(request, envelope, operation, read_request(envelope.body), received_at)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        service = self._services.get(request.match_info["service"])
+        if service is None:
+            return _problem(NotFound(self._unknown(request.match_info["service"])), request)
+        service_url = str(request.url.with_query(None))
+        if "wsdl" in request.query:
+            return _xml(service.contract.publish_wsdl(service_url), 200)
+        if "xsd" in request.query:
+            document = service.contract.publish_xsd(request.query["xsd"], service_url)
+            if document is None:
+                offered = ", ".join(service.contract.published)
+                return _problem(NotFound(f"service {service.name} has no schema by that name (it has: {offered})"), request)
+            return _xml(document, 200)
+        return _problem(NotFound(f"GET {service_url}?wsdl for the WSDL; send requests with POST"), request)
+
+    def _unknown(self, name: str) -> str:
+        return f"no SOAP service {name[:64]!r} here (services: {', '.join(sorted(self._services)) or 'none'})"
+
+    def _fault(self, fault: SoapFault, service: str) -> web.Response:
+        # The error code and status, never the message: it is for the caller, not the log.
+        if fault.is_client_fault:
+            log.info("SOAP client fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
+        else:
+            log.error("SOAP server fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
+        return _xml(serialise(build_envelope(fault_body(fault, now=self._now()))), fault.http_status)
+
+
+def _operation(contract: Contract, body: etree._Element, soap_action: str | None) -> Operation:
+    operation = contract.operation_for(body)
+    if operation is None:
+        expected = " or ".join(op.request for op in contract.operations.values())
+        raise SoapFault.client(
+            "unknown-operation",
+            f"service {contract.name} expects {expected} in the Body, but found {body.tag}",
+            error_data="/Envelope/Body",
+        )
+    # SOAP 1.1 §6.1.1: the header states the intent; an empty or absent one leaves it to the Body.
+    action = (soap_action or "").strip().strip('"')
+    if action and action != operation.soap_action:
+        raise SoapFault.client(
+            "unknown-operation",
+            f"SOAPAction {action[:200]!r} does not match the operation in the Body "
+            f"({operation.name}, SOAPAction {operation.soap_action!r})",
+        )
+    return operation
+
+
+def _check_charset(charset: str | None, envelope: Envelope) -> None:
+    """Refuse a Content-Type charset that contradicts the document's own encoding.
+
+    The parser reads the bytes by the XML declaration; a different charset in the header means
+    one of the two is wrong, and guessing which could change every Cyrillic letter.
+    """
+    if not charset:
+        return
+    declared = envelope.document.getroottree().docinfo.encoding or "UTF-8"
+    if _codec(charset) != _codec(declared):
+        raise SoapFault.client(
+            "encoding-mismatch",
+            f"Content-Type says charset={charset[:40]} but the document is encoded as {declared}; make them agree",
+        )
+
+
+def _codec(name: str) -> str:
+    try:
+        normal = codecs.lookup(name).name
+    except LookupError:
+        return name.lower()
+    # A byte order mark decides the byte order of UTF-16; the family is what must agree.
+    return "utf-16" if normal.startswith("utf-16") else normal
+
+
+def _xml(body: bytes, status: int) -> web.Response:
+    return web.Response(body=body, status=status, content_type=_MEDIA_TYPE, charset="utf-8")
+
+
+def _problem(error: GatewayError, request: web.Request) -> web.Response:
+    return web.json_response(error.problem(instance=request.path), status=error.status, content_type="application/problem+json")
