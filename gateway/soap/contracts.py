@@ -74,7 +74,8 @@ class Contract:
                 _without_values(first.message)[:_MESSAGE_LIMIT] + more,
                 error_data=_where(first.path),
             )
-        for node in element.iter(*self._iin_elements):
+        # iter() without tags would walk every element: only look when the schemas have IINs.
+        for node in element.iter(*self._iin_elements) if self._iin_elements else ():
             try:
                 validate_iin(node.text or "")
             except InvalidIIN as error:

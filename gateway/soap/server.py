@@ -13,11 +13,14 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 from lxml import etree
+from pydantic import ValidationError
 
 from gateway.errors import GatewayError, NotFound
 from gateway.http.body import read_body
@@ -26,6 +29,7 @@ from gateway.soap.contracts import Contract, Operation
 from gateway.soap.envelope import (
     BusRequest,
     BusResponse,
+    Channel,
     Envelope,
     build_envelope,
     build_response,
@@ -38,6 +42,8 @@ from gateway.store import StoreError
 
 __all__ = ["Handler", "SoapCall", "SoapEndpoint", "SoapService"]
 
+T = TypeVar("T")
+
 log = get_logger("gateway.soap")
 
 PREFIX = "/soap"
@@ -49,10 +55,65 @@ class SoapCall:
     """A request that passed the pipeline: schema-valid, its bus content read."""
 
     http: web.Request
+    raw: bytes
+    """The request's bytes as received."""
     envelope: Envelope
     operation: Operation
     message: BusRequest
     received_at: dt.datetime
+
+    def expect_service(self, *service_ids: str) -> str:
+        """The request's serviceId if it is one of ``service_ids``; else a Client fault."""
+        service_id = self.message.service_id
+        if service_id not in service_ids:
+            raise SoapFault.client(
+                "unknown-service",
+                f"serviceId {service_id!r} is not offered here (offered: {', '.join(service_ids)})",
+                error_data=self._path("Info/bus:serviceId"),
+            )
+        return service_id
+
+    def expect_data(self, *tags: str) -> etree._Element:
+        """The document in data if it is one of ``tags`` (Clark names); else a Client fault."""
+        data = self.message.data
+        if data is None or data.tag not in tags:
+            found = "nothing" if data is None else data.tag
+            raise SoapFault.client(
+                "unexpected-data",
+                f"data must hold {' or '.join(tags)} for serviceId {self.message.service_id!r}, but holds {found}",
+                error_data=self._path("Data/bus:data"),
+            )
+        return data
+
+    def decode(self, decode: Callable[[etree._Element], T], *tags: str) -> T:
+        """``decode`` the document in data, which must be one of ``tags``; what the canonical model
+        refuses (an IIN's check digit, a date before another) is the caller's mistake."""
+        data = self.expect_data(*tags)
+        try:
+            return decode(data)
+        except ValidationError as error:
+            problems = "; ".join(
+                ": ".join(filter(None, (".".join(map(str, problem["loc"])), problem["msg"].removeprefix("Value error, "))))
+                for problem in error.errors()
+            )
+            raise SoapFault.client("invalid-content", f"{etree.QName(data).localname}: {problems}", error_data=self._path("Data/bus:data")) from None
+        except ValueError as error:
+            raise SoapFault.client("invalid-content", f"{etree.QName(data).localname}: {error}", error_data=self._path("Data/bus:data")) from None
+
+    def _path(self, rest: str) -> str:
+        sync = self.message.channel is Channel.SYNC
+        return f"/Envelope/Body/{'bus' if sync else 'async'}:SendMessage/bus:request/bus:{'request' if sync else 'message'}{rest}"
+
+    def reply(self, data: etree._Element | None = None, *, code: str = "OK", message: str = "") -> BusResponse:
+        """A response to this request, dated when it was received."""
+        return BusResponse(
+            message_id=str(uuid.uuid4()),
+            correlation_id=self.message.message_id,
+            response_date=self.received_at,
+            status_code=code,
+            status_message=message,
+            data=data,
+        )
 
 
 Handler = Callable[[SoapCall], Awaitable[BusResponse]]
@@ -128,12 +189,15 @@ class SoapEndpoint:
                 f"send SOAP 1.1 as {_MEDIA_TYPE} (Content-Type was {request.content_type or 'missing'!r})",
                 http_status=415,
             )
-        envelope = parse_envelope(await read_body(request, self._max_bytes), max_bytes=self._max_bytes)
+        raw = await read_body(request, self._max_bytes)
+        envelope = parse_envelope(raw, max_bytes=self._max_bytes)
         _check_charset(request.charset, envelope)
-        operation = _operation(service.contract, envelope.body, request.headers.get("SOAPAction"))
+        operation = _operation(service.contract, envelope.body)
         # Here a WS-Security verifier checks the signature over the Body, before anything reads it.
         service.contract.validate(envelope.body)
-        return SoapCall(request, envelope, operation, read_request(envelope.body), received_at)
+        message = read_request(envelope.body)
+        _check_soap_action(request.headers.get("SOAPAction"), operation, message)
+        return SoapCall(request, raw, envelope, operation, message, received_at)
 
     async def _get(self, request: web.Request) -> web.Response:
         service = self._services.get(request.match_info["service"])
@@ -162,7 +226,7 @@ class SoapEndpoint:
         return _xml(serialise(build_envelope(fault_body(fault, now=self._now()))), fault.http_status)
 
 
-def _operation(contract: Contract, body: etree._Element, soap_action: str | None) -> Operation:
+def _operation(contract: Contract, body: etree._Element) -> Operation:
     operation = contract.operation_for(body)
     if operation is None:
         expected = " or ".join(op.request for op in contract.operations.values())
@@ -171,15 +235,22 @@ def _operation(contract: Contract, body: etree._Element, soap_action: str | None
             f"service {contract.name} expects {expected} in the Body, but found {body.tag}",
             error_data="/Envelope/Body",
         )
-    # SOAP 1.1 §6.1.1: the header states the intent; an empty or absent one leaves it to the Body.
+    return operation
+
+
+def _check_soap_action(soap_action: str | None, operation: Operation, message: BusRequest) -> None:
+    """SOAP 1.1 §6.1.1: the header states the intent; an empty or absent one leaves it to the Body.
+
+    Besides the WSDL's soapAction, the bus's own routing name — the request's serviceId, which
+    the gateway's outbox sends — is accepted: both say the same thing about the request.
+    """
     action = (soap_action or "").strip().strip('"')
-    if action and action != operation.soap_action:
+    if action and action not in (operation.soap_action, message.service_id):
         raise SoapFault.client(
             "unknown-operation",
-            f"SOAPAction {action[:200]!r} does not match the operation in the Body "
-            f"({operation.name}, SOAPAction {operation.soap_action!r})",
+            f"SOAPAction {action[:200]!r} does not match the request: send {operation.soap_action!r} "
+            f"({operation.name}) or the serviceId {message.service_id!r}",
         )
-    return operation
 
 
 def _check_charset(charset: str | None, envelope: Envelope) -> None:

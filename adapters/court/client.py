@@ -1,0 +1,64 @@
+"""The court's side of the gateway's outbox: a report's SOAP request, and the receipt answering it.
+
+Courts are not asked synchronously: a report is stored in the outbox and delivered with
+store-and-forward guarantees (``X-Message-Id`` stays the same across redeliveries, so the court
+registers it once). ``CourtCodec`` builds the stored request body with zeep from the local
+court.wsdl and reads the court's answer into a ``CourtReceipt``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from adapters.court import codec
+from adapters.court.codec import CourtReceipt
+from gateway.domain import PreTrialReport
+from gateway.soap.client import ServiceMessages
+from gateway.workflows.ports import SourceUnavailable
+
+__all__ = ["CONTENT_TYPE", "PRETRIAL_REPORTS", "SERVICE_PATH", "CourtCodec"]
+
+SOURCE = "court"
+SERVICE_PATH = "/soap/court"
+PRETRIAL_REPORTS = "pretrial-reports"
+CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+class CourtCodec:
+    """Pre-trial reports to the court's SOAP requests, and the court's answers to receipts."""
+
+    def __init__(self, *, sender_id: str = "gateway") -> None:
+        self._messages = ServiceMessages(SOURCE, "court.wsdl", sender_id=sender_id)
+
+    @property
+    def soap_action(self) -> str:
+        return self._messages.soap_action
+
+    def request(
+        self, report: PreTrialReport, *, message_id: str, message_date: dt.datetime, correlation_id: str | None = None
+    ) -> bytes:
+        """The whole SOAP request (``CONTENT_TYPE``) delivering one version of ``report``.
+
+        ``message_id`` is the bus messageId: keep it stable for one report version, so that a
+        resent request is registered once.
+        """
+        return self._messages.request(
+            PRETRIAL_REPORTS,
+            codec.encode_pretrial_report(report),
+            message_id=message_id,
+            message_date=message_date,
+            correlation_id=correlation_id,
+        )
+
+    def receipt(self, report: PreTrialReport, *, message_id: str, status: int, media_type: str, body: bytes) -> CourtReceipt:
+        """The court's receipt for ``report`` in its answer to request ``message_id``.
+
+        Raises ``SourceRejected`` when the court refused the report (a Client fault),
+        ``SourceUnavailable`` when it failed or answered something else.
+        """
+        data = self._messages.answer(PRETRIAL_REPORTS, message_id, status=status, media_type=media_type, content=body)
+        receipt = self._messages.decoded(data, codec.decode_court_receipt)
+        if (receipt.report_id, receipt.version) != (report.report_id, report.version):
+            raise SourceUnavailable(SOURCE, "the receipt is for another report or version")
+        return receipt
+

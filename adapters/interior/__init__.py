@@ -1,0 +1,1 @@
+"""The interior ministry (МВД): identity, special records, pre-trial cases, registered residence."""

@@ -1,0 +1,60 @@
+"""A stand-in for the interior ministry's SOAP service, answering from the synthetic population.
+
+Convictions are answered in full, expunged ones included: filtering them is the gateway's job.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.interior import codec
+from adapters.interior.client import PERSON, PRETRIAL_CASE, REGISTERED_RESIDENCE, SPECIAL_RECORDS
+from adapters.population import Population, SyntheticPerson
+from adapters.simulation import Behaviour, Recorder, simulator_app
+from gateway.soap.client import NOT_FOUND
+from gateway.soap.contracts import contract
+from gateway.soap.envelope import BusResponse
+from gateway.soap.faults import SoapFault
+from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+
+__all__ = ["create_simulator"]
+
+_MAX_BODY_BYTES = 1024 * 1024
+_REQUESTS = {
+    PERSON: codec.PERSON_REQUEST,
+    SPECIAL_RECORDS: codec.SPECIAL_RECORDS_REQUEST,
+    REGISTERED_RESIDENCE: codec.RESIDENCE_REQUEST,
+}
+
+
+def create_simulator(
+    population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None
+) -> web.Application:
+    """The interior ministry's SOAP service at /soap/interior (WSDL at /soap/interior?wsdl)."""
+    app = simulator_app("interior", behaviour, recorder)
+
+    def known(iin: str) -> SyntheticPerson:
+        person = population.by_iin(iin)
+        if person is None:
+            raise SoapFault.client(NOT_FOUND, "no person with this IIN in the population register", http_status=404)
+        return person
+
+    async def send_message(call: SoapCall) -> BusResponse:
+        service_id = call.expect_service(PERSON, SPECIAL_RECORDS, PRETRIAL_CASE, REGISTERED_RESIDENCE)
+        if service_id == PRETRIAL_CASE:
+            erdr_number = call.decode(codec.decode_pretrial_case_request, codec.PRETRIAL_CASE_REQUEST)
+            suspect = population.by_erdr(erdr_number)
+            if suspect is None or suspect.pretrial_case is None:
+                raise SoapFault.client(NOT_FOUND, "no pre-trial case with this ЕРДР number", http_status=404)
+            return call.reply(codec.encode_pretrial_case(suspect.pretrial_case))
+        person = known(call.decode(codec.decode_person_query, _REQUESTS[service_id]))
+        if service_id == PERSON:
+            return call.reply(codec.encode_person(person.person))
+        if service_id == SPECIAL_RECORDS:
+            return call.reply(codec.encode_special_records(person.iin, person.convictions))
+        return call.reply(codec.encode_registered_residence(person.iin, person.residence))
+
+    SoapEndpoint(
+        [SoapService(contract("interior.wsdl"), {"SendMessage": send_message})], max_bytes=_MAX_BODY_BYTES
+    ).add_routes(app)
+    return app

@@ -1,0 +1,1 @@
+"""The penal system (КУИС): custody history on request, release notices pushed to the gateway."""

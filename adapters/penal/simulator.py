@@ -1,0 +1,89 @@
+"""A stand-in for the penal system: its custody-history service, and pushing release notices.
+
+The service answers from the synthetic population over the same WSDL and XSDs the gateway
+uses. ``push_release_notices`` plays the penal system's side of the gateway's
+``release-notices`` channel, building each message with zeep from the local WSDL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import aiohttp
+from aiohttp import web
+
+from adapters.penal import codec
+from adapters.penal.client import CUSTODY_HISTORY
+from adapters.population import Population
+from adapters.simulation import Behaviour, Recorder, simulator_app
+from gateway.domain import ReleaseEvent, ReleaseNotice
+from gateway.soap.client import NOT_FOUND, ServiceClient, ServiceMessages
+from gateway.soap.contracts import contract
+from gateway.soap.envelope import BusResponse, MessageType
+from gateway.soap.faults import SoapFault
+from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+
+__all__ = ["create_simulator", "push_release_notices"]
+
+RELEASE_NOTICES_PATH = "/soap/release-notices"
+_MAX_BODY_BYTES = 1024 * 1024
+# A new release, or news about one already notified.
+_MESSAGE_TYPES = {
+    ReleaseEvent.PLANNED: MessageType.NOTIFICATION,
+    ReleaseEvent.ACTUAL: MessageType.NOTIFICATION,
+    ReleaseEvent.CHANGED: MessageType.UPDATE,
+    ReleaseEvent.CANCELLED: MessageType.UPDATE,
+}
+
+
+def create_simulator(
+    population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None
+) -> web.Application:
+    """The penal system's SOAP service at /soap/penal (WSDL at /soap/penal?wsdl)."""
+    app = simulator_app("penal", behaviour, recorder)
+
+    async def send_message(call: SoapCall) -> BusResponse:
+        call.expect_service(CUSTODY_HISTORY)
+        iin = call.decode(codec.decode_custody_history_request, codec.CUSTODY_HISTORY_REQUEST)
+        held = population.by_iin(iin)
+        if held is None:
+            raise SoapFault.client(NOT_FOUND, "the penal system holds no record of this IIN", http_status=404)
+        return call.reply(codec.encode_custody_history(iin, held.custody))
+
+    SoapEndpoint([SoapService(contract("penal.wsdl"), {"SendMessage": send_message})], max_bytes=_MAX_BODY_BYTES).add_routes(app)
+    return app
+
+
+async def push_release_notices(
+    gateway_url: str,
+    notices: Iterable[tuple[ReleaseEvent, ReleaseNotice]],
+    session: aiohttp.ClientSession,
+    *,
+    sender_id: str = "penal",
+    message_ids: Iterable[str] | None = None,
+    timeout: float = 10.0,
+) -> list[str]:
+    """Send each (event, notice) to the gateway's release-notices service; return the case ids.
+
+    ``message_ids`` gives each message its id (resending one gets the original answer); by
+    default every message gets a new one. Refusals raise ``SourceRejected`` (a Client fault)
+    or ``SourceUnavailable``, with ``source`` "gateway".
+    """
+    service = ServiceClient(
+        ServiceMessages("gateway", "release-notices.wsdl", sender_id=sender_id),
+        gateway_url.rstrip("/") + RELEASE_NOTICES_PATH,
+        session,
+        timeout=timeout,
+    )
+    ids = iter(message_ids) if message_ids is not None else None
+    case_ids = []
+    for event, notice in notices:
+        data = await service.call(
+            "release-notices",
+            codec.encode_release_notice(event, notice),
+            message_id=next(ids) if ids is not None else str(uuid.uuid4()),
+            message_type=_MESSAGE_TYPES[event],
+        )
+        case_ids.append(service.messages.decoded(data, codec.decode_release_notice_receipt))
+    return case_ids

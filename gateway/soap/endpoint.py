@@ -1,0 +1,134 @@
+"""The gateway's own SOAP services under /soap: ``relay`` and, when wired, ``release-notices``.
+
+The caller is identified as for the JSON API (``X-Member-Id`` in the development identity
+mode) and must be the ``senderId`` the envelope names. The relay goes through the same use case
+as ``POST /api/v1/relay/...``: the same grants and purposes, the same idempotency by messageId,
+and the answer only once the message is durably stored. The recipient receives a bus
+SendMessage whose serviceId is its own service and whose sender is the authenticated caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from aiohttp import web
+
+from gateway.delivery.relay import Relay, RelayRequest
+from gateway.errors import BadRequest
+from gateway.http.api import caller_of
+from gateway.soap.contracts import contract
+from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build_request, serialise
+from gateway.soap.faults import SoapFault
+from gateway.soap.release_notices import release_notice_service
+from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+
+__all__ = ["add_routes", "caller"]
+
+# Relayed documents in the exchange's known namespaces are validated on the way in (the
+# wildcard in data is processContents="lax"), so a malformed one is refused, not dead-lettered.
+_KNOWN_DOCUMENTS = ("penal.xsd", "interior.xsd", "court.xsd")
+_PURPOSE = "purpose"
+_ORDERING_KEY = "orderingKey"
+_FORWARDED_TYPE = "text/xml; charset=utf-8"
+
+
+def add_routes(app: web.Application) -> None:
+    """Serve the gateway's SOAP services on ``app`` (built by ``gateway.http.app.create_app``)."""
+    from gateway.http.app import GATEWAY
+
+    gateway = app[GATEWAY]
+    services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS), {"SendMessage": _relay(gateway.relay)})]
+    if gateway.release_notice_receiver is not None:
+        services.append(
+            release_notice_service(
+                gateway.release_notice_receiver,
+                gateway.store,
+                caller=caller,
+                senders=gateway.release_notice_senders,
+                clock=gateway.clock,
+            )
+        )
+    SoapEndpoint(services, max_bytes=gateway.config.server.max_body_bytes, clock=gateway.clock).add_routes(app)
+
+
+def caller(call: SoapCall) -> str:
+    """The calling member, who must be the envelope's sender."""
+    member = caller_of(call.http)
+    if not member:
+        raise SoapFault.client(
+            "unauthenticated", "identify yourself: send X-Member-Id with your member id", http_status=401
+        )
+    if member != call.message.sender_id:
+        raise SoapFault.client(
+            "sender-mismatch",
+            f"sender.senderId {call.message.sender_id!r} is not the calling member {member!r}; "
+            "send messages in your own name",
+            error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:sender/bus:senderId",
+            http_status=403,
+        )
+    return member
+
+
+def _relay(relay: Relay):
+    async def send_message(call: SoapCall) -> BusResponse:
+        member = caller(call)
+        message = call.message
+        recipient, _, service = message.service_id.partition("/")
+        if not service:
+            raise SoapFault.client(
+                "unknown-service",
+                f"serviceId {message.service_id!r} must name the destination as recipient/service, "
+                "for example health/release-notices",
+                error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:serviceId",
+            )
+        purpose = message.property(_PURPOSE)
+        request = RelayRequest(
+            caller=member,
+            recipient=recipient,
+            service=service,
+            body=b"",
+            content_type=_FORWARDED_TYPE,
+            client_message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            purpose=purpose,
+            ordering_key=message.property(_ORDERING_KEY),
+        )
+        # Who and where first: an unauthorised caller learns nothing from the content.
+        try:
+            relay.authorise(request)
+        except BadRequest as error:
+            if purpose is None:
+                # The use case speaks of the JSON API's X-Purpose header; over SOAP it is a property.
+                raise SoapFault.client(
+                    "purpose-required",
+                    f"add the property purpose: {error.detail.partition(': ')[2]}",
+                    error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:properties",
+                ) from None
+            raise
+        if message.data is None:
+            raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it")
+        forwarded = build_request(
+            BusRequest(
+                message_id=message.message_id,
+                correlation_id=message.correlation_id,
+                service_id=service,
+                message_date=message.message_date,
+                sender_id=member,
+                data=message.data,
+                properties=message.properties,
+            )
+        )
+        acceptance = await relay.submit(dataclasses.replace(request, body=serialise(build_envelope(forwarded))))
+        stored = acceptance.message
+        # Dated when it was stored, so a resent message gets the very same answer.
+        return BusResponse(
+            message_id=stored.id,
+            correlation_id=message.message_id,
+            response_date=dt.datetime.fromtimestamp(stored.accepted_at, dt.UTC),
+            status_code="ACCEPTED",
+            status_message=f"stored for delivery to {recipient}/{service}",
+        )
+
+    return send_message
+

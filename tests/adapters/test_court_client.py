@@ -1,0 +1,104 @@
+"""CourtCodec and the court simulator: reports delivered as SOAP, receipts read back, through the
+gateway's outbox as well as directly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from adapters.court.client import CONTENT_TYPE, CourtCodec
+from adapters.court.codec import decode_pretrial_report
+from adapters.court.simulator import create_simulator
+from adapters.simulation import Recorder
+from gateway.bootstrap import build
+from gateway.soap.envelope import parse_envelope, read_request
+from gateway.store import NewMessage
+from gateway.workflows.ports import SourceRejected
+from support import make_config, wait_until
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "soap" / "pretrial-report-request.xml"
+# The documented report: Kazakh text, an unavailable section, convictions and custody.
+REPORT = decode_pretrial_report(read_request(parse_envelope(EXAMPLE.read_bytes()).body).data)
+
+
+@pytest.fixture
+async def court():
+    recorder = Recorder()
+    runner = web.AppRunner(create_simulator(recorder=recorder), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", recorder
+    await runner.cleanup()
+
+
+async def _deliver(http, url: str, body: bytes, message_id: str):
+    headers = {"Content-Type": CONTENT_TYPE, "X-Message-Id": message_id}
+    async with http.post(f"{url}/soap/court", data=body, headers=headers) as response:
+        return response.status, response.content_type, await response.read()
+
+
+async def test_court_registers_a_report_and_answers_with_a_receipt(court, http):
+    url, recorder = court
+    codec = CourtCodec()
+    body = codec.request(REPORT, message_id="gw-1", message_date=dt.datetime.now(dt.UTC))
+    status, media_type, answer = await _deliver(http, url, body, "gw-1")
+    receipt = codec.receipt(REPORT, message_id="gw-1", status=status, media_type=media_type, body=answer)
+    assert (receipt.report_id, receipt.version) == (REPORT.report_id, REPORT.version)
+    assert receipt.registration_number.startswith("ДД-")
+    assert recorder.of("pretrial-reports")[0].body == body
+
+
+async def test_redelivery_with_the_same_message_id_gets_the_same_receipt(court, http):
+    url, recorder = court
+    codec = CourtCodec()
+    receipts = []
+    for attempt in range(2):
+        body = codec.request(REPORT, message_id="gw-2", message_date=dt.datetime(2026, 11, 26, 9, attempt, tzinfo=dt.UTC))
+        status, media_type, answer = await _deliver(http, url, body, "outbox-7")
+        receipts.append(codec.receipt(REPORT, message_id="gw-2", status=status, media_type=media_type, body=answer))
+    assert receipts[0] == receipts[1]
+    assert recorder.duplicates == 1
+
+
+async def test_report_the_court_cannot_accept_is_refused_and_not_recorded(court, http):
+    url, recorder = court
+    codec = CourtCodec()
+    body = codec.request(REPORT, message_id="gw-3", message_date=dt.datetime.now(dt.UTC))
+    # Break the subject's IIN check digit inside a schema-valid document.
+    iin = REPORT.subject.iin
+    broken = body.replace(iin.encode(), (iin[:11] + str((int(iin[11]) + 1) % 10)).encode())
+    status, media_type, answer = await _deliver(http, url, broken, "gw-3")
+    with pytest.raises(SourceRejected, match="invalid-iin"):
+        codec.receipt(REPORT, message_id="gw-3", status=status, media_type=media_type, body=answer)
+    assert recorder.deliveries == []
+
+
+async def test_report_stored_in_the_gateway_outbox_reaches_the_court_once(court, tmp_path):
+    url, recorder = court
+    config = make_config(
+        tmp_path / "gateway",
+        receiver_url="http://127.0.0.1:1",
+        extra_members=f'[members.court]\nname = "Courts"\nrole = "court"\nendpoint = "{url}"\n'
+        'services.pretrial-reports = { path = "/soap/court", ordered = true }\n',
+    )
+    gateway = build(config)
+    await gateway.start(port=0)
+    try:
+        body = CourtCodec().request(REPORT, message_id=str(uuid.uuid4()), message_date=dt.datetime.now(dt.UTC))
+        now = gateway.clock()
+        await gateway.store.accept(
+            NewMessage(
+                sender="gateway", recipient="court", service="pretrial-reports", body=body, content_type=CONTENT_TYPE,
+                correlation_id="report-case-1", max_attempts=3, deadline_at=now + 60, purpose="pretrial_report",
+            ),
+            now,
+        )
+        await wait_until(lambda: recorder.deliveries)
+        (delivery,) = recorder.of("pretrial-reports")
+        assert delivery.body == body and delivery.message_id is not None
+    finally:
+        await gateway.stop()

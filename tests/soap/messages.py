@@ -1,0 +1,63 @@
+"""Valid SOAP requests for the tests to send, and to break in the bad-input tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from lxml import etree
+
+from adapters.penal import codec as penal_codec
+from adapters.population import Population
+from gateway.domain import ReleaseEvent, ReleaseNotice, Sex, make_iin
+from gateway.soap.envelope import BusRequest, MessageType, build_envelope, build_request, serialise
+
+POPULATION = Population(size=120)
+PING = "urn:example:ping"
+SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "X-Member-Id": "penal"}
+
+
+def held_person():
+    return POPULATION.in_custody()[0]
+
+
+def release_notice() -> ReleaseNotice:
+    return held_person().release
+
+
+def release_notice_request(
+    notice: ReleaseNotice | None = None, *, message_id: str = "penal-0001", sender: str = "penal", event=ReleaseEvent.PLANNED
+) -> bytes:
+    message = BusRequest(
+        message_id=message_id,
+        service_id="release-notices",
+        message_type=MessageType.NOTIFICATION,
+        message_date=dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC),
+        sender_id=sender,
+        data=penal_codec.encode_release_notice(event, notice or release_notice()),
+    )
+    return serialise(build_envelope(build_request(message)))
+
+
+def relay_request(
+    *, message_id: str = "penal-0001", sender: str = "penal", service_id: str = "health/bulk", text: str = "Сәлем, әғқңөұүһі"
+) -> bytes:
+    payload = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
+    payload.text = text
+    message = BusRequest(
+        message_id=message_id,
+        service_id=service_id,
+        message_date=dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC),
+        sender_id=sender,
+        data=payload,
+        properties=(("purpose", "relay_test"),),
+    )
+    return serialise(build_envelope(build_request(message)))
+
+
+def stranger_iin(population: Population):
+    """A valid IIN of nobody in ``population``."""
+    return next(
+        iin
+        for serial in range(1, 10_000)
+        if (iin := make_iin(dt.date(1999, 9, 9), Sex.MALE, serial)) is not None and population.by_iin(iin) is None
+    )
