@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Collection
 from typing import Protocol
@@ -21,7 +22,7 @@ from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusResponse, MessageType
 from gateway.soap.faults import SoapFault
 from gateway.soap.server import SoapCall, SoapService
-from gateway.store import ConflictError, SaveCase, Store
+from gateway.store import RecordInbound, Store
 
 __all__ = ["RELEASE_NOTICE_SENDERS", "ReleaseNoticeReceiver", "release_notice_service"]
 
@@ -29,9 +30,8 @@ SERVICE_ID = "release-notices"
 RELEASE_NOTICE_SENDERS = ("penal",)
 """Members that may push release notices: the penal system, by its member id in config/members.toml."""
 
-# The store keeps each answer as a small case of its own: ids and a date, no personal data.
-_ANSWERED_KIND = "soap-inbound"
-_ANSWERED = "answered"
+# Answers are recorded under (sender, this prefix + messageId), apart from relay message ids.
+_ANSWER_KEY = "soap:release-notices:"
 
 
 class ReleaseNoticeReceiver(Protocol):
@@ -98,19 +98,19 @@ class _Channel:
                 f"not {message.message_type}",
             )
         event, notice = call.decode(codec.decode_release_notice, codec.RELEASE_NOTICE)
-        key = f"{sender}:{message.message_id}"
+        key = f"{sender}:{message.message_id}"  # this process's lock, not a store key
         # Copies arriving together wait for the first, so this process hands a notice over once.
         lock, users = self._in_progress.get(key, (asyncio.Lock(), 0))
         self._in_progress[key] = (lock, users + 1)
         try:
             async with lock:
-                answered = await self._answered(key, message.message_id)
+                answered = await self._answered(sender, message.message_id)
                 if answered is not None:
                     return answered
                 case_id = await self._receiver.receive_release_notice(
                     event, notice, sender=sender, message_id=message.message_id, correlation_id=message.correlation_id
                 )
-                return await self._record(key, call, case_id)
+                return await self._record(sender, call, case_id)
         finally:
             lock, users = self._in_progress[key]
             if users == 1:
@@ -118,29 +118,25 @@ class _Channel:
             else:
                 self._in_progress[key] = (lock, users - 1)
 
-    async def _answered(self, key: str, message_id: str) -> BusResponse | None:
-        case = await self._store.get_case(_ANSWERED_KIND, key)
-        if case is None:
-            return None
-        return _response(message_id, case.data)
+    async def _answered(self, sender: str, message_id: str) -> BusResponse | None:
+        answer = await self._store.find_inbound(sender, _ANSWER_KEY + message_id)
+        return None if answer is None else _response(message_id, json.loads(answer))
 
-    async def _record(self, key: str, call: SoapCall, case_id: str) -> BusResponse:
+    async def _record(self, sender: str, call: SoapCall, case_id: str) -> BusResponse:
         data = {
             "response_message_id": str(uuid.uuid4()),
             "response_date": call.received_at.isoformat(),
             "case_id": case_id,
         }
-        try:
-            await self._store.apply(
-                [SaveCase(kind=_ANSWERED_KIND, id=key, state=_ANSWERED, data=data, expected_version=0)], self._clock()
-            )
-        except ConflictError:
+        message_id = call.message.message_id
+        record = RecordInbound(sender, _ANSWER_KEY + message_id, json.dumps(data).encode())
+        (recorded,) = await self._store.apply([record], self._clock())
+        if not recorded:
             # Another instance recorded its answer first; that one is the original.
-            answered = await self._answered(key, call.message.message_id)
+            answered = await self._answered(sender, message_id)
             if answered is not None:
                 return answered
-            raise
-        return _response(call.message.message_id, data)
+        return _response(message_id, data)
 
 
 def _response(message_id: str, data) -> BusResponse:

@@ -22,6 +22,7 @@ from gateway.store.base import (
     MessageState,
     NewAuditEntry,
     NewMessage,
+    RecordInbound,
     SaveCase,
     ScheduleTimer,
     Store,
@@ -32,7 +33,7 @@ from gateway.store.base import (
 
 __all__ = [
     "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "CancelTimer", "Case",
-    "Command", "ConflictError", "Message", "MessageState", "NewAuditEntry", "NewMessage", "SaveCase",
+    "Command", "ConflictError", "Message", "MessageState", "NewAuditEntry", "NewMessage", "RecordInbound", "SaveCase",
     "ScheduleTimer", "Store", "StoreError", "Timer", "TreeHead", "create_store",
 ]
 

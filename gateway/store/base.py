@@ -184,6 +184,18 @@ class AcceptMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordInbound:
+    """Remember the answer given to an inbound message that is not relayed (a SOAP
+    notification, say), so a resend gets the same answer. Result: True if recorded,
+    False if an answer was already recorded under this (sender, key). Forgotten
+    after the de-duplication period, like every idempotency record."""
+
+    sender: str
+    key: str
+    answer: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class SaveCase:
     """Create (``expected_version`` 0) or update a case, checking its version.
     Result: the new version. Raises ``ConflictError`` on a version mismatch."""
@@ -217,7 +229,7 @@ class AppendAudit:
     entries: Sequence[NewAuditEntry]
 
 
-Command = AcceptMessage | SaveCase | ScheduleTimer | CancelTimer | AppendAudit
+Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit
 
 
 # ---------------------------------------------------------------- protocol
@@ -252,6 +264,9 @@ class Store(Protocol):
     async def get_message(self, message_id: str) -> Message | None: ...
 
     async def find_message(self, sender: str, client_message_id: str) -> Message | None: ...
+
+    async def find_inbound(self, sender: str, key: str) -> bytes | None:
+        """The answer recorded by ``RecordInbound`` for (sender, key), if any."""
 
     async def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str

@@ -60,6 +60,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.store.base import (
     AcceptMessage,
+    RecordInbound,
     Acceptance,
     AppendAudit,
     Attempt,
@@ -189,6 +190,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN answer BYTEA;
     ALTER TABLE messages ADD COLUMN attempt_budget INTEGER;
     UPDATE messages SET attempt_budget = max_attempts;
+    """,
+    # 3: answers to inbound messages that are not relayed (RecordInbound).
+    """
+    ALTER TABLE inbound ADD COLUMN answer BYTEA;
     """,
 )
 
@@ -551,6 +556,13 @@ class PostgresStore:
         async with self._connection() as conn:
             return await _find_message(conn, sender, client_message_id)
 
+    async def find_inbound(self, sender: str, key: str) -> bytes | None:
+        rows = await self._rows(
+            "SELECT answer FROM inbound WHERE sender = %s AND client_message_id = %s AND answer IS NOT NULL",
+            (sender, key),
+        )
+        return bytes(rows[0][0]) if rows else None
+
     async def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
     ) -> list[Message]:
@@ -799,6 +811,14 @@ async def _apply_one(conn: psycopg.AsyncConnection, command: Command, now: float
     match command:
         case AcceptMessage(message=message):
             return await _accept(conn, message, now)
+        case RecordInbound(sender=sender, key=key, answer=answer):
+            # message_id '' names no message: the record is purged after the de-duplication period.
+            cur = await conn.execute(
+                "INSERT INTO inbound (sender, client_message_id, message_id, received_at, answer) "
+                "VALUES (%s, %s, '', %s, %s) ON CONFLICT DO NOTHING",
+                (sender, key, now, answer),
+            )
+            return cur.rowcount > 0
         case SaveCase():
             return await _save_case(conn, command, now)
         case ScheduleTimer(timer=timer):

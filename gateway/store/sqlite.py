@@ -26,6 +26,7 @@ from typing import Any
 
 from gateway.store.base import (
     AcceptMessage,
+    RecordInbound,
     Acceptance,
     AppendAudit,
     Attempt,
@@ -149,6 +150,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN answer BLOB;
     ALTER TABLE messages ADD COLUMN attempt_budget INTEGER;
     UPDATE messages SET attempt_budget = max_attempts;
+    """,
+    # 3: answers to inbound messages that are not relayed (RecordInbound).
+    """
+    ALTER TABLE inbound ADD COLUMN answer BLOB;
     """,
 )
 
@@ -375,6 +380,9 @@ class SQLiteStore:
     async def find_message(self, sender: str, client_message_id: str) -> Message | None:
         return await self._read(_find_message, sender, client_message_id)
 
+    async def find_inbound(self, sender: str, key: str) -> bytes | None:
+        return await self._read(_find_inbound, sender, key)
+
     async def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
     ) -> list[Message]:
@@ -506,6 +514,13 @@ def _apply_one(conn: sqlite3.Connection, command: Command, now: float) -> Any:
     match command:
         case AcceptMessage(message=message):
             return _accept(conn, message, now)
+        case RecordInbound(sender=sender, key=key, answer=answer):
+            # message_id '' names no message: the record is purged after the de-duplication period.
+            return conn.execute(
+                "INSERT INTO inbound (sender, client_message_id, message_id, received_at, answer) "
+                "VALUES (?, ?, '', ?, ?) ON CONFLICT DO NOTHING",
+                (sender, key, now, answer),
+            ).rowcount > 0
         case SaveCase():
             return _save_case(conn, command, now)
         case ScheduleTimer(timer=timer):
@@ -570,6 +585,13 @@ def _find_message(conn: sqlite3.Connection, sender: str, client_message_id: str)
         (sender, client_message_id),
     ).fetchone()
     return _get_message(conn, known[0]) if known else None
+
+
+def _find_inbound(conn: sqlite3.Connection, sender: str, key: str) -> bytes | None:
+    row = conn.execute(
+        "SELECT answer FROM inbound WHERE sender = ? AND client_message_id = ? AND answer IS NOT NULL", (sender, key)
+    ).fetchone()
+    return bytes(row[0]) if row else None
 
 
 def _claim(

@@ -15,6 +15,7 @@ from gateway.store import (
     MessageState,
     NewAuditEntry,
     NewMessage,
+    RecordInbound,
     SaveCase,
     ScheduleTimer,
     StoreError,
@@ -757,3 +758,16 @@ async def test_a_replayed_head_waits_while_its_successor_is_in_flight(store):
     assert await claim_ids(store, now=T0) == [second]  # a dead head does not block its successor
     await store.replay([first], T0, T0 + 3600)
     assert await claim_ids(store, now=T0) == []  # ... but the replayed head does not travel beside it
+
+
+async def test_an_inbound_answer_is_recorded_once_and_found_again(store):
+    assert await store.apply([RecordInbound("penal", "soap:release-notices:n-1", b'{"case_id": "c"}')], T0) == [True]
+    assert await store.apply([RecordInbound("penal", "soap:release-notices:n-1", b'{"case_id": "other"}')], T0) == [False]
+    assert await store.find_inbound("penal", "soap:release-notices:n-1") == b'{"case_id": "c"}'
+    assert await store.find_inbound("interior", "soap:release-notices:n-1") is None
+
+
+async def test_an_inbound_answer_is_forgotten_after_the_deduplication_period(store):
+    await store.apply([RecordInbound("penal", "k-1", b"answer")], T0)
+    assert await store.purge_inbound(before=T0 + 1) == 1
+    assert await store.find_inbound("penal", "k-1") is None

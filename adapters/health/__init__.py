@@ -1,0 +1,1 @@
+"""Ministry of Healthcare: the attached-population register (РПН), dispensary registers, disability."""

@@ -1,0 +1,1 @@
+"""Probation offices: post-release probation notices, through the gateway's outbox."""

@@ -1,0 +1,61 @@
+"""A stand-in for the probation offices' reception of post-release probation notices.
+
+It checks each notice against the contract and against the offices that exist
+(a notice for an unknown office is refused, as the real register would), records
+it with its ``X-Message-Id``, and answers a repeated id with 200.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from adapters.population import Population
+from adapters.probation.codec import probation_notice_from_json
+from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
+from gateway.errors import BadRequest, GatewayError
+from gateway.http.app import problem_response
+from gateway.http.body import parse_json, read_body, require_json_media_type
+
+__all__ = ["PATH", "create_simulator"]
+
+PATH = "/release-notices"
+_SERVICE = "probation/release-notices"
+_MAX_BODY = 64 * 1024
+_MAX_DEPTH = 8
+
+
+class _Refused(BadRequest):
+    status, slug, title = 422, "contract-violation", "The notice does not follow the contract"
+
+
+def create_simulator(
+    population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None
+) -> web.Application:
+    app = simulator_app("probation", behaviour, recorder)
+    offices = frozenset(district.probation_office.code for district in population.districts)
+
+    async def receive(request: web.Request) -> web.Response:
+        try:
+            require_json_media_type(request)
+            body = await read_body(request, _MAX_BODY)
+            try:
+                notice = probation_notice_from_json(parse_json(body, _MAX_DEPTH))
+            except ValidationError as error:
+                raise _Refused(
+                    "; ".join(
+                        f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
+                        for detail in error.errors(include_input=False, include_url=False)
+                    )
+                ) from None
+            except ValueError as error:
+                raise _Refused(str(error)) from None
+            if notice.probation_office.code not in offices:
+                raise _Refused("probation_office.code names no probation office in the register")
+        except GatewayError as error:
+            return problem_response(error, request)
+        seen = simulator_of(request).recorder.record(_SERVICE, request, body)
+        return web.json_response({"received": True, "duplicate": seen > 1}, status=202 if seen == 1 else 200)
+
+    app.router.add_post(PATH, receive)
+    return app

@@ -1,0 +1,1 @@
+"""Labour and social protection: social status, referrals to special social services."""
