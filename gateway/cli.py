@@ -73,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (listing, show, replay):
         sub.add_argument("--config", type=Path)
 
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(title="audit commands")
+    verify = audit.add_parser("verify", help="recompute the audit log and check its signed tree heads; "
+                                             "exit 1 naming the first bad entry")
+    verify.set_defaults(run=_audit_verify)
+    subject = audit.add_parser("subject", help="every disclosure about one person: who, when, what, why")
+    subject.set_defaults(run=_audit_subject)
+    subject.add_argument("iin", help="the person's IIN (12 digits)")
+    subject.add_argument("--json", action="store_true")
+    for sub in (verify, subject):
+        sub.add_argument("--config", type=Path)
+
     demo = command("demo", _demo, "run the whole system on loopback and print what happened")
     demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
     demo.add_argument("--messages", type=int, default=3000)
@@ -111,9 +122,10 @@ def _config_check(args: argparse.Namespace) -> int:
     config = _config(args)
     services = sum(len(m.services) for m in config.members.values())
     grants = sum(len(m.may_call) for m in config.members.values())
+    rules = sum(len(documents) for purposes in config.policy.values() for documents in purposes.values())
     print(
-        f"configuration ok: {len(config.members)} members, {services} services, {grants} grants; "
-        f"store {config.store.url.split(':', 1)[0]}"
+        f"configuration ok: {len(config.members)} members, {services} services, {grants} grants, "
+        f"{rules} disclosure rules; store {config.store.url.split(':', 1)[0]}"
     )
     return 0
 
@@ -200,6 +212,93 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     for message_id in not_dead:
         print(f"not a dead letter: {message_id}", file=sys.stderr)
     return 0 if not not_dead else 1
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from gateway.security.audit import AuditLog
+    from gateway.security.audit_keys import AuditKeys, fingerprint
+
+    async def action(store, config):
+        keys = AuditKeys.read(config.audit, config.base_dir)
+        return keys, await AuditLog(store, keys).verify()
+
+    keys, report = asyncio.run(_with_store(args, action))
+    for key in keys.verification_keys:
+        print(f"tree-head key {fingerprint(key)}")
+    if keys.subject_secret is None:
+        print("subject key secret missing: subject keys were not checked")
+    if report.intact:
+        print(f"audit log intact: {report.entries} entries, {report.tree_heads} signed tree heads")
+        if report.signed_size < report.entries:
+            print(f"entries {report.signed_size + 1}–{report.entries} are not yet covered by a signed tree head")
+        return 0
+    first = report.first_bad_entry
+    if first is not None:
+        print(f"audit log NOT intact: first bad entry is {first.seq}: {first.description}")
+    else:
+        print("audit log NOT intact: its tree heads are not genuine")
+    for problem in report.problems:
+        print(f"  {problem.description}")
+    if report.unlisted_problems:
+        print(f"  … and {report.unlisted_problems} more problems")
+    return 1
+
+
+def _audit_subject(args: argparse.Namespace) -> int:
+    import getpass
+
+    from gateway.domain import InvalidIIN, validate_iin
+    from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
+    from gateway.security.audit_keys import AuditKeys
+
+    try:
+        iin = validate_iin(args.iin)
+    except InvalidIIN as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+    async def action(store, config):
+        keys = AuditKeys.read(config.audit, config.base_dir)
+        if keys.subject_secret is None:
+            raise ConfigError(
+                f"{config.base_dir / config.audit.subject_key_secret}: the subject key secret is missing; "
+                "without it the audit log cannot be searched by person"
+            )
+        audit = AuditLog(store, keys, gateway_member=config.server.member_id)
+        entries = await audit.by_subject(iin)
+        # Looking a person up is itself a disclosure, and the person may ask who did it.
+        try:
+            operator = getpass.getuser()
+        except (KeyError, OSError):
+            operator = "unknown"
+        await audit.record([AuditEvent(
+            kind=EventKind.DISCLOSURE, outcome=Outcome.DISCLOSED, member=f"cli:{operator}",
+            counterpart=config.server.member_id, subject=iin, document_type="AuditTrail",
+            fields=("entries",), reason="gateway audit subject",
+        )])
+        return entries
+
+    entries = asyncio.run(_with_store(args, action))
+    if args.json:
+        print(json.dumps([entry.as_json() for entry in entries], ensure_ascii=False, indent=2))
+        return 0
+    print(f"{len(entries)} audit entries about {iin}")
+    for entry in entries:
+        event = entry.event
+        role = f" ({event.member_role})" if event.member_role else ""
+        print(
+            f"{entry.as_json()['at']}  #{entry.seq}  {event.kind.value} {event.outcome.value}  "
+            f"member {event.member}{role}  counterpart {event.counterpart}"
+        )
+        print(f"    document {event.document_type or '-'}  service {event.service or '-'}  "
+              f"purpose {event.purpose or '-'}  legal basis {event.legal_basis or '-'}")
+        print(f"    fields: {', '.join(event.fields) or '-'}")
+        if event.withheld:
+            print(f"    withheld: {', '.join(event.withheld)}")
+        if event.reason:
+            print(f"    reason: {event.reason}")
+        print(f"    message {event.message_id or '-'}  correlation {event.correlation_id or '-'}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

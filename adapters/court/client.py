@@ -50,15 +50,17 @@ class CourtCodec:
             correlation_id=correlation_id,
         )
 
-    def receipt(self, report: PreTrialReport, *, message_id: str, status: int, media_type: str, body: bytes) -> CourtReceipt:
-        """The court's receipt for ``report`` in its answer to request ``message_id``.
+    def receipt(
+        self, report_id: str, version: int, *, message_id: str, status: int, media_type: str, body: bytes
+    ) -> CourtReceipt:
+        """The court's receipt for version ``version`` of report ``report_id`` in its answer to request ``message_id``.
 
         Raises ``SourceRejected`` when the court refused the report (a Client fault),
         ``SourceUnavailable`` when it failed or answered something else.
         """
         data = self._messages.answer(PRETRIAL_REPORTS, message_id, status=status, media_type=media_type, content=body)
         receipt = self._messages.decoded(data, codec.decode_court_receipt)
-        if (receipt.report_id, receipt.version) != (report.report_id, report.version):
+        if (receipt.report_id, receipt.version) != (report_id, version):
             raise SourceUnavailable(SOURCE, "the receipt is for another report or version")
         return receipt
 

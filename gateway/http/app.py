@@ -9,8 +9,9 @@ import structlog
 from aiohttp import web
 
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
-from gateway.http import api, ops
+from gateway.http import api, ops, oversight
 from gateway.logs import get_logger
+from gateway.soap import endpoint as soap_endpoint
 from gateway.store import StoreError
 
 GATEWAY = web.AppKey("gateway", object)
@@ -26,6 +27,8 @@ def create_app(gateway) -> web.Application:
     app[GATEWAY] = gateway
     api.add_routes(app)
     ops.add_routes(app)
+    oversight.add_routes(app)
+    soap_endpoint.add_routes(app)
     return app
 
 

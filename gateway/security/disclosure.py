@@ -12,11 +12,13 @@ shape of structlog's processor pipeline:
 
 1. ``withhold_expunged_convictions`` — expunged convictions never leave, for anyone
    (Criminal Code art. 79);
-2. ``grant_legal_basis`` — a rule may allow more fields when the request cites one of
+2. ``keep_model_fields`` — only fields of the document's canonical model: a key a codec
+   added by mistake is not disclosed because a pattern happens to cover where it sits;
+3. ``grant_legal_basis`` — a rule may allow more fields when the request cites one of
    the legal bases it names (medical secrecy lifted for a court);
-3. ``keep_allowed_fields`` — the allow-list filter, at any depth;
-4. ``refuse_leaks`` — belt and braces: if anything outside the allow-list survived the
-   steps before, the document is stopped, not sent.
+4. ``keep_allowed_fields`` — the allow-list filter, at any depth;
+5. ``refuse_leaks`` — belt and braces: if anything outside the model or the allow-list
+   survived the steps before, the document is stopped, not sent.
 
 Field paths are dotted (``sections.identity.iin``); ``[]`` stands for every item of a
 list (``sections.criminal_history[].court``). In patterns ``*`` is one key and ``**`` any
@@ -31,7 +33,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -57,6 +59,7 @@ __all__ = [
     "Rule",
     "grant_legal_basis",
     "keep_allowed_fields",
+    "keep_model_fields",
     "policy_problems",
     "refuse_leaks",
     "withhold_expunged_convictions",
@@ -91,11 +94,11 @@ _ANY_KEY = "{key}"
 _SEGMENT = re.compile(r"^(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*|\*)(?P<list>\[\])?|\*\*)$")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-Path = tuple[str, ...]
+FieldPath = tuple[str, ...]
 """A field path as tokens: keys, and ``[]`` for a list item."""
 
 
-def _parse_pattern(text: str) -> Path:
+def _parse_pattern(text: str) -> FieldPath:
     """``"sections.criminal_history[].court"`` -> ``("sections", "criminal_history", "[]", "court")``."""
     tokens: list[str] = []
     for segment in text.split("."):
@@ -114,14 +117,14 @@ def _parse_pattern(text: str) -> Path:
     return tuple(tokens)
 
 
-def _render(path: Path) -> str:
+def _render(path: FieldPath) -> str:
     text = ""
     for token in path:
         text += token if token == _LIST_ITEM or not text else f".{token}"
     return text
 
 
-def _advance(pattern: Path, states: frozenset[int], token: str) -> frozenset[int]:
+def _advance(pattern: FieldPath, states: frozenset[int], token: str) -> frozenset[int]:
     """The positions in ``pattern`` reachable after one more path token (an NFA step)."""
     reached: set[int] = set()
     for position in states:
@@ -135,7 +138,7 @@ def _advance(pattern: Path, states: frozenset[int], token: str) -> frozenset[int
     return _skip_empty_depth(pattern, reached)
 
 
-def _skip_empty_depth(pattern: Path, states: set[int] | frozenset[int]) -> frozenset[int]:
+def _skip_empty_depth(pattern: FieldPath, states: set[int] | frozenset[int]) -> frozenset[int]:
     # ** may stand for no tokens at all, so a state before it is also a state after it.
     closed = set(states)
     for position in sorted(states):
@@ -149,11 +152,11 @@ def _skip_empty_depth(pattern: Path, states: set[int] | frozenset[int]) -> froze
 class _Cursor:
     """Where each pattern of an allow-list stands after following a path from the root."""
 
-    patterns: tuple[Path, ...]
+    patterns: tuple[FieldPath, ...]
     states: tuple[frozenset[int], ...]
 
     @classmethod
-    def at_root(cls, patterns: Sequence[Path]) -> _Cursor:
+    def at_root(cls, patterns: Sequence[FieldPath]) -> _Cursor:
         patterns = tuple(patterns)
         return cls(patterns, tuple(_skip_empty_depth(p, {0}) for p in patterns))
 
@@ -181,7 +184,7 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == [] or value == {}
 
 
-def _leaves(value: Any, path: Path) -> Iterator[Path]:
+def _leaves(value: Any, path: FieldPath) -> Iterator[FieldPath]:
     """The paths of the values a document carries: scalars, nulls and empty containers."""
     if isinstance(value, dict) and value:
         for key, item in value.items():
@@ -204,9 +207,9 @@ def _paths(value: Any) -> frozenset[str]:
 class Rule:
     """What one (recipient role, purpose) may see of one document type."""
 
-    allow: tuple[Path, ...]
+    allow: tuple[FieldPath, ...]
     legal_bases: frozenset[str] = frozenset()
-    allow_with_legal_basis: tuple[Path, ...] = ()
+    allow_with_legal_basis: tuple[FieldPath, ...] = ()
 
     @classmethod
     def of(cls, config: DisclosureRule) -> Rule:
@@ -238,7 +241,7 @@ class Draft:
     payload: Mapping[str, Any]
     rule: Rule
     legal_basis: str | None
-    allowed: tuple[Path, ...]
+    allowed: tuple[FieldPath, ...]
     withheld: frozenset[str] = frozenset()
 
 
@@ -253,7 +256,7 @@ def withhold_expunged_convictions(draft: Draft) -> Draft:
     """
     removed: set[str] = set()
 
-    def prune(value: Any, path: Path) -> Any:
+    def prune(value: Any, path: FieldPath) -> Any:
         if isinstance(value, dict):
             kept = {}
             for key, item in value.items():
@@ -292,77 +295,153 @@ def grant_legal_basis(draft: Draft) -> Draft:
     return replace(draft, allowed=draft.allowed + rule.allow_with_legal_basis)
 
 
+def keep_model_fields(draft: Draft) -> Draft:
+    """Remove whatever is not a field of the document's canonical model.
+
+    A pattern such as ``residence.**`` means the fields of the residence, not whatever a
+    codec defect or a hand-built payload put under it.
+    """
+    payload, removed = _filter(draft.payload, _FieldCursor.at_root(DOCUMENT_TYPES[draft.document_type]))
+    return replace(draft, payload=payload, withheld=draft.withheld | removed)
+
+
 def keep_allowed_fields(draft: Draft) -> Draft:
     """Keep what the allow-list names, at any depth and in every item of every list."""
-    removed: set[str] = set()
-    missing = object()
-
-    def keep(value: Any, path: Path, cursor: _Cursor) -> Any:
-        if not cursor.alive:
-            removed.update(_render(p) for p in _leaves(value, path))
-            return missing
-        if isinstance(value, dict) and value:
-            kept = {}
-            for key, item in value.items():
-                if not _is_field_name(key):
-                    # Not a field of any canonical model, so no rule can have allowed it.
-                    removed.update(_render(p) for p in _leaves(item, (*path, key)))
-                    continue
-                result = keep(item, (*path, key), cursor.step(key))
-                if result is not missing:
-                    kept[key] = result
-            return kept
-        if isinstance(value, list) and value:
-            item_cursor = cursor.step(_LIST_ITEM)
-            kept_items = [keep(item, (*path, _LIST_ITEM), item_cursor) for item in value]
-            return [item for item in kept_items if item is not missing]
-        if cursor.matched or _is_empty(value):
-            return value
-        # A non-empty value where the allow-list only names fields below it: a document
-        # of an unexpected shape. Its content is not what the rule allows.
-        removed.add(_render(path))
-        return missing
-
-    payload = keep(draft.payload, (), _Cursor.at_root(draft.allowed))
+    payload, removed = _filter(draft.payload, _Cursor.at_root(draft.allowed))
     return replace(draft, payload=payload, withheld=draft.withheld | removed)
 
 
 def refuse_leaks(draft: Draft) -> Draft:
-    """Raise ``DisclosureLeak`` if anything outside the allow-list, or anything expunged, is left.
+    """Raise ``DisclosureLeak`` if anything outside the model or the allow-list, or anything
+    expunged, is left.
 
     The steps before should make this impossible; checking again costs little, and a
     defect in them must stop the document rather than disclose it.
     """
-    for path, value, cursor in _walk(draft.payload, (), _Cursor.at_root(draft.allowed)):
-        leaf = _is_empty(value) or not isinstance(value, (dict, list))
-        if leaf and not (cursor.matched or (_is_empty(value) and cursor.alive)):
-            raise DisclosureLeak(
-                f"{draft.document_type}: {_render(path)} survived filtering although no rule allows it; "
-                "the document was not sent"
-            )
+    cursors = (_FieldCursor.at_root(DOCUMENT_TYPES[draft.document_type]), _Cursor.at_root(draft.allowed))
+    for path, value, positions in _walk(draft.payload, (), cursors):
         if _expunged(value):
             raise DisclosureLeak(
                 f"{draft.document_type}: an expunged conviction survived filtering; the document was not sent"
             )
+        leaf = _is_empty(value) or not isinstance(value, (dict, list))
+        if leaf and not all(_may_keep(value, position) for position in positions):
+            raise DisclosureLeak(
+                f"{draft.document_type}: {_render(path)} survived filtering although no rule allows it; "
+                "the document was not sent"
+            )
     return draft
 
 
-def _walk(value: Any, path: Path, cursor: _Cursor) -> Iterator[tuple[Path, Any, _Cursor]]:
-    """Every value of a document with its path and where the allow-list stands there."""
-    yield path, value, cursor
+class _Position(Protocol):
+    """Where a path stands against what may be kept: an allow-list, or a model's fields."""
+
+    @property
+    def matched(self) -> bool: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def step(self, token: str) -> _Position: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldCursor:
+    """Where a path stands in the tree of a model's fields; ``node`` None when off the model."""
+
+    node: Mapping[Any, Any] | None
+
+    @classmethod
+    def at_root(cls, model: type[BaseModel]) -> _FieldCursor:
+        return cls(_field_tree(model))
+
+    def step(self, token: str) -> _FieldCursor:
+        if self.node is None:
+            return self
+        child = self.node.get(token)
+        if child is None and token != _LIST_ITEM:
+            child = self.node.get(_ANY_KEY)
+        return _FieldCursor(child)
+
+    @property
+    def matched(self) -> bool:
+        return self.node is not None and _FIELD_END in self.node
+
+    @property
+    def alive(self) -> bool:
+        return self.node is not None
+
+
+_FIELD_END = None  # marks, in the field tree, that a field ends here
+
+
+@functools.cache
+def _field_tree(model: type[BaseModel]) -> Mapping[Any, Any]:
+    tree: dict[Any, Any] = {}
+    for path in _model_fields(model):
+        node = tree
+        for token in path:
+            node = node.setdefault(token, {})
+        node[_FIELD_END] = {}
+    return tree
+
+
+def _may_keep(value: Any, position: _Position) -> bool:
+    # An empty value shows only that there is nothing, so it may stand where fields below
+    # it are allowed; anything else must be allowed itself.
+    return position.matched or (_is_empty(value) and position.alive)
+
+
+def _filter(value: Any, root: _Position) -> tuple[Any, frozenset[str]]:
+    """``value`` with only what ``root`` allows, and the paths of what was removed."""
+    removed: set[str] = set()
+    missing = object()
+
+    def keep(value: Any, path: FieldPath, position: _Position) -> Any:
+        if isinstance(value, dict) and value and position.alive:
+            kept = {}
+            for key, item in value.items():
+                if not _is_field_name(key):
+                    # Not a field name, so no pattern and no model can have allowed it.
+                    removed.update(_render(p) for p in _leaves(item, (*path, str(key))))
+                    continue
+                result = keep(item, (*path, key), position.step(key))
+                if result is not missing:
+                    kept[key] = result
+            return kept
+        if isinstance(value, list) and value and position.alive:
+            item_position = position.step(_LIST_ITEM)
+            kept_items = [keep(item, (*path, _LIST_ITEM), item_position) for item in value]
+            return [item for item in kept_items if item is not missing]
+        if _is_empty(value) or not isinstance(value, (dict, list)):
+            if _may_keep(value, position):
+                return value
+        removed.update(_render(p) for p in _leaves(value, path))
+        return missing
+
+    return keep(value, (), root), frozenset(removed)
+
+
+def _walk(
+    value: Any, path: FieldPath, positions: tuple[_Position, ...]
+) -> Iterator[tuple[FieldPath, Any, tuple[_Position, ...]]]:
+    """Every value of a document with its path and where each position stands there."""
+    yield path, value, positions
     if isinstance(value, dict):
         for key, item in value.items():
-            # A key that is not a field name matches no pattern, even * (see keep_allowed_fields).
-            step = cursor.step(key) if _is_field_name(key) else _Cursor.at_root(())
-            yield from _walk(item, (*path, key), step)
+            if _is_field_name(key):
+                yield from _walk(item, (*path, key), tuple(p.step(key) for p in positions))
+            else:
+                yield from _walk(item, (*path, str(key)), tuple(_Cursor.at_root(()) for _ in positions))
     elif isinstance(value, list):
-        item_cursor = cursor.step(_LIST_ITEM)
+        steps = tuple(p.step(_LIST_ITEM) for p in positions)
         for item in value:
-            yield from _walk(item, (*path, _LIST_ITEM), item_cursor)
+            yield from _walk(item, (*path, _LIST_ITEM), steps)
 
 
 _CHAIN: tuple[Processor, ...] = (
     withhold_expunged_convictions,
+    keep_model_fields,
     grant_legal_basis,
     keep_allowed_fields,
     refuse_leaks,
@@ -463,11 +542,10 @@ def _pattern_problem(text: str, model: type[BaseModel]) -> str | None:
         pattern = _parse_pattern(text)
     except ValueError as exc:
         return str(exc)
-    fields = _model_fields(model)
-    reached = [_reach(pattern, field) for field in fields]
-    if any(states and len(pattern) in states for states in reached):
+    ends = [_ends(pattern, field) for field in _model_fields(model)]
+    if any(len(field) in at for field, at in zip(_model_fields(model), ends, strict=True)):
         return None
-    if any(reached):
+    if any(ends):
         return (
             f"{text!r} names a part of {model.__name__} that holds other fields or list items: "
             f"name them, or write {text}.** for all of it"
@@ -475,16 +553,19 @@ def _pattern_problem(text: str, model: type[BaseModel]) -> str | None:
     return f"{text!r} matches no field of {model.__name__}"
 
 
-def _reach(pattern: Path, field: Path) -> frozenset[int]:
-    """Where ``pattern`` stands after following ``field``; empty if it cannot follow it."""
+def _ends(pattern: FieldPath, field: FieldPath) -> set[int]:
+    """After how many tokens of ``field`` the pattern has matched it so far (0..len(field))."""
     states = _skip_empty_depth(pattern, {0})
-    for token in field:
+    ends = {0} if len(pattern) in states else set()
+    for count, token in enumerate(field, start=1):
         states = _advance(pattern, states, token)
-    return states
+        if len(pattern) in states:
+            ends.add(count)
+    return ends
 
 
 @functools.cache
-def _model_fields(model: type[BaseModel]) -> tuple[Path, ...]:
+def _model_fields(model: type[BaseModel]) -> tuple[FieldPath, ...]:
     """Every leaf path of the model's JSON-mode dump, from its JSON Schema."""
     schema = model.model_json_schema(mode="serialization")
     definitions = schema.get("$defs", {})
@@ -492,8 +573,8 @@ def _model_fields(model: type[BaseModel]) -> tuple[Path, ...]:
 
 
 def _schema_leaves(
-    node: Mapping[str, Any], path: Path, definitions: Mapping[str, Any], seen: tuple[str, ...]
-) -> Iterator[Path]:
+    node: Mapping[str, Any], path: FieldPath, definitions: Mapping[str, Any], seen: tuple[str, ...]
+) -> Iterator[FieldPath]:
     if "$ref" in node:
         name = node["$ref"].rsplit("/", 1)[-1]
         if name in seen:

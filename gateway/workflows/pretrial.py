@@ -29,7 +29,7 @@ import enum
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -93,9 +93,13 @@ class PretrialReportRequest(BaseModel):
     """A legal basis that allows the court the full health summary, not only flags."""
 
 
-class CourtReceipt(BaseModel):
+class CourtReceipt(Protocol):
     registration_number: str
     registered_at: dt.datetime
+
+
+# (report id, version, the delivered message with the court's answer) -> the receipt in it.
+ReceiptDecoder = Callable[[str, int, Message], CourtReceipt]
 
 
 # The sections that come from agencies, and the source member setting of each.
@@ -127,7 +131,7 @@ class PretrialReports:
         penal: PenalPort,
         health: HealthPort,
         social: SocialPort,
-        decode_receipt: Callable[[bytes], CourtReceipt],
+        decode_receipt: ReceiptDecoder,
     ) -> None:
         self._runtime = runtime
         self._config = config
@@ -174,9 +178,8 @@ class PretrialReports:
                 continue
             current = case if step is None else Case(case.kind, case.id, step.state, step.data, case.version,
                                                      case.created_at, case.updated_at, case.subject_key)
-            receipt = self._receipt(message) if message.state is MessageState.DELIVERED else None
             dead = message.last_error or "dead-lettered" if message.state is MessageState.DEAD else None
-            step = await self._record_outcome(current, message.id, receipt, now, dead=dead) or step
+            step = await self._record_outcome(current, message, now, dead=dead) or step
         still_pending = any(v["status"] == "queued" for v in (step.data if step else case.data)["versions"])
         if still_pending:
             again = schedule(KIND, case.id, "reconcile", now + self._config.regather_interval_seconds)
@@ -356,33 +359,33 @@ class PretrialReports:
     # -- delivery outcomes
 
     async def delivered(self, message: Message, answer: bytes) -> None:
-        receipt = self._receipt(replace(message, answer=answer))
+        delivered = replace(message, answer=answer)
         await self._runtime.handle(KIND, message.correlation_id,
-                                   lambda case, now: self._record_outcome(case, message.id, receipt, now))
+                                   lambda case, now: self._record_outcome(case, delivered, now))
 
     async def dead(self, message: Message) -> None:
         await self._runtime.handle(KIND, message.correlation_id,
-                                   lambda case, now: self._record_outcome(case, message.id, None, now,
+                                   lambda case, now: self._record_outcome(case, message, now,
                                                                           dead=message.last_error or "dead-lettered"))
 
-    def _receipt(self, message: Message) -> CourtReceipt | None:
+    def _receipt(self, report_id: str, version: int, message: Message) -> CourtReceipt | None:
         try:
-            return self._decode_receipt(message.answer or b"")
+            return self._decode_receipt(report_id, version, message)
         except Exception as exc:
             log.warning("the court's answer carried no readable receipt", message_id=message.id,
-                        error=type(exc).__name__)
+                        error=f"{type(exc).__name__}: {exc}")
             return None
 
-    async def _record_outcome(self, case: Case, message_id: str | None, receipt: CourtReceipt | None, now: float,
-                              dead: str | None = None) -> Step | None:
+    async def _record_outcome(self, case: Case, message: Message, now: float, dead: str | None = None) -> Step | None:
         data = _copy(case.data)
-        version = next((v for v in data["versions"] if v["message_id"] == message_id), None)
-        if version is None:
+        version = next((v for v in data["versions"] if v["message_id"] == message.id), None)
+        if version is None or version["status"] == "delivered":  # a replayed dead letter may still arrive
             return None
         if dead is not None:
             version.update(status="dead", error=dead)
         else:
             version.update(status="delivered", delivered_at=_iso(now))
+            receipt = self._receipt(case.id, version["version"], message)
             if receipt is not None:
                 version.update(registration_number=receipt.registration_number,
                                registered_at=receipt.registered_at.isoformat())

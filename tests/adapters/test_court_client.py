@@ -46,7 +46,7 @@ async def test_court_registers_a_report_and_answers_with_a_receipt(court, http):
     codec = CourtCodec()
     body = codec.request(REPORT, message_id="gw-1", message_date=dt.datetime.now(dt.UTC))
     status, media_type, answer = await _deliver(http, url, body, "gw-1")
-    receipt = codec.receipt(REPORT, message_id="gw-1", status=status, media_type=media_type, body=answer)
+    receipt = codec.receipt(REPORT.report_id, REPORT.version, message_id="gw-1", status=status, media_type=media_type, body=answer)
     assert (receipt.report_id, receipt.version) == (REPORT.report_id, REPORT.version)
     assert receipt.registration_number.startswith("ДД-")
     assert recorder.of("pretrial-reports")[0].body == body
@@ -59,7 +59,7 @@ async def test_redelivery_with_the_same_message_id_gets_the_same_receipt(court, 
     for attempt in range(2):
         body = codec.request(REPORT, message_id="gw-2", message_date=dt.datetime(2026, 11, 26, 9, attempt, tzinfo=dt.UTC))
         status, media_type, answer = await _deliver(http, url, body, "outbox-7")
-        receipts.append(codec.receipt(REPORT, message_id="gw-2", status=status, media_type=media_type, body=answer))
+        receipts.append(codec.receipt(REPORT.report_id, REPORT.version, message_id="gw-2", status=status, media_type=media_type, body=answer))
     assert receipts[0] == receipts[1]
     assert recorder.duplicates == 1
 
@@ -73,7 +73,7 @@ async def test_report_the_court_cannot_accept_is_refused_and_not_recorded(court,
     broken = body.replace(iin.encode(), (iin[:11] + str((int(iin[11]) + 1) % 10)).encode())
     status, media_type, answer = await _deliver(http, url, broken, "gw-3")
     with pytest.raises(SourceRejected, match="invalid-iin"):
-        codec.receipt(REPORT, message_id="gw-3", status=status, media_type=media_type, body=answer)
+        codec.receipt(REPORT.report_id, REPORT.version, message_id="gw-3", status=status, media_type=media_type, body=answer)
     assert recorder.deliveries == []
 
 

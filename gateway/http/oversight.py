@@ -1,0 +1,172 @@
+"""The oversight API under /api/v1/oversight: who saw what about whom, and the proofs.
+
+For members with the oversight role — the prosecutor's office, the data-protection
+authority, or a member granted ``roles = ["oversight"]`` — as Estonia's data tracker
+shows citizens who looked at their data. A person's entries come with their leaf hashes,
+so an auditor can ask for an inclusion proof of each and check it against a signed tree
+head with any RFC 9162 verifier. Looking a person up is itself recorded in the audit log.
+Hashes and signatures are lower-case hex.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from gateway.domain import InvalidIIN, validate_iin
+from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthenticated
+from gateway.http.api import caller_of
+from gateway.security.audit import AuditEvent, AuditTampered, EventKind, Outcome
+from gateway.security.audit_keys import fingerprint
+from gateway.store import TreeHead
+
+PREFIX = "/api/v1/oversight"
+_OVERSIGHT = "oversight"
+_PAGE_MAX = 1000
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(PREFIX + "/subjects/{iin}/disclosures", subject_disclosures)
+    app.router.add_get(PREFIX + "/tree-heads", tree_heads)
+    app.router.add_get(PREFIX + "/tree-heads/latest", latest_tree_head)
+    app.router.add_get(PREFIX + "/proofs/inclusion", inclusion_proof)
+    app.router.add_get(PREFIX + "/proofs/consistency", consistency_proof)
+
+
+class _AuditDamaged(GatewayError):
+    slug, title = "audit-log-damaged", "The audit log does not match its signed tree heads"
+
+
+def _gateway(request: web.Request):
+    from gateway.http.app import gateway_of
+
+    return gateway_of(request)
+
+
+def _require_oversight(request: web.Request) -> str:
+    caller = caller_of(request)
+    members = _gateway(request).config.members
+    if not caller or caller not in members:
+        raise Unauthenticated("identify yourself with X-Member-Id as a member with the oversight role")
+    member = members[caller]
+    if member.role != _OVERSIGHT and _OVERSIGHT not in member.roles:
+        raise Forbidden(f"member {caller!r} does not have the oversight role")
+    return caller
+
+
+def _whole_number(request: web.Request, name: str, default: int | None = None) -> int:
+    text = request.query.get(name)
+    if text is None:
+        if default is None:
+            raise BadRequest(f"the query parameter {name} is required")
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+
+
+def _head(head: TreeHead) -> dict:
+    return {
+        "size": head.size,
+        "root": head.root.hex(),
+        "timestamp_ms": round(head.signed_at * 1000),
+        "signed_at": dt.datetime.fromtimestamp(head.signed_at, dt.UTC).isoformat(timespec="milliseconds"),
+        "signature": head.signature.hex(),
+    }
+
+
+async def subject_disclosures(request: web.Request) -> web.Response:
+    """Every audit entry about one person, oldest first."""
+    caller = _require_oversight(request)
+    try:
+        iin = validate_iin(request.match_info["iin"])
+    except InvalidIIN as exc:
+        raise BadRequest(str(exc)) from None
+    gateway = _gateway(request)
+    entries = await gateway.audit.by_subject(iin)
+    # The person may ask who looked them up: the look-up is a disclosure of its own.
+    await gateway.audit.record([AuditEvent(
+        kind=EventKind.DISCLOSURE,
+        outcome=Outcome.DISCLOSED,
+        member=caller,
+        member_role=gateway.config.members[caller].role,
+        counterpart=gateway.config.server.member_id,
+        subject=iin,
+        document_type="AuditTrail",
+        fields=("entries",),
+        reason="oversight request",
+        correlation_id=request.headers.get("X-Correlation-Id"),
+    )])
+    return web.json_response({"subject": iin, "entries": [entry.as_json() for entry in entries]})
+
+
+async def tree_heads(request: web.Request) -> web.Response:
+    """Signed tree heads in size order, paged with ?after=&limit=, and the keys that check them."""
+    _require_oversight(request)
+    after = _whole_number(request, "after", 0)
+    limit = _whole_number(request, "limit", 100)
+    if after < 0 or not 1 <= limit <= _PAGE_MAX:
+        raise BadRequest(f"after must be at least 0 and limit between 1 and {_PAGE_MAX}")
+    gateway = _gateway(request)
+    heads = await gateway.store.tree_heads(after, limit)
+    return web.json_response({
+        "keys": _keys(gateway),
+        "heads": [_head(head) for head in heads],
+        "next_after": heads[-1].size if len(heads) == limit else None,
+    })
+
+
+async def latest_tree_head(request: web.Request) -> web.Response:
+    """The newest signed tree head: what an auditor keeps to check the log never shrinks."""
+    _require_oversight(request)
+    gateway = _gateway(request)
+    head = await gateway.audit.latest_tree_head()
+    if head is None:
+        raise NotFound("no tree head has been signed yet")
+    return web.json_response({"keys": _keys(gateway), "head": _head(head)})
+
+
+def _keys(gateway) -> list[dict]:
+    return [
+        {
+            "algorithm": "Ed25519",
+            "public_key": key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex(),
+            "fingerprint": fingerprint(key),
+        }
+        for key in gateway.audit.keys.verification_keys
+    ]
+
+
+async def inclusion_proof(request: web.Request) -> web.Response:
+    """?seq=&tree_size=: the audit path of entry ``seq`` (leaf seq - 1) in that tree."""
+    _require_oversight(request)
+    seq = _whole_number(request, "seq")
+    tree_size = _whole_number(request, "tree_size")
+    audit = _gateway(request).audit
+    try:
+        proof = await audit.inclusion_proof(seq, tree_size)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    except AuditTampered as exc:
+        raise _AuditDamaged(str(exc)) from None
+    return web.json_response({
+        "seq": seq, "leaf_index": seq - 1, "tree_size": tree_size, "proof": [node.hex() for node in proof],
+    })
+
+
+async def consistency_proof(request: web.Request) -> web.Response:
+    """?old=&new=: the proof that the log of ``new`` entries extends the log of ``old``."""
+    _require_oversight(request)
+    old = _whole_number(request, "old")
+    new = _whole_number(request, "new")
+    audit = _gateway(request).audit
+    try:
+        proof = await audit.consistency_proof(old, new)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    except AuditTampered as exc:
+        raise _AuditDamaged(str(exc)) from None
+    return web.json_response({"old_size": old, "new_size": new, "proof": [node.hex() for node in proof]})
