@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from adapters.probation.codec import ProbationNotice
+from gateway.domain import ProbationNotice
 from gateway.domain import (
     AssistanceReferral,
     Attachment,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 
-from adapters.probation.codec import ProbationNotice, probation_notice_json
+from adapters.probation.codec import probation_notice_json
+from gateway.domain import ProbationNotice
 
 __all__ = ["CONTENT_TYPE", "SERVICE", "probation_notice_body"]
 

@@ -30,7 +30,13 @@ from gateway.domain.justice import (
     SentenceKind,
 )
 from gateway.domain.person import Address, Person
-from gateway.domain.release import ContinuityOfCareNotice, EmploymentNotice, ReleaseEvent, ReleaseNotice
+from gateway.domain.release import (
+    ContinuityOfCareNotice,
+    EmploymentNotice,
+    ProbationNotice,
+    ReleaseEvent,
+    ReleaseNotice,
+)
 from gateway.domain.reports import (
     NeedLevel,
     PreTrialReport,
@@ -87,6 +93,7 @@ __all__ = [
     "Person",
     "PreTrialReport",
     "PretrialCase",
+    "ProbationNotice",
     "Programme",
     "ReferralOutcome",
     "ReferralStatus",

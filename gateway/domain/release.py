@@ -15,7 +15,7 @@ from gateway.domain.justice import ReleaseType
 from gateway.domain.person import Address, Person
 from gateway.domain.social import Education, Housing, IdentityDocuments
 
-__all__ = ["ContinuityOfCareNotice", "EmploymentNotice", "ReleaseEvent", "ReleaseNotice"]
+__all__ = ["ContinuityOfCareNotice", "EmploymentNotice", "ProbationNotice", "ReleaseEvent", "ReleaseNotice"]
 
 # Criminal liability starts at 14 for the gravest offences (16 otherwise), so nobody
 # released from a penal facility is younger.
@@ -118,4 +118,38 @@ class EmploymentNotice(CanonicalModel):
             residence=notice.destination,
             education=notice.education,
             specialty=notice.specialty,
+        )
+
+
+class ProbationNotice(CanonicalModel):
+    """A release that the probation office at the destination must supervise (post-release probation).
+
+    Identity, release data, the destination and the office — nothing of health, nothing of the
+    criminal record: the office receives the judgment through its own channel (Strategy §3.2).
+    """
+
+    event: ReleaseEvent
+    """PLANNED weeks ahead, CHANGED or CANCELLED when the penal system says so, ACTUAL on the day."""
+    person: Person
+    release_type: ReleaseType
+    release_date: dt.date
+    """The actual date for an ACTUAL release, the planned one otherwise."""
+    facility: Organisation
+    destination: Address
+    probation_office: Organisation
+
+    @classmethod
+    def from_release(cls, event: ReleaseEvent, release: ReleaseNotice, person: Person) -> Self:
+        if release.iin != person.iin:
+            raise ValueError("the release notice and the person have different IINs")
+        if release.probation_office is None:
+            raise ValueError("the release names no probation office: post-release probation does not apply")
+        return cls(
+            event=event,
+            person=person,
+            release_type=release.release_type,
+            release_date=release.release_date,
+            facility=release.facility,
+            destination=release.destination,
+            probation_office=release.probation_office,
         )

@@ -41,6 +41,7 @@ from gateway.domain import (
     AssistanceReferral,
     ContinuityOfCareNotice,
     EmploymentNotice,
+    ProbationNotice,
     PreTrialReport,
     ReleaseNotice,
 )
@@ -67,7 +68,8 @@ __all__ = [
 
 DOCUMENT_TYPES: Mapping[str, type[BaseModel]] = {
     model.__name__: model
-    for model in (PreTrialReport, ReleaseNotice, ContinuityOfCareNotice, EmploymentNotice, AssistanceReferral)
+    for model in (PreTrialReport, ReleaseNotice, ContinuityOfCareNotice, EmploymentNotice, AssistanceReferral,
+                  ProbationNotice)
 }
 """The canonical documents that leave the gateway, by the type name a rule is written for."""
 
@@ -473,6 +475,13 @@ class DisclosurePolicy:
             for purpose, documents in purposes.items()
             for document_type, rule in documents.items()
         }
+
+    def accepts_legal_basis(self, *, recipient_role: str, purpose: str, document_type: str,
+                            legal_basis: str | None) -> bool:
+        """Whether ``legal_basis`` widens what this recipient may see: a sender that would
+        build a fuller document for it asks first, instead of having fields stripped."""
+        rule = self._rules.get((recipient_role, purpose, document_type))
+        return rule is not None and legal_basis is not None and _basis_key(legal_basis) in rule.legal_bases
 
     def apply(
         self,

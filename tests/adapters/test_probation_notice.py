@@ -6,7 +6,8 @@ import pytest
 
 from adapters.population import Population
 from adapters.probation.client import CONTENT_TYPE, probation_notice_body
-from adapters.probation.codec import ProbationNotice, probation_notice_from_json, probation_notice_json
+from adapters.probation.codec import probation_notice_from_json, probation_notice_json
+from gateway.domain import ProbationNotice
 from adapters.probation.simulator import PATH, create_simulator
 from adapters.simulation import Recorder
 from gateway.domain import Organisation, ReleaseEvent

@@ -47,6 +47,8 @@ from gateway.domain import (
     Organisation,
     PreTrialReport,
     PretrialCase,
+    ProbationNotice,
+    ReleaseEvent,
     Programme,
     ReferralOutcome,
     ReferralStatus,
@@ -289,8 +291,19 @@ def assistance_referrals(draw) -> AssistanceReferral:
     )
 
 
+@st.composite
+def probation_notices(draw) -> ProbationNotice:
+    person = draw(people)
+    return ProbationNotice(
+        event=draw(st.sampled_from(ReleaseEvent)), person=person.person, release_type=draw(st.sampled_from(ReleaseType)),
+        release_date=draw(dates), facility=draw(organisations), destination=draw(st.just(person.residence) | addresses),
+        probation_office=draw(organisations),
+    )
+
+
 documents = st.one_of(
-    pretrial_reports(), release_notices(), continuity_notices(), employment_notices(), assistance_referrals()
+    pretrial_reports(), release_notices(), continuity_notices(), employment_notices(), assistance_referrals(),
+    probation_notices(),
 )
 
 # Values a defective codec or a careless caller might leave in a payload.
@@ -460,7 +473,8 @@ WORKFLOW_ROUTES = {
     "ContinuityOfCareNotice": [("clinic", "continuity_of_care"), ("health_authority", "continuity_of_care")],
     "EmploymentNotice": [("employment_centre", "employment_assistance")],
     "AssistanceReferral": [("social", "social_assistance")],
-    "ReleaseNotice": [("probation", "probation_supervision"), ("health", "continuity_of_care")],
+    "ProbationNotice": [("probation", "probation_supervision")],
+    "ReleaseNotice": [],
 }
 
 
