@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 
 from gateway.config import GatewayConfig
@@ -17,9 +18,27 @@ from gateway.security.audit import AuditLog
 from gateway.security.audit_keys import AuditKeys
 from gateway.security.disclosure import DisclosurePolicy
 from gateway.soap.release_notices import RELEASE_NOTICE_SENDERS, ReleaseNoticeReceiver
-from gateway.store import Store, create_store
+from gateway.store import Message, Store, create_store
+from gateway.workflows.egress import Egress, Envelope
+from gateway.workflows.pretrial import PretrialReports
+from gateway.workflows.release import ReleaseCases
+from gateway.workflows.runtime import WorkflowRuntime
 
 log = get_logger("gateway")
+
+
+@dataclass
+class Workflows:
+    """The business processes, running on the store and talking to agencies through the adapters."""
+
+    runtime: WorkflowRuntime
+    pretrial: PretrialReports
+    release: ReleaseCases
+    session: aiohttp.ClientSession
+
+    async def stop(self, grace_seconds: float) -> None:
+        await self.runtime.stop(grace_seconds)
+        await self.session.close()
 
 
 @dataclass
@@ -37,6 +56,7 @@ class Gateway:
     release_notice_receiver: ReleaseNoticeReceiver | None = None
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
     release_notice_senders: tuple[str, ...] = RELEASE_NOTICE_SENDERS
+    workflows: Workflows | None = None
     _runner: web.AppRunner | None = field(default=None, repr=False)
     port: int | None = None
 
@@ -46,6 +66,11 @@ class Gateway:
 
         await self.store.open()
         self.audit.start(self.config.audit.tree_head_interval_seconds)
+        if self.config.workflows is not None:
+            self.workflows = _workflows(self)
+            if self.release_notice_receiver is None:
+                self.release_notice_receiver = self.workflows.release
+            await self.workflows.runtime.start()
         await self.engine.start()
         self._runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -65,6 +90,8 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.workflows is not None:
+            await self.workflows.stop(self.config.server.shutdown_grace_seconds)
         await self.engine.stop(self.config.server.shutdown_grace_seconds)
         await self.audit.stop()
         await self.store.close()
@@ -107,3 +134,92 @@ def build(
 def _scheme(config: GatewayConfig) -> str:
     # Never log the whole URL: it may carry a password.
     return config.store.url.split(":", 1)[0]
+
+
+# ---------------------------------------------------------------- workflows
+
+
+def _workflows(gateway: Gateway) -> Workflows:
+    """The workflows with their agency clients and outbound codecs (needs a running loop)."""
+    from adapters.clinic import client as clinic
+    from adapters.court.client import CONTENT_TYPE as COURT_CONTENT_TYPE, CourtCodec
+    from adapters.employment import client as employment
+    from adapters.health.client import HealthClient
+    from adapters.interior.client import InteriorClient
+    from adapters.penal.client import PenalClient
+    from adapters.probation import client as probation
+    from adapters.social import client as social
+    from adapters.social.client import SocialClient
+
+    config, members = gateway.config, gateway.config.members
+    settings = config.workflows
+    assert settings is not None
+    me = config.server.member_id
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=64))
+    timeout = settings.pretrial.source_timeout_seconds
+
+    def endpoint(member: str) -> str:
+        return members[member].endpoint or ""
+
+    court = CourtCodec(sender_id=me)
+    release = settings.release
+    codecs = {
+        (settings.pretrial.court.member, settings.pretrial.court.service): _Codec(
+            COURT_CONTENT_TYPE,
+            lambda report, env: court.request(report, message_id=env.message_id, message_date=env.created_at,
+                                              correlation_id=env.correlation_id)),
+        (release.clinic.member, release.clinic.service): _Codec(
+            clinic.CONTENT_TYPE,
+            lambda notice, env: clinic.continuity_notice_body(notice, notice_id=env.message_id, sent_at=env.created_at)),
+        (release.escalation.member, release.escalation.service): _Codec(
+            clinic.CONTENT_TYPE,
+            lambda notice, env: clinic.continuity_notice_body(notice, notice_id=env.message_id, sent_at=env.created_at)),
+        (release.employment.member, release.employment.service): _Codec(
+            employment.CONTENT_TYPE, lambda notice, env: employment.employment_notice_body(notice)),
+        (release.social.member, release.social.service): _Codec(
+            social.CONTENT_TYPE, lambda referral, env: social.referral_body(referral)),
+        (release.probation.member, release.probation.service): _Codec(
+            probation.CONTENT_TYPE, lambda notice, env: probation.probation_notice_body(notice)),
+    }
+    egress = Egress(config, gateway.policy, gateway.audit, codecs)
+    runtime = WorkflowRuntime(
+        gateway.store, clock=gateway.clock, concurrency=settings.concurrency,
+        lease_seconds=settings.timer_lease_seconds, poll_interval=settings.poll_interval_seconds,
+    )
+    health = HealthClient(endpoint(release.health), session, timeout=timeout, sender_id=me)
+    interior = InteriorClient(endpoint(settings.pretrial.interior), session, timeout=timeout, sender_id=me)
+    court_role = members[settings.pretrial.court.member].role
+
+    def decode_receipt(report_id: str, version: int, message: Message):
+        return court.receipt(report_id, version, message_id=message.id, status=message.last_status or 200,
+                             media_type="text/xml", body=message.answer or b"")
+
+    pretrial = PretrialReports(
+        runtime, settings.pretrial, egress,
+        interior=interior,
+        penal=PenalClient(endpoint(settings.pretrial.penal), session, timeout=timeout, sender_id=me),
+        health=HealthClient(endpoint(settings.pretrial.health), session, timeout=timeout, sender_id=me),
+        social=SocialClient(endpoint(settings.pretrial.social), session, timeout=timeout, sender_id=me),
+        decode_receipt=decode_receipt,
+        full_health_allowed=lambda basis: gateway.policy.accepts_legal_basis(
+            recipient_role=court_role, purpose="pretrial_report", document_type="PreTrialReport", legal_basis=basis),
+    )
+    release_cases = ReleaseCases(
+        runtime, release, egress, interior=InteriorClient(endpoint(release.interior), session, timeout=timeout,
+                                                          sender_id=me),
+        health=health, subject_key=gateway.audit.subject_key,
+    )
+    gateway.engine.listen(settings.pretrial.court.member, settings.pretrial.court.service, pretrial)
+    gateway.engine.listen(release.clinic.member, release.clinic.service, release_cases)
+    return Workflows(runtime=runtime, pretrial=pretrial, release=release_cases, session=session)
+
+
+@dataclass(frozen=True)
+class _Codec:
+    """An outbound codec made of a content type and an encoding function."""
+
+    content_type: str
+    _encode: Callable[[object, Envelope], bytes]
+
+    def encode(self, document: object, envelope: Envelope) -> bytes:
+        return self._encode(document, envelope)

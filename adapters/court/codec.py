@@ -21,6 +21,7 @@ from adapters.penal import codec as penal
 from gateway.domain import (
     Disability,
     DispensaryRegistration,
+    HealthFlags,
     HealthSummary,
     IdentityDocument,
     PreTrialReport,
@@ -218,9 +219,11 @@ def _read_social(element: etree._Element) -> SocialStatus:
     )
 
 
-def _write_health(element: etree._Element, health: HealthSummary) -> None:
+def _write_health(element: etree._Element, health: HealthSummary | HealthFlags) -> None:
     _put(element, "iin", health.iin)
-    for registration in health.registrations:
+    if isinstance(health, HealthFlags):
+        _put(element, "continuousTreatment", "true" if health.continuous_treatment else "false")
+    for registration in getattr(health, "registrations", ()):
         entry = etree.SubElement(element, _q("registration"))
         for field, local in _REGISTRATION_FIELDS.items():
             _put(entry, local, _text(getattr(registration, field)))
@@ -230,8 +233,15 @@ def _write_health(element: etree._Element, health: HealthSummary) -> None:
         _put(disability, "validUntil", _text(health.disability.valid_until))
 
 
-def _read_health(element: etree._Element) -> HealthSummary:
+def _read_health(element: etree._Element) -> HealthSummary | HealthFlags:
     disability = element.find(_q("disability"))
+    if element.find(_q("continuousTreatment")) is not None:
+        return HealthFlags(
+            iin=_get(element, "iin"),
+            continuous_treatment=_get(element, "continuousTreatment") == "true",
+            disability=None if disability is None else Disability.model_validate(
+                {"group": int(_get(disability, "group")), "valid_until": _get(disability, "validUntil")}),
+        )
     return HealthSummary(
         iin=_get(element, "iin"),
         registrations=tuple(

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from adapters.clinic.fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
 from adapters.health import codec
 from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
@@ -135,6 +136,7 @@ def create_simulator(
     app.router.add_post("/dispensary/v1/registrations/_search", _registrations)
     app.router.add_post("/disability/v1/assessments/_search", _disability)
     app.router.add_post("/release-notices", _release_notice)
+    app.router.add_post("/escalations", _escalation)
     return app
 
 
@@ -222,6 +224,19 @@ async def _release_notice(request: web.Request) -> web.Response:
     _decode(ReleaseNotice.model_validate, payload)
     seen = simulator_of(request).recorder.record("health/release-notices", request, body)
     return web.json_response({"received": True, "duplicate": seen > 1}, status=202 if seen == 1 else 200)
+
+
+async def _escalation(request: web.Request) -> web.Response:
+    """The regional health authority's reception of escalated continuity-of-care notices
+    (no clinic for the address, or no acknowledgement in time): validated and recorded."""
+    body = await read_body(request, _MAX_BODY)
+    bundle = parse_json(body, _MAX_DEPTH)
+    try:
+        notice_from_bundle(bundle)
+    except (InvalidBundle, ProfileViolation) as error:
+        raise BadRequest(f"not a continuity-of-care notice: {error}") from None
+    seen = simulator_of(request).recorder.record("health/escalations", request, body)
+    return web.json_response({"notice_id": notice_id_of(bundle), "duplicate": seen > 1}, status=202 if seen == 1 else 200)
 
 
 def _without_values(error: ValidationError) -> str:

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
-from gateway.http import api, ops, oversight
+from gateway.http import api, ops, oversight, workflows
 from gateway.logs import get_logger
 from gateway.soap import endpoint as soap_endpoint
 from gateway.store import StoreError
@@ -28,6 +28,7 @@ def create_app(gateway) -> web.Application:
     api.add_routes(app)
     ops.add_routes(app)
     oversight.add_routes(app)
+    workflows.add_routes(app)
     soap_endpoint.add_routes(app)
     return app
 

@@ -132,12 +132,14 @@ class PretrialReports:
         health: HealthPort,
         social: SocialPort,
         decode_receipt: ReceiptDecoder,
+        full_health_allowed: Callable[[str | None], bool],
     ) -> None:
         self._runtime = runtime
         self._config = config
         self._egress = egress
         self._interior, self._penal, self._health, self._social = interior, penal, health, social
         self._decode_receipt = decode_receipt
+        self._full_health_allowed = full_health_allowed
         runtime.register(self)
 
     # -- requests
@@ -314,7 +316,8 @@ class PretrialReports:
             if section in _SOURCED:
                 content = None
                 if entry and entry["status"] == SourceStatus.OK:
-                    content = self._section_content(section, entry["content"], request)
+                    content = self._section_content(section, entry["content"],
+                                                    full_health=self._full_health_allowed(request.legal_basis))
                 provenance[section] = SectionProvenance(
                     source=entry["source"] if entry else getattr(self._config, _SOURCED[section]),
                     fetched_at=dt.datetime.fromisoformat(entry["fetched_at"]) if entry else _at(now),
@@ -340,7 +343,7 @@ class PretrialReports:
         )
 
     @staticmethod
-    def _section_content(section: ReportSection, content: Any, request: PretrialReportRequest) -> Any:
+    def _section_content(section: ReportSection, content: Any, *, full_health: bool) -> Any:
         match section:
             case ReportSection.IDENTITY:
                 return Person.model_validate(content)
@@ -353,7 +356,8 @@ class PretrialReports:
                 return SocialStatus.model_validate(content)
             case ReportSection.HEALTH_SUMMARY:
                 summary = HealthSummary.model_validate(content)
-                return summary if request.legal_basis else HealthFlags.of(summary)
+                # Diagnoses only where the request cites a basis the policy accepts.
+                return summary if full_health else HealthFlags.of(summary)
         raise ValueError(section)
 
     # -- delivery outcomes

@@ -45,12 +45,13 @@ from gateway.domain import (
     HealthSummary,
     Organisation,
     Person,
+    ProbationNotice,
     ReferralStatus,
     ReleaseEvent,
     ReleaseNotice,
 )
 from gateway.logs import get_logger
-from gateway.store import Case, ConflictError, Timer
+from gateway.store import Case, ConflictError, Message, Timer
 from gateway.workflows.egress import DisclosureRefused, Egress
 from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, SourceError
 from gateway.workflows.runtime import Step, WorkflowRuntime, cancel, schedule
@@ -152,7 +153,14 @@ class ReleaseCases:
         previous = ReleaseNotice.model_validate(data["notice"])
         data["notice"] = notice.model_dump(mode="json")
         if event is ReleaseEvent.CANCELLED:
-            return Step(ReleaseState.CANCELLED, data, [*self._cancel_timers(case.id), schedule(KIND, case.id, "lift_hold", now)])
+            commands = [*self._cancel_timers(case.id), schedule(KIND, case.id, "lift_hold", now)]
+            if "probation" in data["sent"] and previous.probation_office is not None and "person" in data:
+                # The office expecting the person is told not to.
+                cancelled = ProbationNotice.from_release(ReleaseEvent.CANCELLED, previous,
+                                                         Person.model_validate(data["person"]))
+                commands += self._send("probation", self._config.probation, "probation_supervision", cancelled,
+                                       notice.iin, case.id, f"{case.id}:probation:cancelled", now, data)
+            return Step(ReleaseState.CANCELLED, data, commands)
         if case.state == ReleaseState.NOTIFIED:
             return Step(case.state, data)  # preparation will read the newest notice
         commands: list = []
@@ -186,6 +194,24 @@ class ReleaseCases:
         if ack.attached:
             return Step(ReleaseState.AWAITING_ATTACHMENT, data, [*commands, schedule(KIND, case.id, "lift_hold", now)])
         return Step(ReleaseState.AWAITING_ATTACHMENT, data, [*commands, schedule(KIND, case.id, "check_attachment", now)])
+
+    # -- delivery outcomes of the clinic notice
+
+    async def delivered(self, message: Message, answer: bytes) -> None:
+        """The clinic took the notice; its acknowledgement comes separately."""
+
+    async def dead(self, message: Message) -> None:
+        """The clinic could not be given the notice at all: the authority must step in."""
+        await self._runtime.handle(KIND, message.correlation_id, lambda case, now: self._notice_dead(case, message, now))
+
+    async def _notice_dead(self, case: Case, message: Message, now: float) -> Step | None:
+        if case.state in FINAL_STATES or message.id not in case.data["sent"].get("clinic", {}).get("message_ids", []):
+            return None
+        data = _copy(case.data)
+        notice = ReleaseNotice.model_validate(data["notice"])
+        person = Person.model_validate(data["person"])
+        return self._escalate(case.id, data, now, reason=f"the notice could not be delivered to the clinic: "
+                              f"{message.last_error or 'dead-lettered'}", notice=notice, person=person)
 
     # -- timers
 
@@ -284,8 +310,10 @@ class ReleaseCases:
             commands += self._send("social", self._config.social, "social_assistance", referral, notice.iin,
                                    case_id, f"{case_id}:social", now, data)
         if notice.probation_office is not None:
-            commands += self._send("probation", self._config.probation, "probation_supervision", notice,
-                                   notice.iin, case_id, f"{case_id}:probation{suffix}", now, data)
+            event = ReleaseEvent.CHANGED if revision else ReleaseEvent.PLANNED
+            commands += self._send("probation", self._config.probation, "probation_supervision",
+                                   ProbationNotice.from_release(event, notice, person), notice.iin, case_id,
+                                   f"{case_id}:probation{suffix}", now, data)
         return commands
 
     def _send(self, name: str, route: Route, purpose: str, document: BaseModel, iin: str, case_id: str, key: str,

@@ -22,6 +22,7 @@ from gateway.domain import (
     DrugSusceptibility,
     Education,
     EmploymentStatus,
+    HealthFlags,
     HealthSummary,
     Housing,
     HousingKind,
@@ -216,10 +217,19 @@ def pretrial_reports(draw):
             employment=draw(st.none() | st.sampled_from(EmploymentStatus)),
             benefits=tuple(draw(st.lists(text, max_size=2))),
         ),
-        ReportSection.HEALTH_SUMMARY: lambda: HealthSummary(
-            iin=subject.iin,
-            registrations=tuple(draw(st.lists(registrations(), max_size=3))),
-            disability=draw(st.none() | st.builds(Disability, group=st.sampled_from((1, 2, 3)), valid_until=st.none() | dates)),
+        # What a court gets: flags, or with a legal basis the registrations themselves.
+        ReportSection.HEALTH_SUMMARY: lambda: (
+            HealthFlags(
+                iin=subject.iin,
+                continuous_treatment=draw(st.booleans()),
+                disability=draw(st.none() | st.builds(Disability, group=st.sampled_from((1, 2, 3)),
+                                                      valid_until=st.none() | dates)),
+            ) if draw(st.booleans()) else HealthSummary(
+                iin=subject.iin,
+                registrations=tuple(draw(st.lists(registrations(), max_size=3))),
+                disability=draw(st.none() | st.builds(Disability, group=st.sampled_from((1, 2, 3)),
+                                                      valid_until=st.none() | dates)),
+            )
         ),
         ReportSection.RISK_NEEDS: lambda: draw(risk_needs),
         ReportSection.OFFICER_CONCLUSION: lambda: draw(narrative),
