@@ -62,3 +62,49 @@ async def report_status(http, system, report_id: str) -> dict:
                         headers={"X-Member-Id": "probation"}) as response:
         assert response.status == 200
         return await response.json()
+
+
+def _released(predicate):
+    return next(p for p in POPULATION.in_custody() if predicate(p))
+
+
+def _clinic_resolvable(p) -> bool:
+    return POPULATION.clinic_for(p.release.destination) is not None
+
+
+# People in custody, each chosen for one path through the release workflow.
+TREATED = _released(lambda p: p.health.registrations and _clinic_resolvable(p) and p.release.housing.available
+                    and p.release.identity_documents and p.release.probation_office is not None)
+NO_CLINIC = _released(lambda p: p.health.registrations and not _clinic_resolvable(p))
+UNTREATED = _released(lambda p: not p.health.registrations and _clinic_resolvable(p))
+HOMELESS = _released(lambda p: p.health.registrations and _clinic_resolvable(p) and not p.release.housing.available)
+SILENT = _released(lambda p: p.health.registrations and _clinic_resolvable(p) and p is not TREATED
+                   and POPULATION.clinic_for(p.release.destination) != POPULATION.clinic_for(TREATED.release.destination))
+
+
+async def notify_release(http, system, person, event: str = "PLANNED", notice=None, key: str | None = None) -> str:
+    body = {"event": event, "notice": (notice or person.release).model_dump(mode="json")}
+    async with http.post(
+        f"{system.gateway.url}/api/v1/release-notices", json=body,
+        headers={"X-Member-Id": "penal", "X-Purpose": "continuity_of_care", "X-Message-Id": key or str(uuid.uuid4())},
+    ) as response:
+        answer = await response.json()
+        assert response.status == 202, answer
+        return answer["case_id"]
+
+
+async def release_case(http, system, case_id: str) -> dict:
+    async with http.get(f"{system.gateway.url}/api/v1/release-cases/{case_id}",
+                        headers={"X-Member-Id": "operations"}) as response:
+        assert response.status == 200
+        return await response.json()
+
+
+async def case_reaches(http, system, case_id: str, state: str, timeout: float = 20) -> dict:
+    from support import wait_until
+
+    async def reached():
+        return (await release_case(http, system, case_id))["state"] == state
+
+    await wait_until(reached, timeout=timeout)
+    return await release_case(http, system, case_id)

@@ -40,6 +40,7 @@ from gateway.domain import (
     AssistanceReferral,
     Attachment,
     AttachmentState,
+    ContinuityHold,
     ContinuityOfCareNotice,
     EmploymentNotice,
     HealthSummary,
@@ -275,7 +276,8 @@ class ReleaseCases:
         revision = len(data["sent"].get("clinic", {}).get("message_ids", []))
         acknowledge_by = dt.datetime.fromtimestamp(now + self._config.acknowledge_within_seconds, dt.UTC)
         if attachment is not None and data.get("hold"):
-            attachment = attachment.model_copy(update={"continuity_hold": data["hold"]})
+            hold = ContinuityHold.model_validate({k: data["hold"][k] for k in ("id", "until")})
+            attachment = attachment.model_copy(update={"continuity_hold": hold})
         document = ContinuityOfCareNotice(
             person=person, release_date=notice.release_date, residence=notice.destination, health=health,
             attachment=attachment, receiving_clinic=clinic, acknowledge_by=acknowledge_by,
