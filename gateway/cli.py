@@ -86,8 +86,14 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = command("demo", _demo, "run the whole system on loopback and print what happened")
     demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    demo.add_argument("--messages", type=int, default=3000)
     demo.add_argument("--store", help="store URL (default: an embedded SQLite file in a temporary folder)")
+    demo.add_argument("--relay", action="store_true", help="run the relay alone: senders, a flaky receiver, the DLQ")
+    demo.add_argument("--messages", type=int, default=3000, help="with --relay: how many messages")
+
+    simulate = with_config(command("simulate", _simulate, "run every agency simulator on the configured ports"))
+    simulate.add_argument("--gateway-url", default="http://127.0.0.1:8080", help="where clinics send acknowledgements")
+    simulate.add_argument("--people", type=int, default=1000, help="size of the synthetic population")
+    simulate.add_argument("--seed", type=int, default=20261126)
 
     openapi = command("openapi", _openapi, "print the OpenAPI document (or --write it to schemas/)")
     openapi.add_argument("--write", action="store_true")
@@ -302,10 +308,21 @@ def _audit_subject(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway import demo
+    from gateway import demo, relay_demo
 
     configure_logging("error", "json")
-    return demo.main(as_json=args.json, messages=args.messages, store_url=args.store)
+    if args.relay:
+        return relay_demo.main(as_json=args.json, messages=args.messages, store_url=args.store)
+    return demo.main(as_json=args.json, store_url=args.store)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from gateway.simulate import run_until_stopped
+
+    config = _config(args)
+    configure_logging(config.logging.level, config.logging.format)
+    asyncio.run(run_until_stopped(config, gateway_url=args.gateway_url, seed=args.seed, size=args.people))
+    return 0
 
 
 def _openapi(args: argparse.Namespace) -> int:

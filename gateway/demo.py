@@ -1,292 +1,298 @@
-"""``gateway demo``: the relay, end to end, on loopback with the embedded store.
+"""``gateway demo``: the whole exchange on loopback, with the embedded store and every simulator.
 
-Three agency systems send release notices through the gateway at once; some
-resend (as real clients do after a timeout). The receiving system is down part
-of the time — first answering 503, then not listening at all — and at first
-rejects an outdated payload version, which sends those messages to the
-dead-letter queue. After it is upgraded, an operator replays them. The demo
-checks that every accepted message reached the receiver and reports what the
-gateway did on the way.
+Probation officers ask for pre-trial reports on suspects while the social ministry
+is down for the first seconds (their reports go out partial, then complete). The
+penal system pushes release notices over SOAP — some later changed, some
+cancelled, one sent twice. Agencies answer with latency and the health system
+with occasional errors; one clinic never acknowledges anything. The demo waits
+until every case has reached the state its circumstances call for, checks the
+audit log, and reports what happened. It exits non-zero if any case is
+elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
-import random
 import tempfile
 import time
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from gateway.bootstrap import build
-from gateway.config import load_config
-from gateway.delivery.dead_letters import replay_dead_letters
+from adapters.penal.simulator import push_release_notices
+from adapters.population import Population, SyntheticPerson
+from gateway.domain import ReleaseEvent
+from gateway.simulate import ClinicBehaviour, System, running_system
 from gateway.store import MessageState
+from gateway.workflows import pretrial, release
 
-SENDERS = ("penal", "interior", "social")
-RECIPIENT, SERVICE = "health", "release-notices"
-_DEADLINE_SECONDS = 180.0
+_DEADLINE_SECONDS = 150.0
+
+# Days compressed to seconds, through the same keys an operator sets.
+DEMO_SETTINGS: dict[str, Any] = {
+    "delivery.backoff_base_seconds": 0.05,
+    "delivery.backoff_cap_seconds": 0.5,
+    "delivery.breaker_reset_seconds": 0.5,
+    "delivery.poll_interval_seconds": 0.2,
+    "delivery.request_timeout_seconds": 3,
+    "delivery.lease_seconds": 10,
+    "workflows.poll_interval_seconds": 0.1,
+    "workflows.pretrial.source_timeout_seconds": 1.5,
+    "workflows.pretrial.regather_interval_seconds": 1.0,
+    "workflows.release.acknowledge_within_seconds": 4,
+    "workflows.release.attachment_check_seconds": 1,
+    "workflows.release.retry_seconds": 0.5,
+    "audit.tree_head_interval_seconds": 1,
+}
 
 
 @dataclass
 class DemoReport:
     ok: bool = False
     store: str = ""
-    messages: int = 0
-    resent_duplicates: int = 0
-    accepted: int = 0
-    duplicates_answered: int = 0
-    refused: int = 0
-    attempts: dict[str, int] = field(default_factory=dict)
-    dead_lettered: int = 0
-    replayed: int = 0
-    delivered: int = 0
-    received_unique: int = 0
-    received_duplicates: int = 0
-    outage_503_seconds: float = 0.0
-    outage_refused_seconds: float = 0.0
+    people: int = 0
+    reports_requested: int = 0
+    reports_delivered: int = 0
+    reports_complete: int = 0
+    reports_partial: int = 0
+    report_versions: int = 0
+    court_receipts: int = 0
+    releases_notified: int = 0
+    release_notices_sent: int = 0
+    release_cases: dict[str, int] = field(default_factory=dict)
+    clinic_notices_delivered: int = 0
+    notices_acknowledged: int = 0
+    holds_placed: int = 0
+    holds_released: int = 0
+    escalated: int = 0
+    employment_notices: int = 0
+    social_referrals: int = 0
+    probation_notices: int = 0
+    dead_letters: int = 0
+    redeliveries_dropped_by_receivers: int = 0
+    audit_entries: int = 0
+    audit_intact: bool = False
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        verdict = "ok" if self.ok else "FAILED: " + "; ".join(self.problems)
-        return "\n".join(
-            [
-                f"reentry-gateway relay demo ({self.store} store, loopback)",
-                f"  release notices sent by {len(SENDERS)} agency systems   {self.messages:>6}",
-                f"  resent by the senders (same X-Message-Id)      {self.resent_duplicates:>6}",
-                f"  accepted with 202 after a durable commit       {self.accepted:>6}",
-                f"  resends answered from the store, not stored     {self.duplicates_answered:>6}",
-                f"  receiver down: 503 for {self.outage_503_seconds:.1f} s, not listening for {self.outage_refused_seconds:.1f} s",
-                f"  delivery attempts: delivered {self.attempts.get('delivered', 0)}, "
-                f"retried {self.attempts.get('retry', 0)}, dead-lettered {self.attempts.get('dead', 0)}",
-                f"  dead letters replayed after the receiver's upgrade {self.replayed:>3}",
-                f"  delivered                                      {self.delivered:>6}",
-                f"  received by the health system (unique ids)      {self.received_unique:>6}"
-                f"  (+{self.received_duplicates} redeliveries dropped by X-Message-Id)",
-                f"  time                                           {self.seconds:>6.1f} s",
-                f"  {verdict}",
-            ]
-        )
+        states = ", ".join(f"{state} {count}" for state, count in sorted(self.release_cases.items()))
+        verdict = "ok: every case is where its circumstances put it" if self.ok else "FAILED: " + "; ".join(
+            self.problems[:10])
+        return "\n".join([
+            f"reentry-gateway demo — the whole exchange on loopback ({self.store} store, {self.people} synthetic people)",
+            "",
+            "Pre-trial reports (Strategy §3.3)",
+            f"  requested by probation officers                 {self.reports_requested:>5}",
+            f"  delivered to the court, with a receipt          {self.reports_delivered:>5}",
+            f"  complete                                        {self.reports_complete:>5}",
+            f"  sent partial first (a source was down)          {self.reports_partial:>5}",
+            f"  versions delivered / court receipts             {self.report_versions:>5} / {self.court_receipts}",
+            "",
+            "Release and continuity of care (Strategy §1.1, §1.2)",
+            f"  people released (notices: {self.release_notices_sent} incl. changes, cancellations, a resend)"
+            f" {self.releases_notified:>3}",
+            f"  release cases: {states}",
+            f"  continuity-of-care notices delivered to clinics {self.clinic_notices_delivered:>5}",
+            f"  acknowledged by the clinic                      {self.notices_acknowledged:>5}",
+            f"  attachment holds placed / lifted                {self.holds_placed:>5} / {self.holds_released}",
+            f"  escalated to the health authority               {self.escalated:>5}",
+            f"  employment-centre notices (five fields only)    {self.employment_notices:>5}",
+            f"  social-services referrals                       {self.social_referrals:>5}",
+            f"  probation notices                               {self.probation_notices:>5}",
+            "",
+            "Exchange",
+            f"  dead letters                                    {self.dead_letters:>5}",
+            f"  redeliveries dropped by receivers (X-Message-Id) {self.redeliveries_dropped_by_receivers:>4}",
+            f"  audit-log entries, verified intact              {self.audit_entries:>5} "
+            f"({'intact' if self.audit_intact else 'NOT INTACT'})",
+            f"  time                                            {self.seconds:>5.1f} s",
+            "",
+            verdict,
+        ])
 
 
-class FlakyReceiver:
-    """The receiving agency system: counts X-Message-Ids, fails on command."""
-
-    def __init__(self) -> None:
-        self.received: Counter[str] = Counter()
-        self.mode = "up"  # up | unavailable
-        self.rejects_v1 = True
-        app = web.Application()
-        app.router.add_post("/release-notices", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._site: web.TCPSite | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        await self.listen()
-
-    async def listen(self) -> None:
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop_listening(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
-
-    async def close(self) -> None:
-        await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        if self.mode == "unavailable":
-            return web.Response(status=503, headers={"Retry-After": "0"})
-        notice = await request.json()
-        if self.rejects_v1 and notice.get("schema_version") == 1:
-            return web.json_response({"error": "schema_version 1 is no longer accepted"}, status=422)
-        self.received[request.headers["X-Message-Id"]] += 1
-        return web.json_response({"received": True})
+def expected_release_state(person: SyntheticPerson, population: Population, silent: set[str],
+                           cancelled: set[str]) -> str:
+    """Where a release case must end up in the demo, from the person's circumstances."""
+    if person.iin in cancelled:
+        return release.ReleaseState.CANCELLED
+    clinic = population.clinic_for(person.release.destination)
+    if clinic is None:
+        return release.ReleaseState.ESCALATED  # someone must find the person a clinic
+    if not person.health.registrations:
+        return release.ReleaseState.AWAITING_ATTACHMENT  # no notice; watched from the release date, weeks ahead
+    if clinic.code in silent:
+        return release.ReleaseState.ESCALATED
+    return release.ReleaseState.CLOSED
 
 
-def _config_dir(root: Path, receiver_port: int, store_url: str | None) -> Path:
-    config = root / "config"
-    config.mkdir()
-    store = store_url or "sqlite:///gateway.db"
-    (config / "gateway.toml").write_text(
-        f"""
-[server]
-port = 0
-[store]
-url = "{store}"
-[delivery]
-concurrency = 16
-claim_batch = 64
-max_attempts = 50
-backoff_base_seconds = 0.05
-backoff_cap_seconds = 0.8
-request_timeout_seconds = 2
-lease_seconds = 10
-breaker_failure_threshold = 5
-breaker_reset_seconds = 0.5
-poll_interval_seconds = 0.25
-[logging]
-level = "error"
-""",
-        encoding="utf-8",
-    )
-    grants = f'may_call = [{{ service = "{RECIPIENT}/{SERVICE}", purposes = ["continuity_of_care"] }}]'
-    members = [
-        f'[members.{RECIPIENT}]\nname = "Health"\nrole = "health"\nendpoint = "http://127.0.0.1:{receiver_port}"\n'
-        f'services.{SERVICE} = {{ path = "/release-notices", ordered = true }}\n',
-        '[members.operations]\nname = "Operations"\nrole = "operations"\nroles = ["operator"]\n',
-    ]
-    members += [f'[members.{sender}]\nname = "{sender}"\nrole = "{sender}"\n{grants}\n' for sender in SENDERS]
-    (config / "members.toml").write_text("\n".join(members), encoding="utf-8")
-    return config
-
-
-def _notice(rng: random.Random, number: int) -> dict[str, Any]:
-    """A synthetic release notice. Demo data only: no real person."""
-    return {
-        "schema_version": 1 if number % 97 == 0 else 2,
-        "notice": number,
-        "facility": f"UG-{rng.randint(1, 80):03d}",
-        "release_type": rng.choice(["END_OF_TERM", "PAROLE", "AMNESTY"]),
-        "release_date": f"2026-12-{rng.randint(1, 28):02d}",
-    }
-
-
-async def _send_all(url: str, count: int, rng: random.Random, report: DemoReport) -> None:
-    async with aiohttp.ClientSession() as session:
-        semaphore = asyncio.Semaphore(48)
-
-        async def send(number: int, sender: str) -> None:
-            body = json.dumps(_notice(random.Random(number), number)).encode()
-            headers = {
-                "Content-Type": "application/json",
-                "X-Member-Id": sender,
-                "X-Purpose": "continuity_of_care",
-                "X-Message-Id": f"{sender}-{number}",
-                # Pseudonymous case key: notices about one case stay in order.
-                "X-Ordering-Key": f"case-{number % 400}",
-            }
-            resends = 2 if rng.random() < 0.05 else 1
-            report.resent_duplicates += resends - 1
-            for _ in range(resends):
-                async with semaphore, session.post(
-                    f"{url}/api/v1/relay/{RECIPIENT}/{SERVICE}", data=body, headers=headers
-                ) as response:
-                    answer = await response.json()
-                    if response.status != 202:
-                        report.refused += 1
-                        report.problems.append(f"message {number} refused: {answer.get('detail')}")
-                    elif answer["duplicate"]:
-                        report.duplicates_answered += 1
-                    else:
-                        report.accepted += 1
-
-        await asyncio.gather(*(send(n, SENDERS[n % len(SENDERS)]) for n in range(count)))
-
-
-async def _outages(receiver: FlakyReceiver, report: DemoReport) -> None:
-    """Two outages while the senders push: 503s, then a closed port."""
-    await asyncio.sleep(0.4)
-    receiver.mode, started = "unavailable", time.monotonic()
-    await asyncio.sleep(1.5)
-    receiver.mode = "up"
-    report.outage_503_seconds = time.monotonic() - started
-    await asyncio.sleep(0.8)
-    await receiver.stop_listening()
+async def run_demo(*, people: int = 700, reports: int = 60, releases: int = 200, store_url: str | None = None,
+                   seed: int = 20261126, directory: Path | None = None) -> DemoReport:
     started = time.monotonic()
-    await asyncio.sleep(2.0)
-    await receiver.listen()
-    report.outage_refused_seconds = time.monotonic() - started
-
-
-async def _settled(gateway, expected: int) -> bool:
-    """Wait until nothing is waiting or in flight (bounded)."""
-    deadline = time.monotonic() + _DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        counts = await gateway.store.counts()
-        pending = sum(n for (_, state), n in counts.items() if state is not MessageState.DEAD)
-        if pending == 0:
-            return True
-        await asyncio.sleep(0.1)
-    return False
-
-
-async def run_demo(messages: int = 3000, store_url: str | None = None, seed: int = 20261126) -> DemoReport:
-    report = DemoReport(messages=messages)
-    rng = random.Random(seed)
-    started = time.monotonic()
-    receiver = FlakyReceiver()
-    await receiver.start()
-    with tempfile.TemporaryDirectory(prefix="gateway-demo-") as root:
-        config = load_config(_config_dir(Path(root), receiver.port, store_url), environ={})
-        report.store = config.store.url.split(":", 1)[0]
-        gateway = build(config)
-        await gateway.start(port=0)
-        try:
-            await asyncio.gather(_send_all(gateway.url, messages, rng, report), _outages(receiver, report))
-            if not await _settled(gateway, report.accepted):
-                report.problems.append("messages still pending at the deadline")
-            dead = await gateway.store.counts()
-            report.dead_lettered = sum(n for (_, state), n in dead.items() if state is MessageState.DEAD)
-            # The receiver is upgraded; the operator replays what it had rejected.
-            receiver.rejects_v1 = False
-            replayed, _ = await replay_dead_letters(
-                gateway.store, now=time.time(), max_age_seconds=config.delivery.max_age_seconds, recipient=RECIPIENT
-            )
-            report.replayed = len(replayed)
-            if not await _settled(gateway, report.accepted):
-                report.problems.append("replayed messages still pending at the deadline")
-            report.attempts = _attempt_counts(gateway)
-            delivered = await _count_delivered(gateway)
-            report.delivered = delivered
-        finally:
-            await gateway.stop()
-            await receiver.close()
-    report.received_unique = len(receiver.received)
-    report.received_duplicates = sum(receiver.received.values()) - len(receiver.received)
+    population = Population(seed=seed, size=people)
+    released = population.in_custody()[:releases]
+    suspects = population.suspects()[:reports]
+    report = DemoReport(people=len(population))
+    if len(released) < releases or len(suspects) < reports:
+        report.problems.append(f"the population of {people} has too few people in custody or under investigation")
+        return report
+    # The clinic serving the most destinations never answers: its patients must be escalated.
+    clinic_load = Counter(c.code for p in released if (c := population.clinic_for(p.release.destination)))
+    silent = {clinic_load.most_common(1)[0][0]}
+    with tempfile.TemporaryDirectory(prefix="gateway-demo-") as scratch:
+        root = directory or Path(scratch)
+        async with running_system(
+            root / "system", population=population, settings=DEMO_SETTINGS,
+            store_url=store_url or "sqlite:///gateway.db", clinic=ClinicBehaviour(ack_delay=0.3, silent_clinics=silent),
+        ) as system:
+            report.store = system.config.store.url.split(":", 1)[0]
+            _misbehave(system)
+            async with aiohttp.ClientSession() as http:
+                report_ids = await _request_reports(http, system, suspects)
+                cancelled = await _notify_releases(http, system, released, report)
+                expected = {p.iin: expected_release_state(p, population, silent, cancelled) for p in released}
+                await _settle(system, report_ids, expected, report)
+                await _summarise(system, report_ids, report)
     report.seconds = time.monotonic() - started
-    if report.accepted != messages:
-        report.problems.append(f"{messages - report.accepted} messages were not accepted")
-    if report.delivered != report.accepted:
-        report.problems.append(f"delivered {report.delivered} of {report.accepted} accepted")
-    if report.received_unique != report.accepted:
-        report.problems.append(f"the receiver got {report.received_unique} of {report.accepted} accepted messages")
-    if report.dead_lettered == 0 or report.replayed != report.dead_lettered:
-        report.problems.append("the dead-letter path was not exercised as planned")
     report.ok = not report.problems
     return report
 
 
-def _attempt_counts(gateway) -> dict[str, int]:
-    totals: Counter[str] = Counter()
-    for metric in gateway.metrics.attempts.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total"):
-                totals[sample.labels["outcome"]] += int(sample.value)
-    return dict(totals)
+def _misbehave(system: System) -> None:
+    sim = system.simulation
+    # Outages at known times, so every case's outcome is determined: social down at the
+    # start (reports go out partial first), interior down briefly (steps retry).
+    sim.behaviour("social").outages = ((0.0, 2.5),)
+    sim.behaviour("interior").outages = ((0.5, 1.5),)
+    for name, latency in {"interior": (0.02, 0.08), "penal": (0.01, 0.05), "health": (0.03, 0.12),
+                          "social": (0.02, 0.06), "court": (0.01, 0.04)}.items():
+        sim.behaviour(name).latency = latency
+    for behaviour in sim.behaviours.values():
+        behaviour.restart_clock()
 
 
-async def _count_delivered(gateway) -> int:
-    delivered, after = 0, 0
-    while page := await gateway.store.list_messages(state=MessageState.DELIVERED, after_seq=after, limit=5000):
-        delivered += len(page)
-        after = page[-1].seq
-    return delivered
+async def _request_reports(http: aiohttp.ClientSession, system: System, suspects: list[SyntheticPerson]) -> list[str]:
+    due = (dt.date.today() + dt.timedelta(days=21)).isoformat()
+
+    async def ask(person: SyntheticPerson) -> str:
+        body = {
+            "subject_iin": person.iin,
+            "erdr_number": person.pretrial_case.erdr_number,
+            "court": {"code": f"COURT-{person.district.kato[:2]}", "name": f"{person.district.region}: аудандық сот"},
+            "requesting_body": {"code": person.district.probation_office.code,
+                                "name": person.district.probation_office.name},
+            "due_date": due,
+            "officer_conclusion": "Пробация қызметкерінің қорытындысы: ынтымақтасуға дайын.",
+        }
+        async with http.post(f"{system.gateway.url}/api/v1/pretrial-reports", json=body,
+                             headers={"X-Member-Id": "probation", "X-Purpose": pretrial.PURPOSE,
+                                      "X-Message-Id": f"demo-report-{person.iin[-6:]}-{uuid.uuid4().hex[:6]}"}) as r:
+            answer = await r.json()
+            if r.status != 202:
+                raise RuntimeError(f"report request refused: {answer.get('detail')}")
+            return answer["report_id"]
+
+    return list(await asyncio.gather(*(ask(p) for p in suspects)))
 
 
-def main(as_json: bool, messages: int, store_url: str | None) -> int:
-    report = asyncio.run(run_demo(messages=messages, store_url=store_url))
-    print(json.dumps(asdict(report), indent=2) if as_json else report.text())
+async def _notify_releases(http: aiohttp.ClientSession, system: System, released: list[SyntheticPerson],
+                           report: DemoReport) -> set[str]:
+    """Push the planned releases over SOAP, then change some dates and cancel a few."""
+    planned = [(ReleaseEvent.PLANNED, p.release) for p in released]
+    ids = [f"demo-release-{n}" for n in range(len(planned))]
+    for start in range(0, len(planned), 50):
+        await push_release_notices(system.gateway.url, planned[start:start + 50], http,
+                                   message_ids=ids[start:start + 50])
+    await push_release_notices(system.gateway.url, planned[:1], http, message_ids=ids[:1])  # a resend
+    changed = [(ReleaseEvent.CHANGED, p.release.model_copy(update={
+        "planned_date": p.release.planned_date + dt.timedelta(days=7)})) for p in released[10:20]]
+    cancelled = released[20:25]
+    await push_release_notices(system.gateway.url, changed, http)
+    await push_release_notices(system.gateway.url, [(ReleaseEvent.CANCELLED, p.release) for p in cancelled], http)
+    report.releases_notified = len(released)
+    report.release_notices_sent = len(planned) + 1 + len(changed) + len(cancelled)
+    return {p.iin for p in cancelled}
+
+
+async def _settle(system: System, report_ids: list[str], expected: dict[str, str], report: DemoReport) -> None:
+    """Wait, bounded, until every report is complete and every release case is where expected."""
+    store, audit = system.gateway.store, system.gateway.audit
+    wanted = Counter(expected.values())
+    deadline = time.monotonic() + _DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        reports = [await store.get_case(pretrial.KIND, rid) for rid in report_ids]
+        reports_done = all(c.state == pretrial.PretrialState.COMPLETE for c in reports)
+        cases = await _all_cases(store)
+        got = Counter(c.state for c in cases)
+        if reports_done and got == wanted:
+            break
+        await asyncio.sleep(0.25)
+    reports = [await store.get_case(pretrial.KIND, rid) for rid in report_ids]
+    for case in reports:
+        if case.state != pretrial.PretrialState.COMPLETE:
+            report.problems.append(f"report {case.id} is {case.state}, not complete")
+    cases = await _all_cases(store)
+    by_subject = {c.subject_key: c for c in cases}
+    for iin, state in expected.items():
+        case = by_subject.get(audit.subject_key(iin))
+        if case is None or case.state != state:
+            report.problems.append(f"release case {case.id if case else '(none)'} is "
+                                   f"{case.state if case else 'missing'}, expected {state}")
+
+
+async def _all_cases(store) -> list:
+    cases, after = [], ""
+    while page := await store.list_cases(release.KIND, after_id=after, limit=500):
+        cases.extend(page)
+        after = page[-1].id
+    return cases
+
+
+async def _summarise(system: System, report_ids: list[str], report: DemoReport) -> None:
+    store, sim = system.gateway.store, system.simulation
+    report.reports_requested = len(report_ids)
+    for rid in report_ids:
+        case = await store.get_case(pretrial.KIND, rid)
+        versions = case.data["versions"]
+        report.reports_delivered += any(v["status"] == "delivered" for v in versions)
+        report.reports_complete += case.state == pretrial.PretrialState.COMPLETE
+        report.reports_partial += len(versions) > 1
+        report.report_versions += len(versions)
+        report.court_receipts += sum(1 for v in versions if v.get("registration_number"))
+    cases = await _all_cases(store)
+    report.release_cases = dict(Counter(c.state for c in cases))
+    report.notices_acknowledged = sum(1 for c in cases if c.data.get("acknowledgement"))
+    report.holds_placed = sum(1 for c in cases if c.data.get("hold"))
+    report.holds_released = sum(1 for c in cases if (c.data.get("hold") or {}).get("released"))
+    report.escalated = sum(1 for c in cases if c.data["escalations"])
+    report.clinic_notices_delivered = len(sim.recorder("clinic").unique("clinic/continuity-of-care"))
+    report.employment_notices = len(sim.recorder("social").unique("employment/release-notices"))
+    report.social_referrals = len(sim.recorder("social").unique("social/referrals"))
+    report.probation_notices = len(sim.recorder("probation").unique("probation/release-notices"))
+    report.redeliveries_dropped_by_receivers = sum(r.duplicates for r in sim.recorders.values())
+    counts = await store.counts()
+    report.dead_letters = sum(n for (_, state), n in counts.items() if state is MessageState.DEAD)
+    if report.dead_letters:
+        report.problems.append(f"{report.dead_letters} dead letters")
+    await system.gateway.audit.sign_tree_head()
+    verification = await system.gateway.audit.verify()
+    report.audit_entries = await store.audit_size()
+    report.audit_intact = verification.intact
+    if not verification.intact:
+        report.problems.append(f"the audit log does not verify: {verification.problems[:3]}")
+    employment = [json.loads(d.body) for d in sim.recorder("social").of("employment/release-notices")]
+    if any(set(notice) != {"age", "release_date", "residence", "education", "specialty"} for notice in employment):
+        report.problems.append("an employment notice carried more than its five fields")
+
+
+def main(as_json: bool, store_url: str | None) -> int:
+    report = asyncio.run(run_demo(store_url=store_url))
+    print(json.dumps(asdict(report), indent=2, ensure_ascii=False) if as_json else report.text())
     return 0 if report.ok else 1

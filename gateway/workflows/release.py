@@ -118,24 +118,28 @@ class ReleaseCases:
     ) -> str:
         """Open or update the release case for ``notice``; returns the case id."""
         subject_key = self._subject_key(notice.iin)
+        fresh_id = _case_id(subject_key, notice.facility.code, notice.planned_date)
         for _ in range(3):
-            case = await self._open_case(subject_key, notice.facility.code)
-            if case is None:
-                case_id = _case_id(subject_key, notice.facility.code, notice.planned_date)
-                step = self._opened(case_id, event, notice, message_id)
+            latest = await self._latest_case(subject_key, notice.facility.code)
+            # A planned release after a finished case is a new release (a later term);
+            # anything else about this facility's release updates the case it belongs to.
+            if latest is None or (event is ReleaseEvent.PLANNED and latest.state in FINAL_STATES
+                                  and latest.id != fresh_id):
+                step = self._opened(fresh_id, event, notice, message_id)
                 try:
-                    await self._runtime.start_case(KIND, case_id, step, subject_key=subject_key)
-                    return case_id
+                    await self._runtime.start_case(KIND, fresh_id, step, subject_key=subject_key)
+                    return fresh_id
                 except ConflictError:
                     continue  # the same release arrived twice at once: update the one that won
-            await self._runtime.handle(KIND, case.id, lambda c, now: self._updated(c, event, notice, message_id, now))
-            return case.id
+            await self._runtime.handle(KIND, latest.id,
+                                       lambda c, now: self._updated(c, event, notice, message_id, now))
+            return latest.id
         raise ConflictError("the release case kept changing; send the notice again")
 
-    async def _open_case(self, subject_key: str, facility: str) -> Case | None:
-        cases = await self._runtime.cases(KIND, subject_key=subject_key)
-        return next((c for c in cases if c.state not in FINAL_STATES and c.data["notice"]["facility"]["code"] == facility),
-                    None)
+    async def _latest_case(self, subject_key: str, facility: str) -> Case | None:
+        cases = [c for c in await self._runtime.cases(KIND, subject_key=subject_key)
+                 if c.data["notice"]["facility"]["code"] == facility]
+        return max(cases, key=lambda c: c.created_at, default=None)
 
     def _opened(self, case_id: str, event: ReleaseEvent, notice: ReleaseNotice, message_id: str) -> Step:
         now = self._runtime.now()
@@ -153,6 +157,8 @@ class ReleaseCases:
         data["events"].append(_event(event, message_id, now))
         previous = ReleaseNotice.model_validate(data["notice"])
         data["notice"] = notice.model_dump(mode="json")
+        if case.state in FINAL_STATES and (event is not ReleaseEvent.CANCELLED or case.state == ReleaseState.CANCELLED):
+            return Step(case.state, data)  # recorded; nothing left to do for a finished case
         if event is ReleaseEvent.CANCELLED:
             commands = [*self._cancel_timers(case.id), schedule(KIND, case.id, "lift_hold", now)]
             if "probation" in data["sent"] and previous.probation_office is not None and "person" in data:

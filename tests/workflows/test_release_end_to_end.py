@@ -121,9 +121,10 @@ async def test_a_changed_release_date_updates_the_case_and_renotifies(start_syst
                                                    if TREATED.release.planned_date.day != 1 else
                                                    TREATED.release.planned_date.replace(day=2)})
         await notify_release(http, system, TREATED, event="CHANGED", notice=moved)
-        # A closed case is not reopened: the person is attached already.
+        # Recorded on the closed case, which is not reopened: the person is attached already.
         case = await release_case(http, system, case_id)
-        assert case["state"] == "closed" and [e["event"] for e in case["events"]] == ["PLANNED"]
+        assert case["state"] == "closed" and [e["event"] for e in case["events"]] == ["PLANNED", "CHANGED"]
+        assert len(system.simulation.recorder("clinic").unique()) == 1
 
 
 async def test_a_change_before_acknowledgement_sends_the_new_date_to_everyone_told(start_system, http):
