@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -17,6 +17,8 @@ from gateway.metrics import Metrics
 from gateway.security.audit import AuditLog
 from gateway.security.audit_keys import AuditKeys
 from gateway.security.disclosure import DisclosurePolicy
+from gateway.security.keys import gateway_signer, member_verifier
+from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.release_notices import RELEASE_NOTICE_SENDERS, ReleaseNoticeReceiver
 from gateway.store import Message, Store, create_store
 from gateway.workflows.egress import Egress, Envelope
@@ -53,6 +55,10 @@ class Gateway:
     policy: DisclosurePolicy
     audit: AuditLog
     clock: Callable[[], float] = time.time
+    signer: Signer | None = None
+    """Signs the SOAP the gateway sends and answers (WS-Security over the Body)."""
+    verifiers: Mapping[str, Verifier] = field(default_factory=dict)
+    """Per member, its pinned certificates: what the SOAP it sends is verified with."""
     release_notice_receiver: ReleaseNoticeReceiver | None = None
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
     release_notice_senders: tuple[str, ...] = RELEASE_NOTICE_SENDERS
@@ -123,9 +129,12 @@ def build(
         gateway_member=config.server.member_id,
         clock=clock,
     )
+    signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
+    verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
+                 for member_id, member in config.members.items()}
     return Gateway(
         config=config, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy, audit=audit,
-        clock=clock,
+        clock=clock, signer=signer, verifiers=verifiers,
         release_notice_receiver=release_notice_receiver,
         release_notice_senders=release_notice_senders,
     )
@@ -161,7 +170,8 @@ def _workflows(gateway: Gateway) -> Workflows:
     def endpoint(member: str) -> str:
         return members[member].endpoint or ""
 
-    court = CourtCodec(sender_id=me)
+    signer, verifiers = gateway.signer, gateway.verifiers
+    court = CourtCodec(sender_id=me, signer=signer, verifier=verifiers.get(settings.pretrial.court.member))
     release = settings.release
     codecs = {
         (settings.pretrial.court.member, settings.pretrial.court.service): _Codec(
@@ -187,7 +197,8 @@ def _workflows(gateway: Gateway) -> Workflows:
         lease_seconds=settings.timer_lease_seconds, poll_interval=settings.poll_interval_seconds,
     )
     health = HealthClient(endpoint(release.health), session, timeout=timeout, sender_id=me)
-    interior = InteriorClient(endpoint(settings.pretrial.interior), session, timeout=timeout, sender_id=me)
+    interior = InteriorClient(endpoint(settings.pretrial.interior), session, timeout=timeout, sender_id=me,
+                              signer=signer, verifier=verifiers.get(settings.pretrial.interior))
     court_role = members[settings.pretrial.court.member].role
 
     def decode_receipt(report_id: str, version: int, message: Message):
@@ -197,7 +208,8 @@ def _workflows(gateway: Gateway) -> Workflows:
     pretrial = PretrialReports(
         runtime, settings.pretrial, egress,
         interior=interior,
-        penal=PenalClient(endpoint(settings.pretrial.penal), session, timeout=timeout, sender_id=me),
+        penal=PenalClient(endpoint(settings.pretrial.penal), session, timeout=timeout, sender_id=me,
+                          signer=signer, verifier=verifiers.get(settings.pretrial.penal)),
         health=HealthClient(endpoint(settings.pretrial.health), session, timeout=timeout, sender_id=me),
         social=SocialClient(endpoint(settings.pretrial.social), session, timeout=timeout, sender_id=me),
         decode_receipt=decode_receipt,
@@ -206,7 +218,8 @@ def _workflows(gateway: Gateway) -> Workflows:
     )
     release_cases = ReleaseCases(
         runtime, release, egress, interior=InteriorClient(endpoint(release.interior), session, timeout=timeout,
-                                                          sender_id=me),
+                                                          sender_id=me, signer=signer,
+                                                          verifier=verifiers.get(release.interior)),
         health=health, subject_key=gateway.audit.subject_key,
     )
     gateway.engine.listen(settings.pretrial.court.member, settings.pretrial.court.service, pretrial)

@@ -11,6 +11,7 @@ wrong, all at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -58,9 +59,17 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     max_json_depth: int = Field(32, ge=2, le=256)
     # How a caller is identified. "header" trusts X-Member-Id and is for
-    # development on loopback only.
-    identity: Literal["header"] = "header"
+    # development on loopback only; "mtls" listens on TLS only and takes the member
+    # from the client certificate verified against [tls] (docs/security.md).
+    identity: Literal["header", "mtls"] = "header"
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    # A SOAP messageDate or a JSON signature's iat further than this from the gateway's
+    # clock is refused: an old message replayed, or one dated ahead to outlive its window.
+    max_clock_skew_seconds: float = Field(300.0, gt=0, le=3600)
+    # A request body that has not fully arrived within this is refused (408), and a
+    # connection that sends no complete request within it is closed: a client trickling
+    # bytes must not hold a handler and a connection for ever.
+    receive_timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 
 class StoreConfig(_Section):
@@ -132,6 +141,21 @@ RecipientRole = Literal[
 ]
 
 
+class CertificateConfig(_Section):
+    """A member's certificate for XML signatures (PEM X.509), accepted within its own validity
+    narrowed by ``not_before`` and ``not_after``. In members.toml a bare path says just ``path``."""
+
+    path: Path
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> CertificateConfig:
+        if self.not_before and self.not_after and self.not_before >= self.not_after:
+            raise ValueError("not_before must be earlier than not_after")
+        return self
+
+
 class MemberConfig(_Section):
     name: str
     # What kind of body the member is: the disclosure policy decides by (role, purpose).
@@ -140,11 +164,40 @@ class MemberConfig(_Section):
     roles: list[Literal["operator", "oversight"]] = []
     services: dict[Name, ServiceConfig] = {}
     may_call: list[Grant] = []
+    # The certificates that verify the member's XML signatures, relative to the config folder;
+    # two while its key is rotated. Unsigned SOAP from the member is refused when required.
+    certificates: list[CertificateConfig] = []
+    require_signature: bool = False
+    # JSON signed both ways (detached JWS in X-JWS-Signature): what the member relays is
+    # verified with one of jws_keys (key id -> PEM public key, relative to the config
+    # folder; two while a key is rotated), and what the gateway delivers to it is signed
+    # with [jws] signing_key.
+    sign_json: bool = False
+    jws_keys: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")], Path] = {}
+
+    @model_validator(mode="after")
+    def _keys_for_signed_json(self) -> MemberConfig:
+        if self.sign_json and not self.jws_keys:
+            raise ValueError("sign_json needs jws_keys: the public keys the member's JSON signatures verify with")
+        return self
+
+    @field_validator("certificates", mode="before")
+    @classmethod
+    def _bare_paths(cls, entries: Any) -> Any:
+        if isinstance(entries, list):
+            return [{"path": entry} if isinstance(entry, str) else entry for entry in entries]
+        return entries
 
     @model_validator(mode="after")
     def _endpoint_for_services(self) -> MemberConfig:
         if self.services and not self.endpoint:
             raise ValueError("a member that offers services needs an endpoint")
+        return self
+
+    @model_validator(mode="after")
+    def _certificates_for_signatures(self) -> MemberConfig:
+        if self.require_signature and not self.certificates:
+            raise ValueError("require_signature needs at least one certificate to verify the member's signatures with")
         return self
 
 
@@ -209,6 +262,47 @@ class AuditConfig(_Section):
         return self
 
 
+class TlsConfig(_Section):
+    """The listener's TLS in ``identity = "mtls"`` mode, and the gateway's client certificate for
+    https member endpoints. Relative paths are relative to the configuration folder; the
+    defaults are where ``gateway pki init`` puts a development PKI."""
+
+    ca_certificate: Path = Path("var/pki/ca.pem")
+    """Client certificates must be issued by this CA; member servers too."""
+    crl: Path = Path("var/pki/crl.pem")
+    """Revoked certificates; re-read by the listener when the file changes."""
+    certificate: Path = Path("var/pki/members/gateway.pem")
+    private_key: Path = Path("var/pki/members/gateway.key")
+
+
+class JwsConfig(_Section):
+    """The gateway's key for signing JSON delivered to members with ``sign_json``."""
+
+    # None: no member signs JSON. A PEM private key, EC P-256 (ES256) or RSA (PS256).
+    signing_key: Path | None = None
+    key_id: str = Field("gateway-1", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    # The longest a signature may be valid (exp - iat): a captured one expires soon.
+    max_lifetime_seconds: float = Field(300.0, gt=0, le=3600)
+
+
+class SigningConfig(_Section):
+    """The gateway's key for the XML signatures on the SOAP it sends, and its certificate.
+
+    Relative paths are relative to the configuration folder. Missing files are generated when
+    the gateway starts: the key (mode 0600) and a self-signed certificate, for development.
+    """
+
+    key: Path = Path("var/keys/gateway-signing.pem")
+    certificate: Path = Path("var/keys/gateway-signing.cert.pem")
+    algorithm: Literal["rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256", "ecdsa-sha384"] = "rsa-sha256"
+
+    @model_validator(mode="after")
+    def _separate_files(self) -> SigningConfig:
+        if self.key == self.certificate:
+            raise ValueError("key and certificate must be different files")
+        return self
+
+
 class LegalBasisEscalation(_Section):
     """More fields, allowed only when the request cites one of ``legal_bases``."""
 
@@ -237,6 +331,9 @@ class GatewayConfig(_Section):
     workflows: WorkflowsConfig | None = None
     members: dict[Name, MemberConfig] = {}
     audit: AuditConfig = AuditConfig()
+    signing: SigningConfig = SigningConfig()
+    tls: TlsConfig = TlsConfig()
+    jws: JwsConfig = JwsConfig()
     policy: DisclosurePolicyConfig = {}
     # Where relative paths (the SQLite file) are resolved: the config folder.
     base_dir: Path = Path(".")
@@ -276,6 +373,10 @@ class GatewayConfig(_Section):
                     )
         if self.workflows is not None:
             problems += self._workflow_problems(self.workflows)
+        signing_json = sorted(member_id for member_id, member in self.members.items() if member.sign_json)
+        if signing_json and self.jws.signing_key is None:
+            problems.append(f"jws.signing_key: members {', '.join(signing_json)} sign JSON (sign_json), "
+                            "so the gateway needs a key to sign what it delivers to them")
         if problems:
             raise ValueError("; ".join(problems))
         return self

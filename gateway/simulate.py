@@ -27,11 +27,15 @@ from adapters.simulation import Behaviour, Recorder
 from gateway.config import GatewayConfig, load_config
 from gateway.logs import get_logger
 from gateway.resources import resource_dir
+from gateway.security.keys import DevelopmentKeys
 
 log = get_logger("gateway.simulate")
 
 # The member each simulator plays, in start order (the clinics need the health system's URL).
 SYSTEMS = ("penal", "interior", "health", "social", "court", "probation", "clinic")
+# The simulators that speak SOAP: they sign with their member's development key when the
+# configuration pins its certificate.
+SIGNING_SYSTEMS = ("penal", "interior", "court")
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Simulation:
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     recorders: dict[str, Recorder] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    keys: DevelopmentKeys | None = None
+    """The members' development keys: a SOAP simulator with one signs and verifies; without, neither."""
     _runners: list[web.AppRunner] = field(default_factory=list)
 
     def behaviour(self, system: str) -> Behaviour:
@@ -92,6 +98,9 @@ class Simulation:
                 self.population, behaviour, recorder, gateway_url=self.gateway_url, health_url=self.urls["health"],
                 ack_delay=self.clinic.ack_delay, silent_clinics=self.clinic.silent_clinics, attach=self.clinic.attach,
             )
+        signer = self.keys.signers.get(system) if self.keys else None
+        if signer is not None:
+            return factories[system](self.population, behaviour, recorder, signer=signer, verifier=self.keys.gateway)
         return factories[system](self.population, behaviour, recorder)
 
 
@@ -139,12 +148,24 @@ def system_config(
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("gateway.toml", "members.toml", "policy.toml"):
         shutil.copyfile(resource_dir("config") / name, directory / name)
+    config = load_config(directory, environ=system_environment(urls=urls, gateway_port=gateway_port,
+                                                               store_url=store_url, settings=settings))
+    # The files the configuration pins for the simulated members, before a gateway reads them.
+    DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
+    return config
+
+
+def system_environment(
+    *, urls: Mapping[str, str], gateway_port: int, store_url: str, settings: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """The ``GATEWAY__…`` variables that point a gateway at the simulators (for a
+    ``gateway serve`` process, or for ``load_config`` in this one)."""
     environ = {"GATEWAY__SERVER__PORT": str(gateway_port), "GATEWAY__STORE__URL": _toml(store_url)}
     for member in (*SYSTEMS, *_PLAYED_BY):
         environ[f"GATEWAY__MEMBERS__{member.upper()}__ENDPOINT"] = _toml(urls[_PLAYED_BY.get(member, member)])
     for key, value in (settings or {}).items():
         environ["GATEWAY__" + key.replace(".", "__").upper()] = _toml(value)
-    return load_config(directory, environ=environ)
+    return environ
 
 
 def _toml(value: Any) -> str:
@@ -177,6 +198,7 @@ async def running_system(
     urls = {system: f"http://127.0.0.1:{port}" for system, port in ports.items()}
     config = system_config(directory, urls=urls, gateway_port=ports["gateway"], store_url=store_url,
                            settings=settings)
+    simulation.keys = DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
     await simulation.start(ports)
     gateway = build(config)
     try:
@@ -188,7 +210,8 @@ async def running_system(
 
 
 async def run_until_stopped(config: GatewayConfig, *, gateway_url: str, seed: int, size: int) -> None:
-    simulation = Simulation(Population(seed=seed, size=size), gateway_url=gateway_url)
+    simulation = Simulation(Population(seed=seed, size=size), gateway_url=gateway_url,
+                            keys=DevelopmentKeys.provision(config, SIGNING_SYSTEMS))
     urls = await simulation.start(configured_ports(config))
     log.info("simulators running", systems=sorted(urls), people=size, seed=seed)
     stop = asyncio.Event()

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from gateway.config import GatewayConfig, load_config
@@ -22,7 +28,7 @@ from gateway.config import GatewayConfig, load_config
 IIN_SHAPED = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
 # Synthetic people used in payloads: their IINs and names must never reach a log line.
-PERSON_IIN = "900215300028"
+PERSON_IIN = "900215400281"  # a valid IIN of nobody: 1990-02-15, female
 PERSON_NAMES = ("Жұмабекова", "Әлия", "Серікқызы")
 
 
@@ -211,6 +217,60 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interv
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GatewayProcess:
+    """``gateway serve`` as a child process that a test can kill with SIGKILL and restart."""
+
+    def __init__(self, config_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.config_dir, self.port, self.log_path = config_dir, port, log_path
+        self.env = env or {}
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_dir), "--port", str(self.port)],
+            stdout=log, stderr=log, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+        )
+        self.starts += 1
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    async def ready(self, session: aiohttp.ClientSession, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"gateway exited: see {self.log_path}"
+            try:
+                async with session.get(self.url + "/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError("gateway did not become ready")
 
 
 def leaks(lines: list[str]) -> list[str]:

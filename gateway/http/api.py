@@ -18,6 +18,9 @@ from gateway.http.schemas import (
     ReplayRequest,
     ReplayResult,
 )
+from gateway.security.identity import identified
+from gateway.security.jws import SIGNATURE_HEADER
+from gateway.security.replay import record_replay
 from gateway.store import MessageState
 
 PREFIX = "/api/v1"
@@ -39,8 +42,9 @@ def _gateway(request: web.Request):
 
 
 def caller_of(request: web.Request) -> str | None:
-    """The calling member. In ``header`` identity mode (loopback development) it is X-Member-Id."""
-    return request.headers.get("X-Member-Id") or None
+    """The calling member: named by the verified client certificate in ``mtls`` identity mode,
+    by X-Member-Id in ``header`` mode (loopback development). See gateway.security.identity."""
+    return identified(request).member
 
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -79,10 +83,18 @@ async def relay(request: web.Request) -> web.Response:
     content_type = require_json_media_type(request)
     body = await read_body(request, server.max_body_bytes)
     parse_json(body, server.max_json_depth)
+    # Verify before submit, which records the message id: a forged copy sent first must not
+    # use up the id of the genuine message (gateway.security.replay).
+    gateway.json_signatures.verify(
+        relay_request.caller, request.headers.get(SIGNATURE_HEADER), body, message_id=relay_request.client_message_id
+    )
     acceptance = await gateway.relay.submit(
         RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type})
     )
     message = acceptance.message
+    if acceptance.duplicate:
+        await record_replay(gateway.audit, message, member_role=gateway.config.members[message.sender].role,
+                            counterpart=server.member_id)
     return _json(
         RelayAccepted(message_id=message.id, status=message.state.value, duplicate=acceptance.duplicate),
         status=202,

@@ -1,7 +1,9 @@
-"""The aiohttp application: middlewares (correlation id, metrics, problem details) and routes."""
+"""The aiohttp application: middlewares (correlation id, metrics, refusal audit, problem details,
+caller identity, body deadline) and routes."""
 
 from __future__ import annotations
 
+import datetime
 import time
 import uuid
 
@@ -11,7 +13,11 @@ from aiohttp import web
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
 from gateway.http import api, ops, oversight, workflows
 from gateway.logs import get_logger
+from gateway.security.identity import caller_identification
+from gateway.security.intake import body_deadline, refusal_audit
 from gateway.soap import endpoint as soap_endpoint
+from gateway.soap.envelope import build_envelope, serialise
+from gateway.soap.faults import SoapFault, fault_body
 from gateway.store import StoreError
 
 GATEWAY = web.AppKey("gateway", object)
@@ -20,9 +26,18 @@ log = get_logger("gateway.http")
 
 
 def create_app(gateway) -> web.Application:
+    server = gateway.config.server
     app = web.Application(
-        middlewares=[_correlation, _metrics, _problems],
-        client_max_size=gateway.config.server.max_body_bytes,
+        middlewares=[
+            _correlation,
+            _metrics,
+            # Outside _problems, so it sees every refusal as the answer the caller gets.
+            refusal_audit(gateway.audit, gateway.config.members, server.member_id),
+            _problems,
+            caller_identification(server.identity, gateway.config.members),
+            body_deadline(server.receive_timeout_seconds),
+        ],
+        client_max_size=server.max_body_bytes,
     )
     app[GATEWAY] = gateway
     api.add_routes(app)
@@ -81,6 +96,11 @@ async def _problems(request: web.Request, handler):
     except GatewayError as error:
         if not error.is_client_error:
             log.error("request failed", route=request.path, status=error.status, error=error.detail)
+        if request.method == "POST" and request.path.startswith("/soap/"):
+            # Refused before the SOAP endpoint ran (the caller's identity): still a SOAP answer.
+            fault = fault_body(SoapFault.of(error), now=datetime.datetime.now(datetime.UTC))
+            return web.Response(body=serialise(build_envelope(fault)), status=error.status, content_type="text/xml",
+                                charset="utf-8")
         return problem_response(error, request)
     except StoreError as exc:
         log.error("store unavailable", route=request.path, error=str(exc))

@@ -8,10 +8,12 @@ uses (hardened parse, one compiled XSD validation, ``read_response``): on a cust
 "Measurements"), and it keeps every byte from outside on the one hardened parser.
 
 ``ServiceMessages`` builds and reads messages without I/O (the court's outbox uses it);
-``ServiceClient`` adds the aiohttp exchange. Failures are classified for the workflows
-(``gateway.workflows.ports``): no answer, a 5xx, a Server fault or an answer that breaks the
-contract -> ``SourceUnavailable``; a Client fault -> ``SourceRejected``, or ``NotFound`` when
-its errorCode is ``not-found``.
+``ServiceClient`` adds the aiohttp exchange. With a ``Signer`` every request is signed; with a
+``Verifier`` (the agency's pinned certificates) every answer, faults included, is verified
+before anything in it is read. Failures are classified for the workflows
+(``gateway.workflows.ports``): no answer, a 5xx, a Server fault, an answer that breaks the
+contract or whose signature is refused -> ``SourceUnavailable``; a Client fault ->
+``SourceRejected``, or ``NotFound`` when its errorCode is ``not-found``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import zeep.transports
 from lxml import etree
 
 from gateway.resources import resource_dir
+from gateway.security.xmldsig import SECURITY, Signer, Verifier
 from gateway.soap.contracts import contract
-from gateway.soap.envelope import MessageType, parse_envelope, read_response, serialise
+from gateway.soap.envelope import MessageType, parse_envelope, read_response, serialise, verified
 from gateway.soap.faults import SoapFault, read_fault
 from gateway.workflows.ports import NotFound, SourceRejected, SourceUnavailable
 
@@ -68,11 +71,19 @@ def zeep_client(wsdl_name: str) -> zeep.Client:
 
 
 class ServiceMessages:
-    """The messages of one SOAP service, sent as member ``sender_id``: built by zeep, read by lxml."""
+    """The messages of one SOAP service, sent as member ``sender_id``: built by zeep, read by lxml.
 
-    def __init__(self, source: str, wsdl_name: str, *, sender_id: str) -> None:
+    ``signer`` signs each request; ``verifier`` checks each answer against the certificates
+    pinned for the service's member.
+    """
+
+    def __init__(
+        self, source: str, wsdl_name: str, *, sender_id: str, signer: Signer | None = None, verifier: Verifier | None = None
+    ) -> None:
         self.source = source
         self.sender_id = sender_id
+        self._signer = signer
+        self._verifier = verifier
         self._zeep = zeep_client(wsdl_name)
         self.soap_action = next(iter(self._zeep.wsdl.bindings.values())).get(_OPERATION).soapaction
         self._contract = contract(wsdl_name)
@@ -106,17 +117,27 @@ class ServiceMessages:
             if message_type is None
             else {"messageInfo": info, "messageData": content}
         )
-        return serialise(self._zeep.create_message(self._zeep.service, _OPERATION, request=request))
+        envelope = self._zeep.create_message(self._zeep.service, _OPERATION, request=request)
+        return serialise(envelope if self._signer is None else self._signer.sign(envelope))
 
     def answer(self, service_id: str, message_id: str, *, status: int, media_type: str, content: bytes) -> etree._Element | None:
         """The document in the answer to request ``message_id``, or the classified failure."""
         if media_type != "text/xml" or len(content) > _MAX_REPLY_BYTES:
             problem = f"answered HTTP {status} with {media_type or 'no content type'}"
             raise (SourceRejected if 400 <= status < 500 else SourceUnavailable)(self.source, problem)
+        verifier = self._verifier
         try:
-            envelope = parse_envelope(content, max_bytes=_MAX_REPLY_BYTES)
+            envelope = parse_envelope(content, max_bytes=_MAX_REPLY_BYTES, understood=(SECURITY,) if verifier else ())
         except SoapFault as fault:
             raise SourceUnavailable(self.source, f"answered HTTP {status} with a broken message: {fault.message}") from None
+        if verifier is not None:
+            # A fault is verified too: "not found" decides what a report says.
+            try:
+                envelope = verified(envelope, verifier, at=dt.datetime.now(dt.UTC))
+            except SoapFault as refusal:
+                raise SourceUnavailable(
+                    self.source, f"answered HTTP {status}, signature refused: {refusal.error_code}: {refusal.message}"
+                ) from None
         fault = read_fault(envelope.body, http_status=status)
         if fault is not None:
             reason = f"{service_id}: {fault.error_code}: {fault.message}"

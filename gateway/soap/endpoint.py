@@ -1,7 +1,9 @@
 """The gateway's own SOAP services under /soap: ``relay`` and, when wired, ``release-notices``.
 
 The caller is identified as for the JSON API (``X-Member-Id`` in the development identity
-mode) and must be the ``senderId`` the envelope names. The relay goes through the same use case
+mode) and must be the ``senderId`` the envelope names. What a member sends is verified against
+the certificates pinned for it (``members.<id>.certificates``) before anything reads it, and
+every answer is signed with the gateway's key. The relay goes through the same use case
 as ``POST /api/v1/relay/...``: the same grants and purposes, the same idempotency by messageId,
 and the answer only once the message is durably stored. The recipient receives a bus
 SendMessage whose serviceId is its own service and whose sender is the authenticated caller.
@@ -49,7 +51,14 @@ def add_routes(app: web.Application) -> None:
                 clock=gateway.clock,
             )
         )
-    SoapEndpoint(services, max_bytes=gateway.config.server.max_body_bytes, clock=gateway.clock).add_routes(app)
+    SoapEndpoint(
+        services,
+        max_bytes=gateway.config.server.max_body_bytes,
+        clock=gateway.clock,
+        signer=gateway.signer,
+        # Only the caller the transport names can be checked; an unknown one is refused later.
+        verifier_for=lambda request: gateway.verifiers.get(caller_of(request) or ""),
+    ).add_routes(app)
 
 
 def caller(call: SoapCall) -> str:

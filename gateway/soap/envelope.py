@@ -2,10 +2,11 @@
 
 Every SOAP message the gateway receives is read by ``parse_envelope`` (which parses with the
 one hardened parser) and every message it writes is put together by ``build_envelope`` and
-turned into bytes by ``serialise``. WS-Security slots in between: a verifier takes the
-``Envelope`` that ``parse_envelope`` returns (the whole document, its Header and the Body
-element) before anything reads the body; a signer takes the element ``build_envelope`` returns
-and adds its header block before ``serialise``.
+turned into bytes by ``serialise``. WS-Security slots in between: ``verified`` checks the
+``Envelope`` that ``parse_envelope`` returns against the sender's pinned certificates and
+swaps its Body for the one the signature covers, before anything reads the body; a
+``Signer`` (``gateway.security.xmldsig``) takes the element ``build_envelope`` returns and adds
+its header block before ``serialise``.
 
 The bus content (``SendMessage`` on the synchronous and asynchronous channels) is read from and
 written to ``BusRequest`` and ``BusResponse``. Reading assumes the body has already been
@@ -15,12 +16,13 @@ validated against the service's schema, so it does not re-check what the XSD gua
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from lxml import etree
 
+from gateway.security.xmldsig import SignatureRefused, Verifier
 from gateway.security.xmlparse import DEFAULT_MAX_BYTES, MalformedXMLError, UnsafeXMLError, parse_untrusted
 from gateway.soap.faults import BUS, SOAP11, SoapFault
 
@@ -40,6 +42,7 @@ __all__ = [
     "read_request",
     "read_response",
     "serialise",
+    "verified",
 ]
 
 BUS_ASYNC = "urn:reentry-gateway:bus:async:v1"
@@ -108,11 +111,12 @@ class BusResponse:
     data: etree._Element | None = None
 
 
-def parse_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
+def parse_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, understood: Collection[str] = ()) -> Envelope:
     """Parse bytes from outside as a SOAP 1.1 envelope; raise a Client SoapFault if they are not one.
 
     The envelope holds an optional Header and a Body with exactly one element. A header block
-    marked mustUnderstand="1" is refused: nothing here understands one yet (SOAP 1.1 §4.2.3).
+    marked mustUnderstand="1" is refused unless its Clark name is in ``understood``: the caller
+    asked for that block's semantics to be honoured (SOAP 1.1 §4.2.3).
     """
     try:
         root = parse_untrusted(data, max_bytes=max_bytes)
@@ -142,13 +146,33 @@ def parse_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelo
         raise SoapFault.client("not-soap", "the Body must hold only its element, no text", error_data="/Envelope/Body")
     if header is not None:
         for block in header:
-            if isinstance(block.tag, str) and block.get(_MUST_UNDERSTAND) in ("1", "true"):
+            if isinstance(block.tag, str) and block.tag not in understood and block.get(_MUST_UNDERSTAND) in ("1", "true"):
                 raise SoapFault.client(
                     "must-understand",
                     f"header block {_name(block)} is marked mustUnderstand but is not understood here",
                     error_data="/Envelope/Header",
                 )
     return Envelope(document=root, header=header, body=elements[0])
+
+
+def verified(envelope: Envelope, verifier: Verifier, *, at: dt.datetime) -> Envelope:
+    """``envelope`` with the Body its signature covers (or as it is: unsigned, from a sender that
+    may send unsigned); a Client SoapFault naming the failed check otherwise.
+
+    ``at`` is when the message was received. Whatever reads the envelope next reads only the
+    verified Body, parsed anew from the signed bytes: a comment, a second Body or anything else
+    the signature does not cover is not in it.
+    """
+    try:
+        body = verifier.verified_body(envelope.document, at=at)
+    except SignatureRefused as refusal:
+        raise SoapFault.client(
+            refusal.slug, refusal.detail, error_data="/Envelope/Header/wsse:Security", http_status=refusal.status
+        ) from None
+    if body is None:
+        return envelope
+    (element,) = (child for child in body if isinstance(child.tag, str))
+    return Envelope(document=envelope.document, header=envelope.header, body=element)
 
 
 def build_envelope(body: etree._Element, *, header_blocks: Sequence[etree._Element] = ()) -> etree._Element:

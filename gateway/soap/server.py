@@ -1,9 +1,10 @@
 """Serving SOAP services over aiohttp: the one request pipeline every SOAP endpoint shares.
 
-``POST /soap/{service}``: media type, size, the hardened parse, the envelope, the operation
-(by Body element and SOAPAction), one schema validation, then the service's handler; every
-failure becomes a SOAP Fault. The pipeline parses once and validates once; no WSDL machinery
-runs per request. ``GET /soap/{service}?wsdl`` and ``?xsd=NAME`` publish the contract.
+``POST /soap/{service}``: media type, size, the hardened parse, the envelope, the sender's
+signature, the operation (by Body element and SOAPAction), one schema validation, then the
+service's handler; every failure becomes a SOAP Fault. The pipeline parses once and validates
+once; no WSDL machinery runs per request. With a ``Signer`` every answer, faults included, is
+signed. ``GET /soap/{service}?wsdl`` and ``?xsd=NAME`` publish the contract.
 
 The gateway's own endpoint (``gateway.soap.endpoint``) and the agency simulators both use it.
 """
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from gateway.errors import GatewayError, NotFound
 from gateway.http.body import read_body
 from gateway.logs import get_logger
+from gateway.security.xmldsig import SECURITY, Signer, Verifier
 from gateway.soap.contracts import Contract, Operation
 from gateway.soap.envelope import (
     BusRequest,
@@ -36,11 +38,12 @@ from gateway.soap.envelope import (
     parse_envelope,
     read_request,
     serialise,
+    verified,
 )
 from gateway.soap.faults import SoapFault, fault_body
 from gateway.store import StoreError
 
-__all__ = ["Handler", "SoapCall", "SoapEndpoint", "SoapService"]
+__all__ = ["Handler", "SoapCall", "SoapEndpoint", "SoapService", "VerifierFor"]
 
 T = TypeVar("T")
 
@@ -58,6 +61,7 @@ class SoapCall:
     raw: bytes
     """The request's bytes as received."""
     envelope: Envelope
+    """Its Body is the verified one when the sender signed."""
     operation: Operation
     message: BusRequest
     received_at: dt.datetime
@@ -118,6 +122,14 @@ class SoapCall:
 
 Handler = Callable[[SoapCall], Awaitable[BusResponse]]
 
+VerifierFor = Callable[[web.Request], Verifier | None]
+"""The verifier for a request's sender (told by the transport), or None to leave signatures
+unchecked: an endpoint that does not know the sender leaves refusing it to the handler."""
+
+
+def _no_verifier(request: web.Request) -> None:
+    return None
+
 
 @dataclass(frozen=True)
 class SoapService:
@@ -142,11 +154,19 @@ class SoapEndpoint:
     """The SOAP services of one application, served under ``/soap/{service}``."""
 
     def __init__(
-        self, services: Iterable[SoapService], *, max_bytes: int, clock: Callable[[], float] = time.time
+        self,
+        services: Iterable[SoapService],
+        *,
+        max_bytes: int,
+        clock: Callable[[], float] = time.time,
+        signer: Signer | None = None,
+        verifier_for: VerifierFor = _no_verifier,
     ) -> None:
         self._services = {service.name: service for service in services}
         self._max_bytes = max_bytes
         self._clock = clock
+        self._signer = signer
+        self._verifier_for = verifier_for
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(PREFIX + "/{service}", self._post)
@@ -165,7 +185,7 @@ class SoapEndpoint:
             call = await self._admit(request, service, received_at)
             response = await service.handlers[call.operation.name](call)
             document = build_envelope(build_response(response, channel=call.message.channel))
-            return _xml(serialise(document), 200)
+            return _xml(self._serialise(document), 200)
         except SoapFault as fault:
             return self._fault(fault, name)
         except GatewayError as error:
@@ -190,10 +210,13 @@ class SoapEndpoint:
                 http_status=415,
             )
         raw = await read_body(request, self._max_bytes)
-        envelope = parse_envelope(raw, max_bytes=self._max_bytes)
+        verifier = self._verifier_for(request)
+        envelope = parse_envelope(raw, max_bytes=self._max_bytes, understood=(SECURITY,) if verifier else ())
         _check_charset(request.charset, envelope)
+        if verifier is not None:
+            # Before anything reads the Body: from here on only what the signature covers is used.
+            envelope = verified(envelope, verifier, at=received_at)
         operation = _operation(service.contract, envelope.body)
-        # Here a WS-Security verifier checks the signature over the Body, before anything reads it.
         service.contract.validate(envelope.body)
         message = read_request(envelope.body)
         _check_soap_action(request.headers.get("SOAPAction"), operation, message)
@@ -223,7 +246,10 @@ class SoapEndpoint:
             log.info("SOAP client fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
         else:
             log.error("SOAP server fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
-        return _xml(serialise(build_envelope(fault_body(fault, now=self._now()))), fault.http_status)
+        return _xml(self._serialise(build_envelope(fault_body(fault, now=self._now()))), fault.http_status)
+
+    def _serialise(self, document: etree._Element) -> bytes:
+        return serialise(document if self._signer is None else self._signer.sign(document))
 
 
 def _operation(contract: Contract, body: etree._Element) -> Operation:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
-
 from adapters.health.client import HealthClient
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import AttachmentState, ReleaseEvent
@@ -142,7 +140,6 @@ async def test_a_change_before_acknowledgement_sends_the_new_date_to_everyone_to
                                                                              "probation": 2}
 
         await wait_until(renotified, timeout=20)
-        employment = system.simulation.recorder("social").of("employment/release-notices")
         await wait_until(lambda: len(system.simulation.recorder("social").of("employment/release-notices")) == 2)
         employment = system.simulation.recorder("social").of("employment/release-notices")
         assert json.loads(employment[-1].body)["release_date"] == new_date.isoformat()
@@ -161,7 +158,6 @@ async def test_a_cancelled_release_lifts_the_hold_and_tells_probation(start_syst
             return (await release_case(http, system, case_id))["hold"].get("released")
 
         await wait_until(lifted, timeout=20)
-        probation = system.simulation.recorder("probation").of("probation/release-notices")
         await wait_until(lambda: len(system.simulation.recorder("probation").of("probation/release-notices")) == 2)
         events = [json.loads(d.body)["event"] for d in system.simulation.recorder("probation").of(
             "probation/release-notices")]
