@@ -11,6 +11,9 @@ from gateway.bootstrap import build
 from gateway.logs import configure_logging
 from support import RecordingReceiver, leaks, make_config
 
+# The store backends (SQLite, PostgreSQL) as fixtures for every test folder.
+pytest_plugins = ["backends"]
+
 
 @pytest.fixture(autouse=True)
 def log_lines():

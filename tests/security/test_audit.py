@@ -28,9 +28,6 @@ from gateway.security.audit import (
 from gateway.security.audit_keys import AuditKeys
 from gateway.store import AppendAudit, ConflictError, SaveCase
 
-# The store contract's fixtures: every test here runs on SQLite and on PostgreSQL.
-from store.conftest import backend, postgres_reachable, store, store_url  # noqa: F401
-
 PERSON = make_iin(dt.date(1984, 5, 17), Sex.MALE, 4021)
 OTHER = make_iin(dt.date(1991, 12, 2), Sex.FEMALE, 77)
 

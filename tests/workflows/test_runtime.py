@@ -1,12 +1,10 @@
-"""The workflow runtime: steps are atomic, timers fire once and survive restarts."""
+"""The workflow runtime: steps are atomic, timers fire once and survive restarts (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from gateway.store import Case, MessageState, NewMessage, Timer, create_store
+from gateway.store import Case, MessageState, NewMessage, Timer
 from gateway.store.base import AcceptMessage
 from gateway.workflows.runtime import Step, WorkflowRuntime, schedule
 from support import wait_until
@@ -31,14 +29,6 @@ class Counter:
         self.fired.append((case.id, count))
         commands = [schedule(self.kind, case.id, "tick", now)] if count < self.limit else []
         return Step("done" if count >= self.limit else "counting", {"count": count}, commands)
-
-
-@pytest.fixture
-async def store(tmp_path):
-    opened = create_store(f"sqlite:///{tmp_path}/workflows.db")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_a_timer_chain_runs_each_step_once(store):
@@ -69,7 +59,7 @@ async def test_a_step_that_crashes_leaves_the_case_untouched_and_runs_again_afte
         await runtime.stop()
 
 
-async def test_timers_survive_a_restart_and_fire_after_it(store, tmp_path):
+async def test_timers_survive_a_restart_and_fire_after_it(store):
     first = WorkflowRuntime(store, poll_interval=0.05)
     Counter(first, limit=1)
     await first.start_case("counter", "c1", Step("counting", {"count": 0}, [schedule("counter", "c1", "tick", 0)]))

@@ -1,4 +1,4 @@
-"""Fixtures for the store contract: every test runs on SQLite and on PostgreSQL.
+"""Store backends as fixtures (a pytest plugin): every test that takes ``store`` runs on SQLite and on PostgreSQL.
 
 PostgreSQL is the server at ``GATEWAY_TEST_POSTGRES_URL`` (default: the local
 one); each test works in a schema of its own, dropped afterwards. When the

@@ -1,0 +1,214 @@
+"""Keys, certificates, gateways and signed requests for the XML-signature tests.
+
+Keys are generated once per test run (RSA key generation takes tens of milliseconds each).
+``resign`` rewrites a signature's algorithms and signs it again with a given key, to make the
+signatures an honest signer never makes (SHA-1, HMAC, an XSLT transform) but that would
+otherwise verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from lxml import etree
+
+from gateway.bootstrap import build
+from gateway.config import load_config
+from gateway.security.keys import new_private_key, self_signed_certificate
+from gateway.security.xmldsig import DS, SOAP11, WSU, PinnedCertificate, PrivateKey, Verifier, WsSecuritySigner
+from gateway.soap.envelope import parse_envelope
+from gateway.soap.faults import SoapFault, read_fault
+from support import write_config
+
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+XSLT = "http://www.w3.org/TR/1999/REC-xslt-19991116"
+BODY = f"{{{SOAP11}}}Body"
+HEADER = f"{{{SOAP11}}}Header"
+WSU_ID = f"{{{WSU}}}Id"
+NS = {"ds": DS, "soap": SOAP11, "wsu": WSU}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key: PrivateKey
+    certificate: x509.Certificate
+    algorithm: str
+
+    @property
+    def signer(self) -> WsSecuritySigner:
+        return WsSecuritySigner(self.key, self.certificate, algorithm=self.algorithm)
+
+    def pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def pinned(self, **window) -> PinnedCertificate:
+        return PinnedCertificate.of(self.certificate, f"{self.certificate.subject.rfc4514_string()}.pem", **window)
+
+
+@functools.cache
+def credentials(name: str, *, algorithm: str = "rsa-sha256", starts_in_days: int = -1, days: int = 365) -> Credentials:
+    """A key and a self-signed certificate valid ``days`` from ``starts_in_days`` from today."""
+    key = new_private_key(algorithm)
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=starts_in_days)
+    return Credentials(key, self_signed_certificate(key, name, not_before=start, days=days), algorithm)
+
+
+def penal() -> Credentials:
+    return credentials("penal")
+
+
+def penal_next() -> Credentials:
+    """The penal system's next key, pinned beside the current one while it is rotated."""
+    return credentials("penal-next")
+
+
+def expired() -> Credentials:
+    return credentials("penal-expired", starts_in_days=-400, days=30)
+
+
+def not_yet_valid() -> Credentials:
+    return credentials("penal-future", starts_in_days=30)
+
+
+def stranger() -> Credentials:
+    return credentials("stranger")
+
+
+def verifier(*pinned: Credentials, sender: str = "penal", required: bool = True) -> Verifier:
+    return Verifier(sender, [c.pinned() for c in pinned], required=required)
+
+
+def signed(request: bytes, by: Credentials) -> bytes:
+    return serialise(by.signer.sign(etree.fromstring(request)))
+
+
+def serialise(document: etree._Element) -> bytes:
+    return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+
+
+def resign(
+    document: etree._Element,
+    by: Credentials,
+    *,
+    signature_method: str,
+    digest_method: str = "http://www.w3.org/2001/04/xmlenc#sha256",
+    transforms: Sequence[str] = (EXC_C14N,),
+    hmac_secret: bytes | None = None,
+) -> None:
+    """Rewrite the signature's algorithms and transforms, then sign again with ``by``'s key (or
+    with ``hmac_secret`` for an HMAC method), so that only the algorithm check can refuse it."""
+    signature = document.find(".//ds:Signature", NS)
+    signed_info = signature.find("ds:SignedInfo", NS)
+    signed_info.find("ds:SignatureMethod", NS).set("Algorithm", signature_method)
+    reference = signed_info.find("ds:Reference", NS)
+    transforms_element = reference.find("ds:Transforms", NS)
+    transforms_element.clear()
+    for algorithm in transforms:
+        transform = etree.SubElement(transforms_element, f"{{{DS}}}Transform", Algorithm=algorithm)
+        if algorithm == XSLT:
+            stylesheet = etree.SubElement(transform, "{http://www.w3.org/1999/XSL/Transform}stylesheet", version="1.0")
+            etree.SubElement(stylesheet, "{http://www.w3.org/1999/XSL/Transform}template", match="/")
+    reference.find("ds:DigestMethod", NS).set("Algorithm", digest_method)
+    body = document.find(BODY)
+    digest = hashlib.new(_hash_name(digest_method), etree.tostring(body, method="c14n", exclusive=True)).digest()
+    reference.find("ds:DigestValue", NS).text = base64.b64encode(digest).decode()
+    canonical = etree.tostring(signed_info, method="c14n", exclusive=True)
+    hash_name = _hash_name(signature_method)
+    if hmac_secret is not None:
+        value = hmac.new(hmac_secret, canonical, hash_name).digest()
+    else:
+        value = by.key.sign(canonical, padding.PKCS1v15(), getattr(hashes, hash_name.upper())())
+    signature.find("ds:SignatureValue", NS).text = base64.b64encode(value).decode()
+
+
+def _hash_name(uri: str) -> str:
+    return uri.rpartition("#")[2].rpartition("-")[2]
+
+
+def fault_of(status: int, body: bytes) -> SoapFault:
+    fault = read_fault(parse_envelope(body).body, http_status=status)
+    assert fault is not None, f"HTTP {status} without a fault"
+    return fault
+
+
+# ----------------------------------------------------------------- a gateway that verifies
+
+
+def write_pins(directory: Path, pins: Sequence[Credentials]) -> list[str]:
+    """Write each certificate to ``directory/keys`` and return the paths as members.toml names them."""
+    (directory / "keys").mkdir(parents=True, exist_ok=True)
+    names = []
+    for index, credential in enumerate(pins):
+        name = f"keys/penal-{index}.pem"
+        (directory / name).write_bytes(credential.pem())
+        names.append(name)
+    return names
+
+
+@pytest.fixture
+async def start_signed_gateway(tmp_path):
+    """Start a gateway whose member ``penal`` pins ``pins`` and must sign (unless not
+    ``required``). ``entries`` lists the certificates as members.toml does, ``{0}``, ``{1}`` …
+    standing for the files of ``pins``. The relay's recipient ``health`` answers 200."""
+    recipient = web.Application()
+    recipient.router.add_post("/{path:.*}", lambda request: web.Response(status=200))
+    runner = web.AppRunner(recipient, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    recipient_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    started = []
+
+    async def start(pins: Sequence[Credentials] = (), *, entries: Sequence[str] | None = None, required: bool = True):
+        directory = write_config(tmp_path / f"gw{len(started)}", receiver_url=recipient_url)
+        names = write_pins(directory, pins)
+        listed = [f'"{name}"' for name in names] if entries is None else [entry.format(*names) for entry in entries]
+        environ = {
+            "GATEWAY__MEMBERS__PENAL__CERTIFICATES": "[" + ", ".join(listed) + "]",
+            "GATEWAY__MEMBERS__PENAL__REQUIRE_SIGNATURE": "true" if required else "false",
+        }
+        gateway = build(load_config(directory, environ=environ))
+        await gateway.start(port=0)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.stop()
+    await runner.cleanup()
+
+
+# ----------------------------------------------------------------- the independent verifier
+
+XMLSEC1 = shutil.which("xmlsec1")
+needs_xmlsec1 = pytest.mark.skipif(
+    XMLSEC1 is None, reason="xmlsec1 is not installed (Debian package xmlsec1): the independent verifier is missing"
+)
+
+
+def xmlsec1_verifies(document: bytes, certificate: bytes, directory: Path) -> subprocess.CompletedProcess:
+    """Run ``xmlsec1 --verify`` pinned to ``certificate``, the Body's Id resolved as an ID.
+
+    ``--id-attr:Id`` names the attribute by its local name and the element by its namespace
+    and name: the Body's ``wsu:Id`` is ``Id`` on ``{soap}Body``.
+    """
+    (directory / "signed.xml").write_bytes(document)
+    (directory / "certificate.pem").write_bytes(certificate)
+    return subprocess.run(
+        [XMLSEC1, "--verify", "--pubkey-cert-pem", str(directory / "certificate.pem"),
+         "--id-attr:Id", f"{SOAP11}:Body", str(directory / "signed.xml")],
+        capture_output=True, text=True, timeout=30,
+    )
