@@ -34,11 +34,13 @@ async def receiver():
 
 
 @pytest.fixture
-async def start_gateway(tmp_path):
-    """Start a gateway on loopback with the test configuration; stopped after the test."""
+async def start_gateway(tmp_path, store_url):
+    """Start a gateway on loopback with the test configuration, on each store backend
+    (``store_url`` comes from the backends plugin); stopped after the test."""
     started = []
 
     async def start(receiver_url: str, **kwargs):
+        kwargs.setdefault("store_url", store_url)
         config = make_config(tmp_path / f"gw{len(started)}", receiver_url=receiver_url, **kwargs)
         gateway = build(config)
         await gateway.start(port=0)

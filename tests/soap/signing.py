@@ -32,6 +32,7 @@ from gateway.security.keys import new_private_key, self_signed_certificate
 from gateway.security.xmldsig import DS, SOAP11, WSU, PinnedCertificate, PrivateKey, Verifier, WsSecuritySigner
 from gateway.soap.envelope import parse_envelope
 from gateway.soap.faults import SoapFault, read_fault
+from soap.messages import relay_request
 from support import write_config
 
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
@@ -164,8 +165,11 @@ async def start_signed_gateway(tmp_path):
     """Start a gateway whose member ``penal`` pins ``pins`` and must sign (unless not
     ``required``). ``entries`` lists the certificates as members.toml does, ``{0}``, ``{1}`` …
     standing for the files of ``pins``. The relay's recipient ``health`` answers 200."""
+    async def accept(request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
     recipient = web.Application()
-    recipient.router.add_post("/{path:.*}", lambda request: web.Response(status=200))
+    recipient.router.add_post("/{path:.*}", accept)
     runner = web.AppRunner(recipient, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -212,3 +216,20 @@ def xmlsec1_verifies(document: bytes, certificate: bytes, directory: Path) -> su
          "--id-attr:Id", f"{SOAP11}:Body", str(directory / "signed.xml")],
         capture_output=True, text=True, timeout=30,
     )
+
+
+async def refused(gateway, http, request: bytes, headers: dict[str, str]) -> SoapFault:
+    """Send ``request`` to the relay; it must be refused with a Client fault (4xx), nothing may
+    be stored, and the gateway must still accept a genuine signed request afterwards."""
+    async with http.post(f"{gateway.url}/soap/relay", data=request, headers=headers) as response:
+        fault = fault_of(response.status, await response.read())
+    assert fault.is_client_fault and 400 <= fault.http_status < 500, (fault.http_status, fault.error_code)
+    assert await gateway.store.list_messages(limit=10) == []
+    async with http.post(f"{gateway.url}/soap/relay", data=genuine(), headers=headers) as response:
+        assert response.status == 200, await response.read()
+    return fault
+
+
+def genuine() -> bytes:
+    """A relay request signed by the penal system's current key."""
+    return signed(relay_request(message_id="penal-genuine"), penal())
