@@ -276,3 +276,31 @@ class GatewayProcess:
 def leaks(lines: list[str]) -> list[str]:
     """Log lines carrying an IIN-shaped number or a known synthetic name."""
     return [line for line in lines if IIN_SHAPED.search(line) or any(name in line for name in PERSON_NAMES)]
+
+
+async def assert_first_receipts_follow_acceptance_order(store_url: str, receiver: RecordingReceiver, keys: int,
+                                                        base_dir: Path | None = None) -> None:
+    """An ordered service got each key's messages in the order the gateway accepted them
+    (first receipt of each message: redelivered copies may come later)."""
+    from gateway.store import create_store
+
+    store = create_store(store_url, base_dir=base_dir)
+    await store.open()
+    try:
+        stored, after = [], 0
+        while page := await store.list_messages(after_seq=after, limit=5000):
+            stored += page
+            after = page[-1].seq
+    finally:
+        await store.close()
+    key_and_seq = {m.id: (m.ordering_key, m.seq) for m in stored}
+    first: dict[str, list[int]] = {}
+    seen: set[str] = set()
+    for delivery in receiver.received:
+        if delivery.message_id not in seen:
+            seen.add(delivery.message_id)
+            key, seq = key_and_seq[delivery.message_id]
+            first.setdefault(key, []).append(seq)
+    assert len(first) == keys
+    for key, seqs in first.items():
+        assert seqs == sorted(seqs), f"{key} was delivered out of order"

@@ -20,8 +20,15 @@ import aiohttp
 import pytest
 
 from gateway.config import load_config
-from gateway.store import create_store
-from support import GatewayProcess, RecordingReceiver, free_port, leaks, person_payload, write_config
+from support import (
+    GatewayProcess,
+    RecordingReceiver,
+    assert_first_receipts_follow_acceptance_order,
+    free_port,
+    leaks,
+    person_payload,
+    write_config,
+)
 
 MESSAGES = 5000
 KILLS = 10
@@ -98,29 +105,8 @@ async def test_no_accepted_message_is_lost_when_the_gateway_is_killed_repeatedly
           f"{len(missing)} lost, {duplicates} redeliveries dropped by X-Message-Id at the receiver")
     assert not missing, f"{len(missing)} accepted messages never reached the receiver"
     assert receiver.unique_ids() <= wanted, "the receiver got a message nobody had sent"
-    await assert_first_receipts_in_acceptance_order_per_key(config_dir, receiver)
+    config = load_config(config_dir, environ={})
+    await assert_first_receipts_follow_acceptance_order(config.store.url, receiver, 50, base_dir=config.base_dir)
     log_lines = gateway.log_path.read_text().splitlines()
     assert log_lines, "the gateway wrote no log"
     assert not leaks(log_lines), "personal data reached the gateway's log"
-
-
-async def assert_first_receipts_in_acceptance_order_per_key(config_dir: Path, receiver: RecordingReceiver) -> None:
-    """The ordered service got each key's messages in the order the gateway accepted them."""
-    config = load_config(config_dir, environ={})
-    store = create_store(config.store.url, base_dir=config.base_dir)
-    await store.open()
-    try:
-        stored = await store.list_messages(limit=MESSAGES + 1)
-    finally:
-        await store.close()
-    key_and_seq = {m.id: (m.ordering_key, m.seq) for m in stored}
-    first_receipts: dict[str, list[int]] = {}
-    seen: set[str] = set()
-    for delivery in receiver.received:
-        if delivery.message_id not in seen:
-            seen.add(delivery.message_id)
-            key, seq = key_and_seq[delivery.message_id]
-            first_receipts.setdefault(key, []).append(seq)
-    assert len(first_receipts) == 50
-    for key, seqs in first_receipts.items():
-        assert seqs == sorted(seqs), f"{key} was delivered out of order"

@@ -198,6 +198,6 @@ async def test_a_second_signature_is_refused(gateway, http):
 
 
 async def test_genuine_request_is_accepted(gateway, http):
-    async with http.post(f"{gateway.url}/soap/relay", data=genuine(), headers=SOAP_HEADERS) as response:
+    async with http.post(f"{gateway.url}/soap/relay", data=genuine(penal()), headers=SOAP_HEADERS) as response:
         assert response.status == 200
     assert len(await gateway.store.list_messages(limit=10)) == 1

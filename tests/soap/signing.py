@@ -218,18 +218,18 @@ def xmlsec1_verifies(document: bytes, certificate: bytes, directory: Path) -> su
     )
 
 
-async def refused(gateway, http, request: bytes, headers: dict[str, str]) -> SoapFault:
+async def refused(gateway, http, request: bytes, headers: dict[str, str], *, signer: Credentials | None = None) -> SoapFault:
     """Send ``request`` to the relay; it must be refused with a Client fault (4xx), nothing may
-    be stored, and the gateway must still accept a genuine signed request afterwards."""
+    be stored, and the gateway must still accept a genuine request signed by ``signer``
+    (default: the penal system's current key) afterwards."""
     async with http.post(f"{gateway.url}/soap/relay", data=request, headers=headers) as response:
         fault = fault_of(response.status, await response.read())
     assert fault.is_client_fault and 400 <= fault.http_status < 500, (fault.http_status, fault.error_code)
     assert await gateway.store.list_messages(limit=10) == []
-    async with http.post(f"{gateway.url}/soap/relay", data=genuine(), headers=headers) as response:
+    async with http.post(f"{gateway.url}/soap/relay", data=genuine(signer or penal()), headers=headers) as response:
         assert response.status == 200, await response.read()
     return fault
 
 
-def genuine() -> bytes:
-    """A relay request signed by the penal system's current key."""
-    return signed(relay_request(message_id="penal-genuine"), penal())
+def genuine(signer: Credentials) -> bytes:
+    return signed(relay_request(message_id="penal-genuine"), signer)
