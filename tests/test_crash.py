@@ -14,7 +14,6 @@ import asyncio
 import json
 import random
 import time
-from pathlib import Path
 
 import aiohttp
 import pytest
