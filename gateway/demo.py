@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,23 +147,48 @@ async def run_demo(*, people: int = 700, reports: int = 60, releases: int = 200,
     # The clinic serving the most destinations never answers: its patients must be escalated.
     clinic_load = Counter(c.code for p in released if (c := population.clinic_for(p.release.destination)))
     silent = {clinic_load.most_common(1)[0][0]}
+    store_url, drop_schema = _own_schema(store_url or "sqlite:///gateway.db")
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as scratch:
         root = directory or Path(scratch)
-        async with running_system(
-            root / "system", population=population, settings=DEMO_SETTINGS,
-            store_url=store_url or "sqlite:///gateway.db", clinic=ClinicBehaviour(ack_delay=0.3, silent_clinics=silent),
-        ) as system:
-            report.store = system.config.store.url.split(":", 1)[0]
-            _misbehave(system)
-            async with aiohttp.ClientSession() as http:
-                report_ids = await _request_reports(http, system, suspects)
-                cancelled = await _notify_releases(http, system, released, report)
-                expected = {p.iin: expected_release_state(p, population, silent, cancelled) for p in released}
-                await _settle(system, report_ids, expected, report)
-                await _summarise(system, report_ids, report)
+        try:
+            async with running_system(
+                root / "system", population=population, settings=DEMO_SETTINGS, store_url=store_url,
+                clinic=ClinicBehaviour(ack_delay=0.3, silent_clinics=silent),
+            ) as system:
+                report.store = system.config.store.url.split(":", 1)[0]
+                _misbehave(system)
+                async with aiohttp.ClientSession() as http:
+                    report_ids = await _request_reports(http, system, suspects)
+                    cancelled = await _notify_releases(http, system, released, report)
+                    expected = {p.iin: expected_release_state(p, population, silent, cancelled) for p in released}
+                    await _settle(system, report_ids, expected, report)
+                    await _summarise(system, report_ids, report)
+        finally:
+            await drop_schema()
     report.seconds = time.monotonic() - started
     report.ok = not report.problems
     return report
+
+
+def _own_schema(store_url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """On PostgreSQL the demo works in a schema of its own, dropped afterwards, so it never
+    meets an earlier run's cases or a production schema's rows."""
+
+    async def nothing() -> None:
+        return None
+
+    if not store_url.startswith(("postgresql://", "postgres://")) or "schema=" in store_url:
+        return store_url, nothing
+    schema = f"gateway_demo_{uuid.uuid4().hex[:10]}"
+    separator = "&" if "?" in store_url else "?"
+
+    async def drop() -> None:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(store_url, autocommit=True) as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    return f"{store_url}{separator}schema={schema}", drop
 
 
 def _misbehave(system: System) -> None:

@@ -37,3 +37,17 @@ async def test_the_relay_demo_delivers_every_accepted_message():
     assert report.accepted == 600 and report.delivered == 600 and report.received_unique == 600
     assert report.dead_lettered > 0 and report.replayed == report.dead_lettered
     assert report.attempts["retry"] > 0  # the outages really happened
+
+
+async def test_the_demo_runs_on_postgresql_in_a_schema_of_its_own(postgres_reachable):
+    import psycopg
+
+    from backends import POSTGRES_URL
+
+    report = await run_demo(store_url=POSTGRES_URL)
+    assert report.ok, report.problems[:5]
+    assert report.store == "postgresql"
+    with psycopg.connect(POSTGRES_URL) as conn:
+        left = conn.execute("SELECT count(*) FROM information_schema.schemata "
+                            "WHERE schema_name LIKE 'gateway_demo_%'").fetchone()[0]
+    assert left == 0, "the demo left its schema behind"
