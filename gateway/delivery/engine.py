@@ -31,6 +31,8 @@ from gateway.delivery.policy import RetryPolicy
 from gateway.delivery.transport import HttpTransport, Outcome
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
+from gateway.security.audit import AuditEvent, AuditLog, EventKind
+from gateway.security.audit import Outcome as AuditOutcome
 from gateway.store import Message, Store
 
 log = get_logger("gateway.delivery")
@@ -58,8 +60,11 @@ class DeliveryEngine:
         transport: HttpTransport | None = None,
         clock: Callable[[], float] = time.time,
         policy: RetryPolicy | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._store = store
+        self._audit = audit
+        self._roles = {member_id: member.role for member_id, member in members.items()}
         self._config = config
         self._metrics = metrics
         self._clock = clock
@@ -83,6 +88,18 @@ class DeliveryEngine:
         (a crash in between) must be able to learn it from the store later.
         """
         self._listeners[(recipient, service)] = listener
+
+    def _audited(self, message: Message, outcome: AuditOutcome, now: float, reason: str | None = None) -> tuple:
+        """The audit entries of a final delivery outcome (none for a retry)."""
+        if self._audit is None:
+            return ()
+        event = AuditEvent(
+            kind=EventKind.OUTBOUND, outcome=outcome, member=message.recipient, counterpart=message.sender,
+            member_role=self._roles.get(message.recipient), purpose=message.purpose,
+            service=f"{message.recipient}/{message.service}", message_id=message.id,
+            correlation_id=message.correlation_id, reason=reason, at=now,
+        )
+        return tuple(self._audit.command([event]).entries)
 
     async def _tell(self, message: Message, answer: bytes | None) -> None:
         listener = self._listeners.get((message.recipient, message.service))
@@ -232,7 +249,7 @@ class _Dispatcher:
             if outcome.delivered:
                 self.breaker.record_success()
                 if await store.record_delivered(message.id, message.attempts, started, now, outcome.status or 0,
-                                                outcome.answer):
+                                                outcome.answer, audit=engine._audited(message, AuditOutcome.DELIVERED, now)):
                     metrics.attempts.labels(self.member_id, "delivered").inc()
                     metrics.delivery_age.labels(self.member_id).observe(now - message.accepted_at)
                     await engine._tell(message, outcome.answer)
@@ -249,10 +266,13 @@ class _Dispatcher:
                 retryable=outcome.retryable,
                 error=outcome.error or "unknown error",
                 retry_after=outcome.retry_after,
+                counted=outcome.reached,
             )
+            final = () if verdict.retry_at is not None else engine._audited(message, AuditOutcome.REFUSED, now, verdict.reason)
             recorded = await store.record_failure(
                 message.id, message.attempts, started, now,
-                error=verdict.reason, status=outcome.status, retry_at=verdict.retry_at,
+                error=verdict.reason, status=outcome.status, retry_at=verdict.retry_at, audit=final,
+                counted=outcome.reached,
             )
             if not recorded:
                 return

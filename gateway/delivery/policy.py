@@ -46,10 +46,13 @@ class RetryPolicy:
         retryable: bool,
         error: str,
         retry_after: float | None = None,
+        counted: bool = True,
     ) -> Verdict:
+        """``counted`` False: the attempt never reached the receiver, so it does not use
+        the message's attempt budget (only its age limit bounds how long it waits)."""
         if not retryable:
             return Verdict(None, f"permanent failure: {error}")
-        if attempt >= max_attempts:
+        if counted and attempt >= max_attempts:
             return Verdict(None, f"gave up after {attempt} attempts: {error}")
         wait = self.backoff(attempt)
         if retry_after is not None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from gateway.config import GatewayConfig
 from gateway.errors import BadRequest, Forbidden, IdempotencyKeyReused, NotFound, Unauthenticated
 from gateway.metrics import Metrics
-from gateway.store import Acceptance, ConflictError, NewMessage, Store
+from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
+from gateway.store import AcceptMessage, Acceptance, ConflictError, NewMessage, Store
 
 # Opaque ids and keys: printable, no spaces, bounded (they end up in headers and indexes).
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
@@ -37,11 +38,13 @@ class RelayRequest:
 
 class Relay:
     def __init__(
-        self, config: GatewayConfig, store: Store, metrics: Metrics, clock: Callable[[], float] = time.time
+        self, config: GatewayConfig, store: Store, metrics: Metrics, audit: AuditLog,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
         self._store = store
         self._metrics = metrics
+        self._audit = audit
         self._clock = clock
 
     def authorise(self, request: RelayRequest) -> None:
@@ -89,7 +92,13 @@ class Relay:
         delivery = self._config.delivery
         now = self._clock()
         service = self._config.members[request.recipient].services[request.service]
+        if request.client_message_id is not None:
+            # A resend: answered from the store, nothing new is stored or audited.
+            stored = await self._store.find_message(request.caller or "", request.client_message_id)
+            if stored is not None:
+                return self._duplicate(Acceptance(stored, duplicate=True), request, service.ordered)
         message = NewMessage(
+            id=str(uuid.uuid4()),
             sender=request.caller or "",
             recipient=request.recipient,
             service=request.service,
@@ -102,16 +111,28 @@ class Relay:
             purpose=request.purpose,
             ordering_key=request.ordering_key if service.ordered else None,
         )
+        # Every inbound message is audited, in the transaction that stores it.
+        received = AuditEvent(
+            kind=EventKind.INBOUND, outcome=Outcome.ACCEPTED, member=message.sender, counterpart=message.recipient,
+            member_role=self._config.members[message.sender].role, purpose=message.purpose,
+            service=f"{message.recipient}/{message.service}", message_id=message.id,
+            correlation_id=message.correlation_id, at=now,
+        )
         try:
-            acceptance = await self._store.accept(message, now)
+            acceptance, _ = await self._store.apply([AcceptMessage(message), self._audit.command([received])], now)
         except ConflictError as exc:
             raise IdempotencyKeyReused(str(exc)) from None
-        if acceptance.duplicate:
-            stored = acceptance.message
-            if (stored.recipient, stored.service, stored.body) != (message.recipient, message.service, message.body):
-                raise IdempotencyKeyReused(
-                    f"X-Message-Id {request.client_message_id!r} was already used for a different message: "
-                    "use a new id for a new message, or resend the original unchanged"
-                )
-        self._metrics.accepted.labels(request.recipient, "duplicate" if acceptance.duplicate else "new").inc()
+        if acceptance.duplicate:  # a resend that raced the first copy
+            return self._duplicate(acceptance, request, service.ordered)
+        self._metrics.accepted.labels(request.recipient, "new").inc()
+        return acceptance
+
+    def _duplicate(self, acceptance: Acceptance, request: RelayRequest, ordered: bool) -> Acceptance:
+        stored = acceptance.message
+        if (stored.recipient, stored.service, stored.body) != (request.recipient, request.service, request.body):
+            raise IdempotencyKeyReused(
+                f"X-Message-Id {request.client_message_id!r} was already used for a different message: "
+                "use a new id for a new message, or resend the original unchanged"
+            )
+        self._metrics.accepted.labels(request.recipient, "duplicate").inc()
         return acceptance

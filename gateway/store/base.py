@@ -282,10 +282,11 @@ class Store(Protocol):
         """
 
     async def record_delivered(
-        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b""
+        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b"",
+        audit: Sequence[NewAuditEntry] = (),
     ) -> bool:
-        """Mark delivered and keep the recipient's ``answer``. False if the lease was
-        lost (another worker owns the attempt)."""
+        """Mark delivered and keep the recipient's ``answer``; ``audit`` entries commit with
+        it. False (and nothing written) if the lease was lost (another worker owns the attempt)."""
 
     async def record_failure(
         self,
@@ -297,9 +298,13 @@ class Store(Protocol):
         error: str,
         status: int | None,
         retry_at: float | None,
+        audit: Sequence[NewAuditEntry] = (),
+        counted: bool = True,
     ) -> bool:
-        """Schedule a retry at ``retry_at``, or dead-letter when it is None.
-        False if the lease was lost."""
+        """Schedule a retry at ``retry_at``, or dead-letter when it is None; ``audit``
+        entries commit with it. ``counted`` False gives the attempt back to the budget
+        (``max_attempts`` grows by one): it never reached the receiver. False (and
+        nothing written) if the lease was lost."""
 
     async def next_due(self, recipient: str) -> float | None:
         """When the earliest pending message for ``recipient`` becomes due (or None)."""

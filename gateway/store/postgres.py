@@ -285,7 +285,7 @@ _RECORD_OUTCOME = """
            SET state = %(state)s, delivered_at = %(delivered_at)s, answer = %(answer)s,
                next_attempt_at = coalesce(%(next_attempt_at)s, next_attempt_at),
                updated_at = %(now)s, last_error = %(error)s, last_status = %(status)s,
-               lease_owner = NULL, lease_until = NULL
+               lease_owner = NULL, lease_until = NULL, max_attempts = max_attempts + %(extra_attempts)s
          WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'in_flight'
         RETURNING id)
     INSERT INTO attempts (message_id, number, started_at, finished_at, outcome, status, error)
@@ -575,11 +575,13 @@ class PostgresStore:
         return sorted((_message(row) for row in rows), key=lambda m: m.seq)
 
     async def record_delivered(
-        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b""
+        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b"",
+        audit: Sequence[NewAuditEntry] = (),
     ) -> bool:
         return await self._record_outcome(
             message_id, attempt, started_at, now, state=MessageState.DELIVERED, outcome="delivered",
-            delivered_at=now, next_attempt_at=None, error=None, status=status, answer=answer or None,
+            delivered_at=now, next_attempt_at=None, error=None, status=status, answer=answer or None, audit=audit,
+            extra_attempts=0,
         )
 
     async def record_failure(
@@ -592,25 +594,36 @@ class PostgresStore:
         error: str,
         status: int | None,
         retry_at: float | None,
+        audit: Sequence[NewAuditEntry] = (),
+        counted: bool = True,
     ) -> bool:
         dead = retry_at is None
         return await self._record_outcome(
             message_id, attempt, started_at, now,
             state=MessageState.DEAD if dead else MessageState.ACCEPTED, outcome="dead" if dead else "retry",
             delivered_at=None, next_attempt_at=now if dead else retry_at, error=error, status=status, answer=None,
+            audit=audit, extra_attempts=0 if counted else 1,
         )
 
     async def _record_outcome(
         self, message_id: str, attempt: int, started_at: float, now: float, *, state: MessageState,
         outcome: str, delivered_at: float | None, next_attempt_at: float | None, error: str | None,
-        status: int | None, answer: bytes | None,
+        status: int | None, answer: bytes | None, audit: Sequence[NewAuditEntry], extra_attempts: int,
     ) -> bool:
-        recorded = await self._rowcount(_RECORD_OUTCOME, {
+        params = {
+            "extra_attempts": extra_attempts,
             "id": message_id, "attempt": attempt, "started_at": started_at, "now": now,
             "state": state.value, "outcome": outcome, "delivered_at": delivered_at,
             "next_attempt_at": next_attempt_at, "error": error, "status": status, "answer": answer,
-        })
-        return recorded > 0
+        }
+        if not audit:
+            return await self._rowcount(_RECORD_OUTCOME, params) > 0
+        async with self._transaction() as conn:
+            await _lock_for(conn, self._schema, [AppendAudit(audit)])
+            recorded = (await conn.execute(_RECORD_OUTCOME, params)).rowcount > 0
+            if recorded:
+                await _append_audit(conn, audit, now)
+        return recorded
 
     async def next_due(self, recipient: str) -> float | None:
         (row,) = await self._rows(_NEXT_DUE, {"recipient": recipient})

@@ -26,6 +26,7 @@ from typing import Any
 
 from gateway.store.base import (
     AcceptMessage,
+    NewAuditEntry,
     RecordInbound,
     Acceptance,
     AppendAudit,
@@ -389,9 +390,10 @@ class SQLiteStore:
         return await self._write(_claim, recipient, limit, now, lease_seconds, owner)
 
     async def record_delivered(
-        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b""
+        self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b"",
+        audit: Sequence[NewAuditEntry] = (),
     ) -> bool:
-        return await self._write(_record_delivered, message_id, attempt, started_at, now, status, answer)
+        return await self._write(_record_delivered, message_id, attempt, started_at, now, status, answer, audit)
 
     async def record_failure(
         self,
@@ -403,9 +405,11 @@ class SQLiteStore:
         error: str,
         status: int | None,
         retry_at: float | None,
+        audit: Sequence[NewAuditEntry] = (),
+        counted: bool = True,
     ) -> bool:
         return await self._write(
-            _record_failure, message_id, attempt, started_at, now, error, status, retry_at
+            _record_failure, message_id, attempt, started_at, now, error, status, retry_at, audit, counted
         )
 
     async def next_due(self, recipient: str) -> float | None:
@@ -636,7 +640,7 @@ def _log_attempt(
 
 def _record_delivered(
     conn: sqlite3.Connection, message_id: str, attempt: int, started_at: float, now: float, status: int,
-    answer: bytes,
+    answer: bytes, audit: Sequence[NewAuditEntry],
 ) -> bool:
     updated = conn.execute(
         "UPDATE messages SET state = 'delivered', delivered_at = ?, updated_at = ?, answer = ?, "
@@ -646,23 +650,26 @@ def _record_delivered(
     ).rowcount
     if updated:
         _log_attempt(conn, message_id, attempt, started_at, now, "delivered", status, None)
+        _append_audit(conn, audit, now)
     return bool(updated)
 
 
 def _record_failure(
     conn: sqlite3.Connection, message_id: str, attempt: int, started_at: float, now: float,
-    error: str, status: int | None, retry_at: float | None,
+    error: str, status: int | None, retry_at: float | None, audit: Sequence[NewAuditEntry], counted: bool,
 ) -> bool:
     state = MessageState.DEAD if retry_at is None else MessageState.ACCEPTED
     updated = conn.execute(
         "UPDATE messages SET state = ?, next_attempt_at = ?, updated_at = ?, last_error = ?, "
-        "last_status = ?, lease_owner = NULL, lease_until = NULL "
+        "last_status = ?, lease_owner = NULL, lease_until = NULL, max_attempts = max_attempts + ? "
         "WHERE id = ? AND attempts = ? AND state = 'in_flight'",
-        (state.value, retry_at if retry_at is not None else now, now, error, status, message_id, attempt),
+        (state.value, retry_at if retry_at is not None else now, now, error, status, 0 if counted else 1,
+         message_id, attempt),
     ).rowcount
     if updated:
         outcome = "dead" if retry_at is None else "retry"
         _log_attempt(conn, message_id, attempt, started_at, now, outcome, status, error)
+        _append_audit(conn, audit, now)
     return bool(updated)
 
 

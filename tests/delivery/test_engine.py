@@ -122,6 +122,19 @@ async def test_a_receiver_that_is_down_gets_everything_in_order_per_key_when_bac
     assert got == sent
 
 
+async def test_a_long_outage_does_not_dead_letter_the_messages_the_breaker_probes_with(start_gateway, receiver, http):
+    gateway = await start_gateway(receiver.url, delivery={"max_attempts": 2, "breaker_reset_seconds": 0.05,
+                                                          "breaker_failure_threshold": 1})
+    await receiver.stop_listening()
+    ids = [await send(http, gateway, path=NOTICES, payload=person_payload(n), **{"X-Ordering-Key": "case-1"})
+           for n in range(3)]
+    await asyncio.sleep(1.0)  # many probes, far more than two attempts each
+    head = await gateway.store.get_message(ids[0])
+    assert head.state is MessageState.ACCEPTED and head.attempts > 2
+    await receiver.listen()
+    await wait_until(lambda: receiver.unique_ids() == set(ids), timeout=15)
+
+
 async def test_the_breaker_holds_back_attempts_while_the_receiver_is_down(start_gateway, receiver, http):
     receiver.respond = lambda body, seen: (503, {})
     gateway = await start_gateway(

@@ -62,3 +62,15 @@ def test_retry_after_parses_seconds_and_http_dates():
 def test_statuses_are_classified_retryable_or_permanent():
     assert all(is_retryable_status(s) for s in (408, 425, 429, 500, 502, 503, 504, 599))
     assert not any(is_retryable_status(s) for s in (400, 401, 403, 404, 409, 413, 415, 422))
+
+
+def test_an_attempt_that_never_reached_the_receiver_does_not_use_up_the_budget():
+    verdict = policy().after_failure(attempt=50, max_attempts=10, deadline_at=1e9, now=0, retryable=True,
+                                     error="cannot connect", counted=False)
+    assert verdict.retry_at is not None
+
+
+def test_an_unreached_attempt_is_still_bounded_by_the_age_limit():
+    verdict = policy().after_failure(attempt=50, max_attempts=10, deadline_at=0.001, now=0.001, retryable=True,
+                                     error="cannot connect", counted=False)
+    assert verdict.retry_at is None and "expired" in verdict.reason

@@ -771,3 +771,12 @@ async def test_an_inbound_answer_is_forgotten_after_the_deduplication_period(sto
     await store.apply([RecordInbound("penal", "k-1", b"answer")], T0)
     assert await store.purge_inbound(before=T0 + 1) == 1
     assert await store.find_inbound("penal", "k-1") is None
+
+
+async def test_an_uncounted_failure_gives_the_attempt_back_to_the_budget(store):
+    (message_id,) = await accepted(store, message())  # max_attempts 5
+    (claimed,) = await store.claim("health", 1, T0, LEASE, "w")
+    assert await store.record_failure(message_id, claimed.attempts, T0, T0, error="cannot connect", status=None,
+                                      retry_at=T0, counted=False)
+    stored = await store.get_message(message_id)
+    assert stored.attempts == 1 and stored.max_attempts == 6
