@@ -3,7 +3,8 @@
 Courts are not asked synchronously: a report is stored in the outbox and delivered with
 store-and-forward guarantees (``X-Message-Id`` stays the same across redeliveries, so the court
 registers it once). ``CourtCodec`` builds the stored request body with zeep from the local
-court.wsdl and reads the court's answer into a ``CourtReceipt``.
+court.wsdl, signed with the gateway's key, and reads the court's answer into a
+``CourtReceipt`` once the court's signature on it is verified.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 from adapters.court import codec
 from adapters.court.codec import CourtReceipt
 from gateway.domain import PreTrialReport
+from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.client import ServiceMessages
 from gateway.workflows.ports import SourceUnavailable
 
@@ -25,10 +27,14 @@ CONTENT_TYPE = "text/xml; charset=utf-8"
 
 
 class CourtCodec:
-    """Pre-trial reports to the court's SOAP requests, and the court's answers to receipts."""
+    """Pre-trial reports to the court's SOAP requests, and the court's answers to receipts.
 
-    def __init__(self, *, sender_id: str = "gateway") -> None:
-        self._messages = ServiceMessages(SOURCE, "court.wsdl", sender_id=sender_id)
+    ``signer`` signs each request (the gateway's key); ``verifier`` holds the court's pinned
+    certificates for its answers.
+    """
+
+    def __init__(self, *, sender_id: str = "gateway", signer: Signer | None = None, verifier: Verifier | None = None) -> None:
+        self._messages = ServiceMessages(SOURCE, "court.wsdl", sender_id=sender_id, signer=signer, verifier=verifier)
 
     @property
     def soap_action(self) -> str:

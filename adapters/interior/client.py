@@ -6,6 +6,7 @@ import aiohttp
 
 from adapters.interior import codec
 from gateway.domain import IIN, Address, Conviction, Person, PretrialCase
+from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.client import ServiceClient, ServiceMessages
 from gateway.workflows.ports import SourceUnavailable
 
@@ -20,11 +21,24 @@ REGISTERED_RESIDENCE = "registered-residence"
 
 
 class InteriorClient:
-    """The interior ministry at ``base_url`` (its member endpoint), asked as member ``sender_id``."""
+    """The interior ministry at ``base_url`` (its member endpoint), asked as member ``sender_id``.
 
-    def __init__(self, base_url: str, session: aiohttp.ClientSession, *, timeout: float, sender_id: str = "gateway") -> None:
+    ``signer`` signs each request (the gateway's key); ``verifier`` holds the agency's pinned
+    certificates for its answers.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float,
+        sender_id: str = "gateway",
+        signer: Signer | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
         self._service = ServiceClient(
-            ServiceMessages(SOURCE, "interior.wsdl", sender_id=sender_id),
+            ServiceMessages(SOURCE, "interior.wsdl", sender_id=sender_id, signer=signer, verifier=verifier),
             base_url.rstrip("/") + SERVICE_PATH,
             session,
             timeout=timeout,

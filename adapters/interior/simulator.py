@@ -12,6 +12,7 @@ from adapters.interior.client import PERSON, PRETRIAL_CASE, REGISTERED_RESIDENCE
 from adapters.population import Population, SyntheticPerson
 from adapters.simulation import Behaviour, Recorder, simulator_app
 from gateway.soap.client import NOT_FOUND
+from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusResponse
 from gateway.soap.faults import SoapFault
@@ -28,9 +29,18 @@ _REQUESTS = {
 
 
 def create_simulator(
-    population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None
+    population: Population,
+    behaviour: Behaviour | None = None,
+    recorder: Recorder | None = None,
+    *,
+    signer: Signer | None = None,
+    verifier: Verifier | None = None,
 ) -> web.Application:
-    """The interior ministry's SOAP service at /soap/interior (WSDL at /soap/interior?wsdl)."""
+    """The interior ministry's SOAP service at /soap/interior (WSDL at /soap/interior?wsdl).
+
+    ``signer`` (the member's key) signs every answer; ``verifier`` (pinned to the gateway's
+    certificate) checks every request before it is read, and refuses unsigned ones.
+    """
     app = simulator_app("interior", behaviour, recorder)
 
     def known(iin: str) -> SyntheticPerson:
@@ -55,6 +65,9 @@ def create_simulator(
         return call.reply(codec.encode_registered_residence(person.iin, person.residence))
 
     SoapEndpoint(
-        [SoapService(contract("interior.wsdl"), {"SendMessage": send_message})], max_bytes=_MAX_BODY_BYTES
+        [SoapService(contract("interior.wsdl"), {"SendMessage": send_message})],
+        max_bytes=_MAX_BODY_BYTES,
+        signer=signer,
+        verifier_for=lambda _request: verifier,
     ).add_routes(app)
     return app

@@ -18,6 +18,7 @@ from adapters.penal.client import CUSTODY_HISTORY
 from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder, simulator_app
 from gateway.domain import ReleaseEvent, ReleaseNotice
+from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.client import NOT_FOUND, ServiceClient, ServiceMessages
 from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusResponse, MessageType
@@ -38,9 +39,18 @@ _MESSAGE_TYPES = {
 
 
 def create_simulator(
-    population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None
+    population: Population,
+    behaviour: Behaviour | None = None,
+    recorder: Recorder | None = None,
+    *,
+    signer: Signer | None = None,
+    verifier: Verifier | None = None,
 ) -> web.Application:
-    """The penal system's SOAP service at /soap/penal (WSDL at /soap/penal?wsdl)."""
+    """The penal system's SOAP service at /soap/penal (WSDL at /soap/penal?wsdl).
+
+    ``signer`` (the member's key) signs every answer; ``verifier`` (pinned to the gateway's
+    certificate) checks every request before it is read, and refuses unsigned ones.
+    """
     app = simulator_app("penal", behaviour, recorder)
 
     async def send_message(call: SoapCall) -> BusResponse:
@@ -51,7 +61,12 @@ def create_simulator(
             raise SoapFault.client(NOT_FOUND, "the penal system holds no record of this IIN", http_status=404)
         return call.reply(codec.encode_custody_history(iin, held.custody))
 
-    SoapEndpoint([SoapService(contract("penal.wsdl"), {"SendMessage": send_message})], max_bytes=_MAX_BODY_BYTES).add_routes(app)
+    SoapEndpoint(
+        [SoapService(contract("penal.wsdl"), {"SendMessage": send_message})],
+        max_bytes=_MAX_BODY_BYTES,
+        signer=signer,
+        verifier_for=lambda _request: verifier,
+    ).add_routes(app)
     return app
 
 
@@ -63,15 +78,18 @@ async def push_release_notices(
     sender_id: str = "penal",
     message_ids: Iterable[str] | None = None,
     timeout: float = 10.0,
+    signer: Signer | None = None,
+    verifier: Verifier | None = None,
 ) -> list[str]:
     """Send each (event, notice) to the gateway's release-notices service; return the case ids.
 
     ``message_ids`` gives each message its id (resending one gets the original answer); by
-    default every message gets a new one. Refusals raise ``SourceRejected`` (a Client fault)
-    or ``SourceUnavailable``, with ``source`` "gateway".
+    default every message gets a new one. ``signer`` signs each notice with the penal system's
+    key; ``verifier`` (pinned to the gateway's certificate) checks each answer. Refusals raise
+    ``SourceRejected`` (a Client fault) or ``SourceUnavailable``, with ``source`` "gateway".
     """
     service = ServiceClient(
-        ServiceMessages("gateway", "release-notices.wsdl", sender_id=sender_id),
+        ServiceMessages("gateway", "release-notices.wsdl", sender_id=sender_id, signer=signer, verifier=verifier),
         gateway_url.rstrip("/") + RELEASE_NOTICES_PATH,
         session,
         timeout=timeout,

@@ -64,8 +64,11 @@ def self_signed_certificate(
     not_before: dt.datetime | None = None,
     days: int = _DEVELOPMENT_DAYS,
 ) -> x509.Certificate:
-    """A self-signed certificate for ``key``, valid ``days`` from ``not_before`` (default: now)."""
-    start = not_before or dt.datetime.now(dt.UTC)
+    """A self-signed certificate for ``key``, valid ``days`` from ``not_before``.
+
+    By default it starts a day ago, so a peer whose clock runs behind accepts it at once.
+    """
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     name = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "reentry-gateway development"),
@@ -104,7 +107,8 @@ def provision_key_pair(
         _create(key_path, _pem_private_key(new_private_key(algorithm)), mode=0o600)
     key = read_private_key(key_path)
     if not certificate_path.exists():
-        _create(certificate_path, self_signed_certificate(key, common_name).public_bytes(serialization.Encoding.PEM), mode=0o644)
+        certificate = self_signed_certificate(key, common_name)
+        _create(certificate_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return key, read_certificate(certificate_path)
 
 
@@ -155,10 +159,16 @@ def member_verifier(member_id: str, member: MemberConfig, base_dir: Path) -> Ver
     pinned = []
     for index, entry in enumerate(member.certificates):
         path = base_dir / entry.path
+        where = f"members.{member_id}.certificates[{index}]"
+        if not path.exists():
+            raise ConfigError(
+                f"{where}: {path}: no such file; install the member's certificate (PEM) there "
+                "(for the simulated members, `gateway simulate` writes development ones)"
+            )
         try:
             certificate = read_certificate(path)
         except ConfigError as error:
-            raise ConfigError(f"members.{member_id}.certificates[{index}]: {error}") from None
+            raise ConfigError(f"{where}: {error}") from None
         pinned.append(PinnedCertificate.of(certificate, path.name, not_before=entry.not_before, not_after=entry.not_after))
     return Verifier(member_id, pinned, required=member.require_signature)
 

@@ -126,8 +126,9 @@ class ServiceMessages:
             problem = f"answered HTTP {status} with {media_type or 'no content type'}"
             raise (SourceRejected if 400 <= status < 500 else SourceUnavailable)(self.source, problem)
         verifier = self._verifier
+        understood = (SECURITY,) if verifier is not None else ()
         try:
-            envelope = parse_envelope(content, max_bytes=_MAX_REPLY_BYTES, understood=(SECURITY,) if verifier else ())
+            envelope = parse_envelope(content, max_bytes=_MAX_REPLY_BYTES, understood=understood)
         except SoapFault as fault:
             raise SourceUnavailable(self.source, f"answered HTTP {status} with a broken message: {fault.message}") from None
         if verifier is not None:

@@ -211,7 +211,8 @@ class SoapEndpoint:
             )
         raw = await read_body(request, self._max_bytes)
         verifier = self._verifier_for(request)
-        envelope = parse_envelope(raw, max_bytes=self._max_bytes, understood=(SECURITY,) if verifier else ())
+        understood = (SECURITY,) if verifier is not None else ()
+        envelope = parse_envelope(raw, max_bytes=self._max_bytes, understood=understood)
         _check_charset(request.charset, envelope)
         if verifier is not None:
             # Before anything reads the Body: from here on only what the signature covers is used.

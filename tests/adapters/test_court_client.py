@@ -17,7 +17,8 @@ from adapters.simulation import Recorder
 from gateway.bootstrap import build
 from gateway.soap.envelope import parse_envelope, read_request
 from gateway.store import NewMessage
-from gateway.workflows.ports import SourceRejected
+from gateway.workflows.ports import SourceRejected, SourceUnavailable
+from soap.signing import credentials, stranger, verifier
 from support import make_config, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "soap" / "pretrial-report-request.xml"
@@ -102,3 +103,63 @@ async def test_report_stored_in_the_gateway_outbox_reaches_the_court_once(court,
         assert delivery.body == body and delivery.message_id is not None
     finally:
         await gateway.stop()
+
+
+# ----------------------------------------------------------------- signed both ways
+
+
+@pytest.fixture
+async def signed_court():
+    """A court signing its receipts and accepting only reports the gateway signed."""
+    recorder = Recorder()
+    app = create_simulator(
+        recorder=recorder, signer=credentials("court").signer, verifier=verifier(credentials("gateway"), sender="gateway")
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", recorder
+    await runner.cleanup()
+
+
+def signed_codec(court_key=None) -> CourtCodec:
+    return CourtCodec(signer=credentials("gateway").signer, verifier=verifier(court_key or credentials("court"), sender="court"))
+
+
+async def test_signed_report_gets_a_signed_receipt_that_verifies(signed_court, http):
+    url, recorder = signed_court
+    codec = signed_codec()
+    body = codec.request(REPORT, message_id="gw-s1", message_date=dt.datetime.now(dt.UTC))
+    status, media_type, answer = await _deliver(http, url, body, "gw-s1")
+    receipt = codec.receipt(REPORT.report_id, REPORT.version, message_id="gw-s1", status=status, media_type=media_type, body=answer)
+    assert receipt.registration_number.startswith("ДД-")
+    assert recorder.of("pretrial-reports")[0].body == body
+
+
+async def test_court_refuses_an_unsigned_report_and_records_nothing(signed_court, http):
+    url, recorder = signed_court
+    body = CourtCodec().request(REPORT, message_id="gw-s2", message_date=dt.datetime.now(dt.UTC))
+    status, media_type, answer = await _deliver(http, url, body, "gw-s2")
+    assert status == 401
+    with pytest.raises(SourceRejected, match="signature-required"):
+        signed_codec().receipt(REPORT.report_id, REPORT.version, message_id="gw-s2", status=status,
+                               media_type=media_type, body=answer)
+    assert recorder.deliveries == []
+
+
+async def test_court_refuses_a_report_changed_after_the_gateway_signed_it(signed_court, http):
+    url, recorder = signed_court
+    body = signed_codec().request(REPORT, message_id="gw-s3", message_date=dt.datetime.now(dt.UTC))
+    changed = body.replace(REPORT.report_id.encode(), b"PTR-2026-9999")
+    status, _, answer = await _deliver(http, url, changed, "gw-s3")
+    assert status == 401 and b"signature-invalid" in answer
+    assert recorder.deliveries == []
+
+
+async def test_a_receipt_signed_with_a_key_not_pinned_for_the_court_is_not_recorded_as_one(signed_court, http):
+    url, _ = signed_court
+    codec = signed_codec(court_key=stranger())
+    body = codec.request(REPORT, message_id="gw-s4", message_date=dt.datetime.now(dt.UTC))
+    status, media_type, answer = await _deliver(http, url, body, "gw-s4")
+    with pytest.raises(SourceUnavailable, match="signature refused"):
+        codec.receipt(REPORT.report_id, REPORT.version, message_id="gw-s4", status=status, media_type=media_type, body=answer)

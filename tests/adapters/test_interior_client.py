@@ -9,8 +9,9 @@ from adapters.interior.client import InteriorClient
 from adapters.interior.simulator import create_simulator
 from adapters.population import Population
 from adapters.simulation import Behaviour
-from gateway.workflows.ports import NotFound, SourceUnavailable
+from gateway.workflows.ports import NotFound, SourceRejected, SourceUnavailable
 from soap.messages import stranger_iin
+from soap.signing import Credentials, credentials, stranger, verifier
 
 POPULATION = Population(size=200)
 
@@ -68,3 +69,63 @@ async def test_simulator_outage_is_source_unavailable(interior):
     behaviour.down = True
     with pytest.raises(SourceUnavailable, match="HTTP 503"):
         await client.convictions(POPULATION.people[0].iin)
+
+
+# ----------------------------------------------------------------- signed both ways
+
+
+def gateway() -> Credentials:
+    return credentials("gateway")
+
+
+def ministry() -> Credentials:
+    return credentials("interior")
+
+
+@pytest.fixture
+async def serve():
+    """Start the ministry's simulator with the given signing; returns its URL."""
+    runners = []
+
+    async def start(**signing) -> str:
+        runner = web.AppRunner(create_simulator(POPULATION, **signing), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def signed_ministry(serve):
+    """The ministry signing with its key and accepting only what the gateway signed."""
+    return serve(signer=ministry().signer, verifier=verifier(gateway(), sender="gateway"))
+
+
+async def test_signed_requests_get_signed_answers_that_verify(serve, http):
+    client = InteriorClient(await signed_ministry(serve), http, timeout=5, signer=gateway().signer,
+                            verifier=verifier(ministry(), sender="interior"))
+    person = next(p for p in POPULATION if p.convictions)
+    assert await client.convictions(person.iin) == list(person.convictions)
+
+
+async def test_the_ministry_refuses_a_request_the_gateway_did_not_sign(serve, http):
+    client = InteriorClient(await signed_ministry(serve), http, timeout=5)
+    with pytest.raises(SourceRejected, match="signature-required"):
+        await client.person(POPULATION.in_custody()[0].iin)
+
+
+async def test_an_answer_signed_with_a_key_not_pinned_for_the_ministry_is_not_used(serve, http):
+    client = InteriorClient(await signed_ministry(serve), http, timeout=5, signer=gateway().signer,
+                            verifier=verifier(stranger(), sender="interior"))
+    with pytest.raises(SourceUnavailable, match="signature refused: certificate-unknown"):
+        await client.person(POPULATION.in_custody()[0].iin)
+
+
+async def test_an_unsigned_answer_from_a_ministry_that_must_sign_is_not_used(serve, http):
+    client = InteriorClient(await serve(), http, timeout=5, signer=gateway().signer,
+                            verifier=verifier(ministry(), sender="interior"))
+    with pytest.raises(SourceUnavailable, match="signature refused: signature-required"):
+        await client.person(POPULATION.in_custody()[0].iin)

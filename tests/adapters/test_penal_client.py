@@ -9,8 +9,9 @@ from adapters.penal.client import PenalClient
 from adapters.penal.simulator import create_simulator
 from adapters.population import Population
 from adapters.simulation import Behaviour
-from gateway.workflows.ports import NotFound, SourceUnavailable
+from gateway.workflows.ports import NotFound, SourceRejected, SourceUnavailable
 from soap.messages import stranger_iin
+from soap.signing import credentials, stranger, verifier
 
 POPULATION = Population(size=150)
 
@@ -62,3 +63,46 @@ async def test_simulator_publishes_its_wsdl(penal, http):
     async with http.get(f"{url}/soap/penal?wsdl") as response:
         assert response.status == 200
         assert f'location="{url}/soap/penal"'.encode() in await response.read()
+
+
+# ----------------------------------------------------------------- signed both ways
+
+
+@pytest.fixture
+async def signed_penal():
+    """The penal system signing with its key and accepting only what the gateway signed."""
+    app = create_simulator(
+        POPULATION, signer=credentials("penal").signer, verifier=verifier(credentials("gateway"), sender="gateway")
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+async def test_signed_request_gets_a_signed_custody_history_that_verifies(signed_penal, http):
+    client = PenalClient(signed_penal, http, timeout=5, signer=credentials("gateway").signer,
+                         verifier=verifier(credentials("penal")))
+    person = POPULATION.in_custody()[0]
+    assert await client.custody_history(person.iin) == list(person.custody)
+
+
+async def test_a_signed_not_found_is_still_not_found(signed_penal, http):
+    client = PenalClient(signed_penal, http, timeout=5, signer=credentials("gateway").signer,
+                         verifier=verifier(credentials("penal")))
+    with pytest.raises(NotFound, match="no record of this IIN"):
+        await client.custody_history(stranger_iin(POPULATION))
+
+
+async def test_a_request_signed_by_someone_else_than_the_gateway_is_refused(signed_penal, http):
+    client = PenalClient(signed_penal, http, timeout=5, signer=stranger().signer)
+    with pytest.raises(SourceRejected, match="certificate-unknown"):
+        await client.custody_history(POPULATION.in_custody()[0].iin)
+
+
+async def test_a_custody_history_signed_with_an_unpinned_key_is_not_used(signed_penal, http):
+    client = PenalClient(signed_penal, http, timeout=5, signer=credentials("gateway").signer,
+                         verifier=verifier(stranger()))
+    with pytest.raises(SourceUnavailable, match="signature refused"):
+        await client.custody_history(POPULATION.in_custody()[0].iin)

@@ -220,3 +220,11 @@ def test_signing_and_verifying_log_no_personal_data(log_lines):
     text = log_lines.getvalue().replace("\\", "")
     for name in PERSON_NAMES:
         assert name not in text and repr(name.encode())[2:-1].replace("\\", "") not in text
+
+
+def test_an_empty_signature_value_is_malformed_not_a_crash():
+    document = etree.fromstring(signed(relay_request(), penal()))
+    document.find(".//ds:SignatureValue", NS).text = None
+    with pytest.raises(SignatureRefused) as refusal:
+        verifier(penal()).verified_body(envelope(serialise(document)), at=NOW)
+    assert (refusal.value.slug, refusal.value.status) == ("signature-malformed", 400)

@@ -164,7 +164,8 @@ def write_pins(directory: Path, pins: Sequence[Credentials]) -> list[str]:
 async def start_signed_gateway(tmp_path):
     """Start a gateway whose member ``penal`` pins ``pins`` and must sign (unless not
     ``required``). ``entries`` lists the certificates as members.toml does, ``{0}``, ``{1}`` …
-    standing for the files of ``pins``. The relay's recipient ``health`` answers 200."""
+    standing for the files of ``pins``; ``options`` go to ``build``. The relay's recipient
+    ``health`` answers 200."""
     async def accept(request: web.Request) -> web.Response:
         return web.Response(status=200)
 
@@ -176,7 +177,9 @@ async def start_signed_gateway(tmp_path):
     recipient_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     started = []
 
-    async def start(pins: Sequence[Credentials] = (), *, entries: Sequence[str] | None = None, required: bool = True):
+    async def start(
+        pins: Sequence[Credentials] = (), *, entries: Sequence[str] | None = None, required: bool = True, **options
+    ):
         directory = write_config(tmp_path / f"gw{len(started)}", receiver_url=recipient_url)
         names = write_pins(directory, pins)
         listed = [f'"{name}"' for name in names] if entries is None else [entry.format(*names) for entry in entries]
@@ -184,7 +187,7 @@ async def start_signed_gateway(tmp_path):
             "GATEWAY__MEMBERS__PENAL__CERTIFICATES": "[" + ", ".join(listed) + "]",
             "GATEWAY__MEMBERS__PENAL__REQUIRE_SIGNATURE": "true" if required else "false",
         }
-        gateway = build(load_config(directory, environ=environ))
+        gateway = build(load_config(directory, environ=environ), **options)
         await gateway.start(port=0)
         started.append(gateway)
         return gateway
