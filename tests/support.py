@@ -304,3 +304,45 @@ async def assert_first_receipts_follow_acceptance_order(store_url: str, receiver
     assert len(first) == keys
     for key, seqs in first.items():
         assert seqs == sorted(seqs), f"{key} was delivered out of order"
+
+
+@dataclass
+class Senders:
+    """Clients that relay ``count`` messages through one or more gateway URLs and, like real
+    clients, resend the same X-Message-Id (to the next URL) until they get a 202."""
+
+    urls: list[str]
+    count: int
+    keys: int
+    prefix: str = "msg"
+    accepted: dict[str, str] = field(default_factory=dict)  # client id -> gateway message id
+    resends: int = 0
+
+    async def run(self, session: aiohttp.ClientSession, concurrency: int) -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for number in range(self.count):
+            queue.put_nowait(number)
+        await asyncio.gather(*(self._sender(session, queue) for _ in range(concurrency)))
+
+    async def _sender(self, session: aiohttp.ClientSession, queue: asyncio.Queue[int]) -> None:
+        while not queue.empty():
+            number = queue.get_nowait()
+            client_id = f"{self.prefix}-{number}"
+            body = json.dumps(person_payload(number))
+            headers = {"Content-Type": "application/json", "X-Member-Id": "penal", "X-Purpose": "continuity_of_care",
+                       "X-Message-Id": client_id, "X-Ordering-Key": f"case-{number % self.keys}"}
+            for attempt in range(2000):  # bounded: ~100 s of resends at most
+                url = self.urls[(number + attempt) % len(self.urls)]
+                try:
+                    async with session.post(url + "/api/v1/relay/health/notices", data=body,
+                                            headers=headers) as response:
+                        if response.status == 202:
+                            self.accepted[client_id] = (await response.json())["message_id"]
+                            break
+                        assert response.status >= 500, await response.text()
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                self.resends += 1
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"{client_id} was never accepted")

@@ -11,7 +11,6 @@ and reported, and each carries the same X-Message-Id so the receiver drops it.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 
@@ -20,12 +19,12 @@ import pytest
 
 from gateway.config import load_config
 from support import (
+    Senders,
     GatewayProcess,
     RecordingReceiver,
     assert_first_receipts_follow_acceptance_order,
     free_port,
     leaks,
-    person_payload,
     write_config,
 )
 
@@ -43,40 +42,12 @@ async def test_no_accepted_message_is_lost_when_the_gateway_is_killed_repeatedly
                   "backoff_base_seconds": 0.02, "backoff_cap_seconds": 0.3, "max_age_seconds": 3600},
     )
     gateway = GatewayProcess(config_dir, free_port(), tmp_path / "gateway.log")
-    accepted: dict[str, str] = {}  # client id -> gateway message id
-    resends = 0
+    senders = Senders([gateway.url], MESSAGES, keys=50, prefix="crash")
     rng = random.Random(7)
     gateway.start()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             await gateway.ready(session)
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for number in range(MESSAGES):
-                queue.put_nowait(number)
-
-            async def sender() -> None:
-                nonlocal resends
-                while not queue.empty():
-                    number = queue.get_nowait()
-                    client_id = f"crash-{number}"
-                    body = json.dumps(person_payload(number))
-                    headers = {"Content-Type": "application/json", "X-Member-Id": "penal",
-                               "X-Purpose": "continuity_of_care", "X-Message-Id": client_id,
-                               "X-Ordering-Key": f"case-{number % 50}"}
-                    for _ in range(2000):  # bounded: ~100 s of retries at most
-                        try:
-                            async with session.post(gateway.url + "/api/v1/relay/health/notices",
-                                                    data=body, headers=headers) as response:
-                                if response.status == 202:
-                                    accepted[client_id] = (await response.json())["message_id"]
-                                    break
-                                assert response.status >= 500, await response.text()
-                        except (aiohttp.ClientError, asyncio.TimeoutError):
-                            pass
-                        resends += 1
-                        await asyncio.sleep(0.05)
-                    else:
-                        raise AssertionError(f"{client_id} was never accepted")
 
             async def killer() -> None:
                 for _ in range(KILLS):
@@ -86,11 +57,11 @@ async def test_no_accepted_message_is_lost_when_the_gateway_is_killed_repeatedly
                     gateway.start()
                     await gateway.ready(session)
 
-            await asyncio.gather(killer(), *(sender() for _ in range(SENDERS)))
+            await asyncio.gather(killer(), senders.run(session, SENDERS))
             assert gateway.starts == KILLS + 1
-            assert len(accepted) == MESSAGES
+            assert len(senders.accepted) == MESSAGES
 
-            wanted = set(accepted.values())
+            wanted = set(senders.accepted.values())
             deadline = time.monotonic() + 90
             while not wanted <= receiver.unique_ids() and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
@@ -100,7 +71,7 @@ async def test_no_accepted_message_is_lost_when_the_gateway_is_killed_repeatedly
 
     missing = wanted - receiver.unique_ids()
     duplicates = len(receiver.received) - len(receiver.unique_ids())
-    print(f"\ncrash test: {MESSAGES} accepted, {KILLS} SIGKILLs, {resends} client resends, "
+    print(f"\ncrash test: {MESSAGES} accepted, {KILLS} SIGKILLs, {senders.resends} client resends, "
           f"{len(missing)} lost, {duplicates} redeliveries dropped by X-Message-Id at the receiver")
     assert not missing, f"{len(missing)} accepted messages never reached the receiver"
     assert receiver.unique_ids() <= wanted, "the receiver got a message nobody had sent"

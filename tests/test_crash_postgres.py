@@ -12,7 +12,6 @@ ordering key's messages reached the receiver in the order they were accepted.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 
@@ -20,12 +19,12 @@ import aiohttp
 import pytest
 
 from support import (
+    Senders,
     GatewayProcess,
     RecordingReceiver,
     assert_first_receipts_follow_acceptance_order,
     free_port,
     leaks,
-    person_payload,
     write_config,
 )
 
@@ -46,8 +45,7 @@ async def test_three_instances_on_postgresql_lose_nothing_when_one_is_killed_rep
                   "backoff_base_seconds": 0.02, "backoff_cap_seconds": 0.3, "max_age_seconds": 3600},
     )
     gateways = [GatewayProcess(config_dir, free_port(), tmp_path / f"gateway-{n}.log") for n in range(INSTANCES)]
-    accepted: dict[str, str] = {}
-    resends = 0
+    senders = Senders([g.url for g in gateways], MESSAGES, keys=KEYS, prefix="scale")
     rng = random.Random(5)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
@@ -58,35 +56,6 @@ async def test_three_instances_on_postgresql_lose_nothing_when_one_is_killed_rep
                 gateway.start()
             for gateway in gateways[1:]:
                 await gateway.ready(session)
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for number in range(MESSAGES):
-                queue.put_nowait(number)
-
-            async def sender() -> None:
-                nonlocal resends
-                while not queue.empty():
-                    number = queue.get_nowait()
-                    client_id = f"scale-{number}"
-                    body = json.dumps(person_payload(number))
-                    headers = {"Content-Type": "application/json", "X-Member-Id": "penal",
-                               "X-Purpose": "continuity_of_care", "X-Message-Id": client_id,
-                               "X-Ordering-Key": f"case-{number % KEYS}"}
-                    for attempt in range(2000):  # bounded: ~100 s of retries at most
-                        gateway = gateways[(number + attempt) % INSTANCES]
-                        try:
-                            async with session.post(gateway.url + "/api/v1/relay/health/notices",
-                                                    data=body, headers=headers) as response:
-                                if response.status == 202:
-                                    accepted[client_id] = (await response.json())["message_id"]
-                                    break
-                                assert response.status >= 500, await response.text()
-                        except (aiohttp.ClientError, asyncio.TimeoutError):
-                            pass
-                        resends += 1
-                        await asyncio.sleep(0.05)
-                    else:
-                        raise AssertionError(f"{client_id} was never accepted")
-
             async def killer() -> None:
                 victim = gateways[0]
                 for _ in range(KILLS):
@@ -96,9 +65,9 @@ async def test_three_instances_on_postgresql_lose_nothing_when_one_is_killed_rep
                     victim.start()
                     await victim.ready(session)
 
-            await asyncio.gather(killer(), *(sender() for _ in range(SENDERS)))
-            assert len(accepted) == MESSAGES
-            wanted = set(accepted.values())
+            await asyncio.gather(killer(), senders.run(session, SENDERS))
+            assert len(senders.accepted) == MESSAGES
+            wanted = set(senders.accepted.values())
             deadline = time.monotonic() + 120
             while not wanted <= receiver.unique_ids() and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
@@ -110,7 +79,7 @@ async def test_three_instances_on_postgresql_lose_nothing_when_one_is_killed_rep
     missing = wanted - receiver.unique_ids()
     duplicates = len(receiver.received) - len(receiver.unique_ids())
     print(f"\nscale-out crash test: {MESSAGES} accepted by {INSTANCES} instances, {KILLS} SIGKILLs, "
-          f"{resends} client resends, {len(missing)} lost, {duplicates} redeliveries dropped by X-Message-Id")
+          f"{senders.resends} client resends, {len(missing)} lost, {duplicates} redeliveries dropped by X-Message-Id")
     assert not missing, f"{len(missing)} accepted messages never reached the receiver"
     assert receiver.unique_ids() <= wanted
     await assert_first_receipts_follow_acceptance_order(store_url, receiver, KEYS)
