@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,12 +13,15 @@ from aiohttp import web
 from gateway.config import GatewayConfig
 from gateway.delivery.engine import DeliveryEngine
 from gateway.delivery.relay import Relay
+from gateway.delivery.transport import HttpTransport
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.security.audit import AuditLog
 from gateway.security.audit_keys import AuditKeys
 from gateway.security.disclosure import DisclosurePolicy
+from gateway.security.jws import JsonSignatures
 from gateway.security.keys import gateway_signer, member_verifier
+from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.release_notices import RELEASE_NOTICE_SENDERS, ReleaseNoticeReceiver
 from gateway.store import Message, Store, create_store
@@ -54,6 +58,8 @@ class Gateway:
     relay: Relay
     policy: DisclosurePolicy
     audit: AuditLog
+    json_signatures: JsonSignatures
+    """Verifies the JSON members with ``sign_json`` relay, and signs what is delivered to them."""
     clock: Callable[[], float] = time.time
     signer: Signer | None = None
     """Signs the SOAP the gateway sends and answers (WS-Security over the Body)."""
@@ -63,6 +69,10 @@ class Gateway:
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
     release_notice_senders: tuple[str, ...] = RELEASE_NOTICE_SENDERS
     workflows: Workflows | None = None
+    tls: ServerTls | None = None
+    """The listener's TLS in ``mtls`` identity mode; None: plain HTTP (``header`` mode)."""
+    client_ssl: ssl.SSLContext | None = None
+    """What the gateway's own requests to https members present and trust; None: the system's trust."""
     _runner: web.AppRunner | None = field(default=None, repr=False)
     port: int | None = None
 
@@ -78,12 +88,16 @@ class Gateway:
                 self.release_notice_receiver = self.workflows.release
             await self.workflows.runtime.start()
         await self.engine.start()
-        self._runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False)
+        # keepalive_timeout also closes a connection that has not sent a whole request by then
+        # (slow headers); a slow body is cut off by the body deadline (gateway.security.intake).
+        self._runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.config.server.receive_timeout_seconds)
         await self._runner.setup()
         site = web.TCPSite(
             self._runner,
             host if host is not None else self.config.server.host,
             self.config.server.port if port is None else port,
+            ssl_context=self.tls.context if self.tls is not None else None,
             backlog=1024,
             reuse_address=True,
         )
@@ -105,7 +119,8 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.server.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.config.server.host}:{self.port}"
 
 
 def build(
@@ -120,8 +135,10 @@ def build(
     release-notices service to ``release_notice_senders``."""
     store = store or create_store(config.store.url, base_dir=config.base_dir)
     metrics = Metrics()
-    engine = DeliveryEngine(store, config.members, config.delivery, metrics, clock=clock)
-    relay = Relay(config, store, metrics, clock)
+    json_signatures = JsonSignatures.from_config(config, clock)
+    server_tls, client_ssl = _tls(config)
+    transport = HttpTransport(connect_timeout=config.delivery.connect_timeout_seconds, ssl=client_ssl,
+                              sign=json_signatures.headers_for)
     policy = DisclosurePolicy(config.policy)
     audit = AuditLog(
         store,
@@ -129,6 +146,9 @@ def build(
         gateway_member=config.server.member_id,
         clock=clock,
     )
+    engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
+                            audit=audit)
+    relay = Relay(config, store, metrics, audit, clock)
     signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
     verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
                  for member_id, member in config.members.items()}
@@ -137,7 +157,20 @@ def build(
         clock=clock, signer=signer, verifiers=verifiers,
         release_notice_receiver=release_notice_receiver,
         release_notice_senders=release_notice_senders,
+        json_signatures=json_signatures, tls=server_tls, client_ssl=client_ssl,
     )
+
+
+def _tls(config: GatewayConfig) -> tuple[ServerTls | None, ssl.SSLContext | None]:
+    """In ``mtls`` mode: the listener's TLS, and the client context of the gateway's own requests
+    (its certificate, the exchange's CA and CRL), so members can hold it to the same rules."""
+    if config.server.identity != "mtls":
+        return None, None
+    base, files = config.base_dir, config.tls
+    ca, crl = base / files.ca_certificate, base / files.crl
+    certificate, key = base / files.certificate, base / files.private_key
+    return (ServerTls(ca=ca, crl=crl, certificate=certificate, private_key=key),
+            client_context(ca=ca, crl=crl, certificate=certificate, private_key=key))
 
 
 def _scheme(config: GatewayConfig) -> str:
@@ -164,7 +197,8 @@ def _workflows(gateway: Gateway) -> Workflows:
     settings = config.workflows
     assert settings is not None
     me = config.server.member_id
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=64))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=64,
+                                                                   ssl=gateway.client_ssl or True))
     timeout = settings.pretrial.source_timeout_seconds
 
     def endpoint(member: str) -> str:

@@ -95,6 +95,26 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--people", type=int, default=1000, help="size of the synthetic population")
     simulate.add_argument("--seed", type=int, default=20261126)
 
+    pki = commands.add_parser("pki", help="the development PKI for identity = \"mtls\"").add_subparsers(
+        title="pki commands")
+    init = pki.add_parser("init", help="create a CA, an empty CRL and a certificate for the gateway and each member")
+    init.set_defaults(run=_pki_init)
+    init.add_argument("--members", nargs="+", metavar="ID",
+                      help="member ids to certify (default: every member in the configuration, and the gateway)")
+    issue = pki.add_parser("issue", help="certify a member (a new member, or --replace to rotate its key)")
+    issue.set_defaults(run=_pki_issue)
+    issue.add_argument("member")
+    issue.add_argument("--replace", action="store_true",
+                       help="rotate: keep the current certificate as <id>.<serial>.pem until it is revoked")
+    revoke = pki.add_parser("revoke", help="revoke certificates (a member id: its current one; or a .pem path)")
+    revoke.set_defaults(run=_pki_revoke)
+    revoke.add_argument("certificates", nargs="+", metavar="MEMBER_OR_PEM")
+    crl = pki.add_parser("crl", help="re-sign the CRL before it expires (it is valid for 30 days)")
+    crl.set_defaults(run=_pki_crl)
+    for sub in (init, issue, revoke, crl):
+        sub.add_argument("--dir", type=Path, help="the PKI folder (default: the folder of [tls] ca_certificate)")
+        sub.add_argument("--config", type=Path)
+
     openapi = command("openapi", _openapi, "print the OpenAPI document (or --write it to schemas/)")
     openapi.add_argument("--write", action="store_true")
     return parser
@@ -323,6 +343,73 @@ def _simulate(args: argparse.Namespace) -> int:
     configure_logging(config.logging.level, config.logging.format)
     asyncio.run(run_until_stopped(config, gateway_url=args.gateway_url, seed=args.seed, size=args.people))
     return 0
+
+
+def _pki(args: argparse.Namespace):
+    from gateway.security.tls import DevelopmentPki
+
+    if args.dir is not None:
+        return DevelopmentPki(args.dir), None
+    config = _config(args)
+    return DevelopmentPki((config.base_dir / config.tls.ca_certificate).parent.resolve()), config
+
+
+def _pki_run(action) -> int:
+    from gateway.security.tls import PkiError
+
+    try:
+        action()
+    except PkiError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _pki_init(args: argparse.Namespace) -> int:
+    from gateway.security.tls import DevelopmentPki
+
+    pki, config = _pki(args)
+    members = args.members
+    if members is None:
+        config = config or _config(args)
+        members = [config.server.member_id, *config.members]
+
+    def init() -> None:
+        DevelopmentPki.init(pki.directory, members)
+        print(f"development CA in {pki.directory}: {pki.ca_certificate.name}, {pki.crl.name} (empty), "
+              f"certificates for {', '.join(members)} in members/")
+
+    return _pki_run(init)
+
+
+def _pki_issue(args: argparse.Namespace) -> int:
+    pki, _ = _pki(args)
+
+    def issue() -> None:
+        print(f"issued {pki.issue(args.member, replace=args.replace)}")
+
+    return _pki_run(issue)
+
+
+def _pki_revoke(args: argparse.Namespace) -> int:
+    pki, _ = _pki(args)
+
+    def revoke() -> None:
+        for name in args.certificates:
+            path = Path(name) if name.endswith(".pem") else pki.certificate(name)
+            print(f"revoked {path} (serial {pki.revoke(path):x}); the gateway refuses it from its next handshake")
+
+    return _pki_run(revoke)
+
+
+def _pki_crl(args: argparse.Namespace) -> int:
+    pki, _ = _pki(args)
+
+    def refresh() -> None:
+        pki.refresh_crl()
+        print(f"re-signed {pki.crl}")
+
+    return _pki_run(refresh)
 
 
 def _openapi(args: argparse.Namespace) -> int:

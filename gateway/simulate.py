@@ -4,6 +4,11 @@
 use it); ``gateway simulate`` runs it on the ports the configuration's member
 endpoints name, until stopped. The clinics acknowledge notices by calling the
 gateway back, so they are told the gateway's URL.
+
+With a development PKI (``running_system(..., mtls=True)``, or a configuration in
+``identity = "mtls"`` mode) every simulator serves HTTPS with its member's certificate and
+requires a client certificate from the same CA, as the gateway does; the clinics call back
+with theirs.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import shutil
 import signal
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ from gateway.config import GatewayConfig, load_config
 from gateway.logs import get_logger
 from gateway.resources import resource_dir
 from gateway.security.keys import DevelopmentKeys
+from gateway.security.tls import DevelopmentPki
 
 log = get_logger("gateway.simulate")
 
@@ -55,6 +62,8 @@ class Simulation:
     urls: dict[str, str] = field(default_factory=dict)
     keys: DevelopmentKeys | None = None
     """The members' development keys: a SOAP simulator with one signs and verifies; without, neither."""
+    pki: DevelopmentPki | None = None
+    """With one, simulators serve HTTPS as their member and require client certificates."""
     _runners: list[web.AppRunner] = field(default_factory=list)
 
     def behaviour(self, system: str) -> Behaviour:
@@ -69,9 +78,10 @@ class Simulation:
             app = self._app(system)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, host, ports[system], reuse_address=True).start()
+            tls = self.pki.server_context(system) if self.pki is not None else None
+            await web.TCPSite(runner, host, ports[system], ssl_context=tls, reuse_address=True).start()
             self._runners.append(runner)
-            self.urls[system] = f"http://{host}:{runner.addresses[0][1]}"
+            self.urls[system] = f"{'https' if tls else 'http'}://{host}:{runner.addresses[0][1]}"
         for behaviour in self.behaviours.values():
             behaviour.restart_clock()
         return dict(self.urls)
@@ -97,6 +107,7 @@ class Simulation:
             return clinic(
                 self.population, behaviour, recorder, gateway_url=self.gateway_url, health_url=self.urls["health"],
                 ack_delay=self.clinic.ack_delay, silent_clinics=self.clinic.silent_clinics, attach=self.clinic.attach,
+                client_ssl=self.pki.client_context(system) if self.pki is not None else None,
             )
         signer = self.keys.signers.get(system) if self.keys else None
         if signer is not None:
@@ -183,27 +194,46 @@ class System:
     gateway: Any
     simulation: Simulation
     config: GatewayConfig
+    pki: DevelopmentPki | None = None
+
+    def client_ssl(self, member: str) -> ssl.SSLContext | None:
+        """What a client acting as ``member`` calls the gateway with: its certificate in mTLS mode;
+        None (plain HTTP, X-Member-Id) otherwise."""
+        return self.pki.client_context(member) if self.pki is not None else None
 
 
 @asynccontextmanager
 async def running_system(
     directory: Path, *, population: Population, store_url: str = "sqlite:///gateway.db",
-    settings: Mapping[str, Any] | None = None, clinic: ClinicBehaviour | None = None,
+    settings: Mapping[str, Any] | None = None, clinic: ClinicBehaviour | None = None, mtls: bool = False,
 ) -> AsyncIterator[System]:
+    """The whole exchange on loopback. ``mtls``: the gateway in ``identity = "mtls"`` mode with a
+    development PKI in ``directory/pki``, and every simulator on HTTPS with its member's certificate."""
     from gateway.bootstrap import build
 
     ports = free_ports([*SYSTEMS, "gateway"])
-    gateway_url = f"http://127.0.0.1:{ports['gateway']}"
+    scheme = "https" if mtls else "http"
+    gateway_url = f"{scheme}://127.0.0.1:{ports['gateway']}"
     simulation = Simulation(population, gateway_url=gateway_url, clinic=clinic or ClinicBehaviour())
-    urls = {system: f"http://127.0.0.1:{port}" for system, port in ports.items()}
+    urls = {system: f"{scheme}://127.0.0.1:{port}" for system, port in ports.items()}
+    pki = DevelopmentPki(directory / "pki")
+    if mtls:
+        settings = {**(settings or {}), "server.identity": "mtls", "tls.ca_certificate": str(pki.ca_certificate),
+                    "tls.crl": str(pki.crl), "tls.certificate": str(pki.certificate("gateway")),
+                    "tls.private_key": str(pki.private_key("gateway"))}
     config = system_config(directory, urls=urls, gateway_port=ports["gateway"], store_url=store_url,
                            settings=settings)
+    if mtls:
+        # Kept across restarts in the same directory, like the store.
+        if not pki.ca_certificate.exists():
+            DevelopmentPki.init(pki.directory, ["gateway", *config.members])
+        simulation.pki = pki
     simulation.keys = DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
     await simulation.start(ports)
     gateway = build(config)
     try:
         await gateway.start()
-        yield System(gateway, simulation, config)
+        yield System(gateway, simulation, config, pki=simulation.pki)
     finally:
         await gateway.stop()
         await simulation.stop()
@@ -212,6 +242,9 @@ async def running_system(
 async def run_until_stopped(config: GatewayConfig, *, gateway_url: str, seed: int, size: int) -> None:
     simulation = Simulation(Population(seed=seed, size=size), gateway_url=gateway_url,
                             keys=DevelopmentKeys.provision(config, SIGNING_SYSTEMS))
+    if config.server.identity == "mtls":
+        # The development PKI `gateway pki init` made where [tls] points.
+        simulation.pki = DevelopmentPki((config.base_dir / config.tls.ca_certificate).parent)
     urls = await simulation.start(configured_ports(config))
     log.info("simulators running", systems=sorted(urls), people=size, seed=seed)
     stop = asyncio.Event()

@@ -13,7 +13,8 @@ calls the gateway back:
 ``notice_id`` is ``MessageHeader.id``. A notice addressed to a clinic the population
 does not know is acknowledged with ``accepted: false``. Clinics in ``silent_clinics``
 never call back, so that escalation can be exercised. A repeated notice id is
-acknowledged once.
+acknowledged once. With ``client_ssl`` (the exchange in mTLS mode) the clinics call the
+gateway, and the health simulator, presenting the clinic member's certificate.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import datetime as dt
 import json
 import random
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -67,6 +69,7 @@ class _Clinics:
         silent_clinics: Iterable[str],
         attach: bool | float,
         seed: int,
+        client_ssl: ssl.SSLContext | None,
     ) -> None:
         if attach is not False and not health_url:
             raise ValueError("attaching people needs health_url, the health simulator's address")
@@ -77,6 +80,7 @@ class _Clinics:
         self.silent = frozenset(silent_clinics)
         self.attach = attach
         self.seed = seed
+        self.client_ssl = client_ssl
         self.notices: set[str] = set()
         self.pending: set[asyncio.Task] = set()
         self.session: aiohttp.ClientSession | None = None
@@ -102,13 +106,14 @@ def create_simulator(
     silent_clinics: Iterable[str] = (),
     attach: bool | float = True,
     seed: int = 1,
+    client_ssl: ssl.SSLContext | None = None,
 ) -> web.Application:
     """The clinics' reception. ``attach`` is a switch or the probability that a clinic attaches
     the person before acknowledging; ``silent_clinics`` are clinic codes that never acknowledge."""
     app = simulator_app("clinic", behaviour, recorder)
     app[_CLINICS] = _Clinics(
         population, gateway_url=gateway_url, health_url=health_url, ack_delay=ack_delay,
-        silent_clinics=silent_clinics, attach=attach, seed=seed,
+        silent_clinics=silent_clinics, attach=attach, seed=seed, client_ssl=client_ssl,
     )
     app.cleanup_ctx.append(_client_session)
     app.router.add_post(PATH, _receive)
@@ -117,7 +122,7 @@ def create_simulator(
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
     clinics = app[_CLINICS]
-    clinics.session = aiohttp.ClientSession()
+    clinics.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=clinics.client_ssl or True))
     yield
     for task in clinics.pending:
         task.cancel()

@@ -7,6 +7,8 @@ the engine whether an attempt was delivered, failed for good, or may be retried.
 from __future__ import annotations
 
 import asyncio
+import ssl as _ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -30,21 +32,39 @@ class Outcome:
     delivered: bool
     status: int | None = None
     retryable: bool = False
+    # False when the request never reached the receiver (no connection): such an
+    # attempt says nothing about the message, so it does not use up its budget.
+    reached: bool = True
     error: str | None = None
     retry_after: float | None = None
     answer: bytes = b""
 
 
 class HttpTransport:
-    """POSTs a message's body to ``endpoint + path`` with the relay headers."""
+    """POSTs a message's body to ``endpoint + path`` with the relay headers.
 
-    def __init__(self, *, connect_timeout: float, limit_per_host: int = 0) -> None:
+    ``ssl`` is what https endpoints are called with (the gateway's client certificate and the
+    exchange's CA in mtls mode; the system's trust when None). ``sign`` returns extra headers
+    for a message — the JSON signature for members that require one.
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        limit_per_host: int = 0,
+        ssl: _ssl.SSLContext | None = None,
+        sign: Callable[[Message], Mapping[str, str]] | None = None,
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._limit_per_host = limit_per_host
+        self._ssl = ssl
+        self._sign = sign
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit_per_host, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit_per_host, enable_cleanup_closed=True,
+                                         ssl=self._ssl or True)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, raise_for_status=False)
 
     async def close(self) -> None:
@@ -63,6 +83,8 @@ class HttpTransport:
         }
         if message.purpose:
             headers[PURPOSE] = message.purpose
+        if self._sign is not None:
+            headers.update(self._sign(message))
         client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout)
         try:
             async with self._session.post(url, data=message.body, headers=headers, timeout=client_timeout) as response:
@@ -83,6 +105,6 @@ class HttpTransport:
         except asyncio.TimeoutError:
             return Outcome(False, retryable=True, error=f"no answer within {timeout:g} s")
         except aiohttp.ClientConnectorError as exc:
-            return Outcome(False, retryable=True, error=f"cannot connect: {exc.os_error or exc}")
+            return Outcome(False, retryable=True, reached=False, error=f"cannot connect: {exc.os_error or exc}")
         except aiohttp.ClientError as exc:
             return Outcome(False, retryable=True, error=f"{type(exc).__name__}: {exc}")

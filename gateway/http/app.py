@@ -98,7 +98,8 @@ async def _problems(request: web.Request, handler):
             log.error("request failed", route=request.path, status=error.status, error=error.detail)
         if request.method == "POST" and request.path.startswith("/soap/"):
             # Refused before the SOAP endpoint ran (the caller's identity): still a SOAP answer.
-            fault = fault_body(SoapFault.of(error), now=datetime.datetime.now(datetime.UTC))
+            now = datetime.datetime.fromtimestamp(gateway_of(request).clock(), datetime.UTC)
+            fault = fault_body(SoapFault.of(error), now=now)
             return web.Response(body=serialise(build_envelope(fault)), status=error.status, content_type="text/xml",
                                 charset="utf-8")
         return problem_response(error, request)

@@ -1,11 +1,17 @@
-"""What every request meets around its handler: a deadline for its body, and an audit entry
-when an identified caller is refused.
+"""What every request meets around its handler: a deadline for its body, a 400 for a body
+that cannot be decoded, and an audit entry when an identified caller is refused.
 
 **Body deadline.** aiohttp waits for a body as long as the client keeps the connection open,
 so a client that sends its headers and then trickles the body a byte at a time holds a handler
 for ever (slowloris). When the body has not fully arrived ``receive_timeout_seconds`` after the
 headers, the body stream fails with ``BodyTimeout``: the handler's read raises it, the answer is
 408 (a problem, or a SOAP Client fault), and the connection is closed.
+
+**Undecodable bodies.** aiohttp inflates ``Content-Encoding: gzip``/``deflate`` bodies as they
+arrive, in bounded steps, so the body limit counts inflated bytes and a decompression bomb is
+a 413 like any other large body. A body that is not what its encoding claims (corrupt gzip,
+broken chunked framing) fails the stream with aiohttp's ``RequestPayloadError``; that is the
+client's fault and becomes ``UnreadableBody`` (400), not an internal error.
 
 **Refusals are audited** when the caller is identified: in ``mtls`` mode every request (the
 certificate was verified, even one naming an unknown member), in ``header`` mode a request
@@ -24,15 +30,16 @@ import re
 from collections.abc import Mapping
 
 from aiohttp import streams, web
+from aiohttp.web_protocol import RequestPayloadError
 
-from gateway.config import MemberConfig
-from gateway.errors import GatewayError
+from gateway.config import PURPOSES, MemberConfig
+from gateway.errors import BadRequest, GatewayError
 from gateway.logs import get_logger
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
 from gateway.security.identity import identified
 from gateway.store import StoreError
 
-__all__ = ["BodyTimeout", "body_deadline", "refusal_audit"]
+__all__ = ["BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]
 
 log = get_logger("gateway.intake")
 
@@ -49,19 +56,27 @@ class BodyTimeout(GatewayError, TimeoutError):
     status, slug, title = 408, "body-timeout", "The request body did not arrive in time"
 
 
+class UnreadableBody(BadRequest):
+    slug, title = "unreadable-body", "The body cannot be decoded"
+
+
 def body_deadline(seconds: float):
-    """The middleware failing a request body that has not fully arrived within ``seconds``."""
+    """The middleware failing a request body that has not fully arrived within ``seconds``,
+    and turning a body aiohttp cannot decode into ``UnreadableBody``."""
 
     @web.middleware
     async def deadline(request: web.Request, handler):
         content = request.content
-        if content.is_eof():  # no body, or all of it is already here
-            return await handler(request)
-        timer = asyncio.get_running_loop().call_later(seconds, _expire, content, seconds)
+        # No timer when there is nothing left to wait for: no body, or all of it is here.
+        timer = None if content.is_eof() else asyncio.get_running_loop().call_later(seconds, _expire, content, seconds)
         try:
             return await handler(request)
+        except RequestPayloadError as exc:
+            raise UnreadableBody(f"the body cannot be decoded ({str(exc).splitlines()[-1].strip()[:120]}): "
+                                 "check its Content-Encoding and Transfer-Encoding") from None
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
     return deadline
 
@@ -85,7 +100,9 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
         if caller.member is None or not (caller.certified or caller.member in members):
             return response
         member = members.get(caller.member)
-        message_id = request.headers.get("X-Message-Id", "")
+        # What the caller sent goes into a permanent log only when it is well-formed.
+        message_id, correlation_id, purpose = (
+            request.headers.get(name, "") for name in ("X-Message-Id", "X-Correlation-Id", "X-Purpose"))
         event = AuditEvent(
             kind=EventKind.INBOUND,
             outcome=Outcome.REFUSED,
@@ -93,9 +110,9 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
             member_role=member.role if member is not None else None,
             counterpart=gateway_id,
             service=_service_of(request),
-            purpose=request.headers.get("X-Purpose") if member is not None else None,
+            purpose=purpose if purpose in PURPOSES else None,
             message_id=message_id if _TOKEN.match(message_id) else None,
-            correlation_id=request.headers.get("X-Correlation-Id", "")[:128] or None,
+            correlation_id=correlation_id if _TOKEN.match(correlation_id) else None,
             # The problem type only: details can quote what the caller sent.
             reason=f"refused with HTTP {response.status}: {_problem_type(response)}",
         )

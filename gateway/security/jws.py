@@ -27,7 +27,7 @@ only ever the configured ones.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,11 +193,6 @@ class JsonSignatures:
             freshness=Freshness(config.server.max_clock_skew_seconds, clock),
             max_lifetime=config.jws.max_lifetime_seconds,
         )
-
-    @property
-    def signers(self) -> Collection[str]:
-        """Members whose JSON is signed both ways."""
-        return self._member_keys.keys()
 
     def verify(self, sender: str, signature: str | None, body: bytes, *, message_id: str | None) -> SignedClaims | None:
         """Verify what ``sender`` sends, if it signs JSON; None when it does not."""

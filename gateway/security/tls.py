@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
 log = get_logger("gateway.tls")
 
 MEMBER_URI_PREFIX = "urn:reentry-gateway:member:"
+_MEMBER_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")  # as member ids in members.toml
 
 _CA_DAYS = 5 * 365
 _CERTIFICATE_DAYS = 365
@@ -84,6 +86,11 @@ def _server_context(*, ca: Path, crl: Path, certificate: Path, private_key: Path
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
+    # A resumed session skips the certificate check, so a member revoked since could come
+    # back on a session it had before: no session tickets, so TLS 1.3 never resumes (TLS 1.2
+    # session ids still do, for OpenSSL's 300 s; docs/security.md).
+    context.options |= ssl.OP_NO_TICKET
+    context.num_tickets = 0
     _load(context, ca=ca, crl=crl, certificate=certificate, private_key=private_key)
     return context
 
@@ -186,6 +193,9 @@ class DevelopmentPki:
     def init(cls, directory: Path, members: Iterable[str]) -> DevelopmentPki:
         """A new CA, an empty CRL and a certificate for each of ``members``."""
         pki = cls(Path(directory))
+        members = list(members)
+        for member in members:
+            _check_member_id(member)
         if pki.ca_certificate.exists():
             raise PkiError(f"{pki.ca_certificate}: a CA already exists here; issue more certificates "
                            "with `gateway pki issue`, or choose another --dir")
@@ -219,6 +229,7 @@ class DevelopmentPki:
         With ``replace`` (rotation) the current pair is kept as ``<id>.<serial>.pem/.key``,
         still valid until it is revoked, so the member can switch over without an outage.
         """
+        _check_member_id(member)
         ca, ca_key = self._ca()
         target = self.certificate(member)
         if target.exists():
@@ -304,6 +315,11 @@ class DevelopmentPki:
         partial = self.crl.with_suffix(".tmp")
         partial.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
         partial.replace(self.crl)
+
+
+def _check_member_id(member: str) -> None:
+    if not _MEMBER_ID.match(member):
+        raise PkiError(f"{member[:64]!r} is not a member id: lower-case letters, digits and _ . - only")
 
 
 def _now() -> dt.datetime:

@@ -71,6 +71,16 @@ def test_the_signature_travels_detached_and_covers_the_body_bytes():
         check(signature, BODY.replace(b"notice", b"notica"))
 
 
+def test_the_longest_message_id_and_key_id_fit_in_the_protected_header():
+    # joserfc refuses protected headers over 512 bytes; the ids' limits must stay under it.
+    message_id, key_id = "m" * 128, "k" * 64
+    signature = sign(BODY, SigningKey(key_id, SIGNER.key), audience="a" * 63, message_id=message_id, now=NOW,
+                     lifetime=60)
+    claims = verify(signature, BODY, keys={key_id: KEYS["penal-1"]}, audience="a" * 63, message_id=message_id,
+                    freshness=Freshness(300, lambda: NOW), max_lifetime=300)
+    assert claims.message_id == message_id
+
+
 def test_alg_none_is_refused():
     header = {"alg": "none", "kid": "penal-1", "iat": int(NOW), "exp": int(NOW) + 60, "jti": "m-1", "aud": "gateway"}
     with pytest.raises(InvalidSignature, match="alg 'none' is not accepted"):

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.bootstrap import build
 from gateway.config import load_config
-from gateway.security.audit import EventKind, Outcome
+from gateway.security.audit import AuditEntry, EventKind, Outcome
 from gateway.security.tls import MEMBER_URI_PREFIX, DevelopmentPki, PkiError, member_of_certificate
 from support import person_payload, wait_until, write_config
 
@@ -75,8 +75,6 @@ async def refused_at_handshake(context: ssl.SSLContext, url: str) -> bool:
 
 
 async def audit_events(gateway):
-    from gateway.security.audit import AuditEntry
-
     return [AuditEntry.parse(record).event for record in await gateway.store.read_audit(1, 1000)]
 
 
