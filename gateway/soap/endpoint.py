@@ -16,9 +16,10 @@ import datetime as dt
 
 from aiohttp import web
 
-from gateway.delivery.relay import Relay, RelayRequest
+from gateway.delivery.relay import RelayRequest
 from gateway.errors import BadRequest
 from gateway.http.api import caller_of
+from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build_request, serialise
 from gateway.soap.faults import SoapFault
@@ -40,7 +41,7 @@ def add_routes(app: web.Application) -> None:
     from gateway.http.app import GATEWAY
 
     gateway = app[GATEWAY]
-    services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS), {"SendMessage": _relay(gateway.relay)})]
+    services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS), {"SendMessage": _relay(gateway)})]
     if gateway.release_notice_receiver is not None:
         services.append(
             release_notice_service(
@@ -58,6 +59,7 @@ def add_routes(app: web.Application) -> None:
         signer=gateway.signer,
         # Only the caller the transport names can be checked; an unknown one is refused later.
         verifier_for=lambda request: gateway.verifiers.get(caller_of(request) or ""),
+        freshness=Freshness(gateway.config.server.max_clock_skew_seconds, gateway.clock),
     ).add_routes(app)
 
 
@@ -79,7 +81,11 @@ def caller(call: SoapCall) -> str:
     return member
 
 
-def _relay(relay: Relay):
+def _relay(gateway):
+    relay, audit = gateway.relay, gateway.audit
+    roles = {member_id: member.role for member_id, member in gateway.config.members.items()}
+    gateway_member = gateway.config.server.member_id
+
     async def send_message(call: SoapCall) -> BusResponse:
         member = caller(call)
         message = call.message
@@ -130,6 +136,8 @@ def _relay(relay: Relay):
         )
         acceptance = await relay.submit(dataclasses.replace(request, body=serialise(build_envelope(forwarded))))
         stored = acceptance.message
+        if acceptance.duplicate:
+            await record_replay(audit, stored, member_role=roles.get(member), counterpart=gateway_member)
         # Dated when it was stored, so a resent message gets the very same answer.
         return BusResponse(
             message_id=stored.id,

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from lxml import etree
 from pydantic import ValidationError
 
 from gateway.errors import GatewayError, NotFound
 from gateway.http.body import read_body
+from gateway.security.intake import UnreadableBody
+from gateway.security.replay import Freshness
 from gateway.logs import get_logger
 from gateway.security.xmldsig import SECURITY, Signer, Verifier
 from gateway.soap.contracts import Contract, Operation
@@ -161,8 +164,10 @@ class SoapEndpoint:
         clock: Callable[[], float] = time.time,
         signer: Signer | None = None,
         verifier_for: VerifierFor = _no_verifier,
+        freshness: Freshness | None = None,
     ) -> None:
         self._services = {service.name: service for service in services}
+        self._freshness = freshness
         self._max_bytes = max_bytes
         self._clock = clock
         self._signer = signer
@@ -188,6 +193,10 @@ class SoapEndpoint:
             return _xml(self._serialise(document), 200)
         except SoapFault as fault:
             return self._fault(fault, name)
+        except RequestPayloadError:
+            # The body is not the encoding it claims (a broken gzip, say): the sender's mistake.
+            return self._fault(SoapFault.of(UnreadableBody(
+                "the body cannot be decoded as its Content-Encoding says; send it as declared")), name)
         except GatewayError as error:
             return self._fault(SoapFault.of(error), name)
         except StoreError as error:
@@ -220,6 +229,9 @@ class SoapEndpoint:
         operation = _operation(service.contract, envelope.body)
         service.contract.validate(envelope.body)
         message = read_request(envelope.body)
+        if self._freshness is not None:
+            # After the signature check: a date the signature does not cover proves nothing.
+            self._freshness.check(message.message_date.timestamp(), what="messageDate")
         _check_soap_action(request.headers.get("SOAPAction"), operation, message)
         return SoapCall(request, raw, envelope, operation, message, received_at)
 

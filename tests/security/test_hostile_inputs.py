@@ -335,8 +335,6 @@ async def test_a_replayed_soap_message_id_with_other_content_is_refused(exchange
     assert "idempotency-key-reused" in answer.text
 
 
-@pytest.mark.xfail(strict=True, reason="the SOAP endpoint does not yet check messageDate against "
-                                       "gateway.security.replay.Freshness (docs/security.md, Replay protection)")
 async def test_a_soap_message_dated_outside_the_window_is_refused(exchange):
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     await soap_refused(exchange, soap_request(message_date=old), status=400)
@@ -410,8 +408,6 @@ async def test_a_body_that_is_not_the_gzip_it_claims_is_refused(exchange):
     await json_refused(exchange, b'{"a": 1}', status=400, headers=json_headers(**{"Content-Encoding": "gzip"}))
 
 
-@pytest.mark.xfail(strict=True, reason="the SOAP endpoint answers aiohttp's RequestPayloadError with a Server "
-                                       "fault; it is the client's (gateway.security.intake.UnreadableBody)")
 async def test_a_soap_body_that_is_not_the_gzip_it_claims_is_a_client_fault(exchange):
     await soap_refused(exchange, soap_request(), status=400, headers={**SOAP_HEADERS, "Content-Encoding": "gzip"})
 

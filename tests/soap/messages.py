@@ -24,6 +24,15 @@ def release_notice() -> ReleaseNotice:
     return held_person().release
 
 
+_DATES: dict[str, dt.datetime] = {}
+
+
+def sent_at(message_id: str) -> dt.datetime:
+    """Now, as the messageDate of ``message_id`` — the same date when it is built again, so a
+    resent message is byte for byte the first one (the gateway refuses dates far from now)."""
+    return _DATES.setdefault(message_id, dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
 def release_notice_request(
     notice: ReleaseNotice | None = None, *, message_id: str = "penal-0001", sender: str = "penal", event=ReleaseEvent.PLANNED
 ) -> bytes:
@@ -31,7 +40,7 @@ def release_notice_request(
         message_id=message_id,
         service_id="release-notices",
         message_type=MessageType.NOTIFICATION,
-        message_date=dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC),
+        message_date=sent_at(message_id),
         sender_id=sender,
         data=penal_codec.encode_release_notice(event, notice or release_notice()),
     )
@@ -46,7 +55,7 @@ def relay_request(
     message = BusRequest(
         message_id=message_id,
         service_id=service_id,
-        message_date=dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC),
+        message_date=sent_at(message_id),
         sender_id=sender,
         data=payload,
         properties=(("purpose", "relay_test"),),
