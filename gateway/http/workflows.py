@@ -18,6 +18,7 @@ from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from gateway.http.body import parse_json, read_body, require_json_media_type
 from gateway.http.rendering import render_report
+from gateway.security.jws import SIGNATURE_HEADER
 from gateway.workflows import pretrial, release
 from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement
@@ -67,11 +68,14 @@ def _member(request: web.Request, *roles: str) -> str:
     return caller
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+async def _body(request: web.Request, model: type[BaseModel], caller: str) -> Any:
     gateway = _gateway(request)
     require_json_media_type(request)
-    document = parse_json(await read_body(request, gateway.config.server.max_body_bytes),
-                          gateway.config.server.max_json_depth)
+    body = await read_body(request, gateway.config.server.max_body_bytes)
+    document = parse_json(body, gateway.config.server.max_json_depth)
+    # A member that signs its JSON signs it here too (gateway.security.jws), before anything is kept.
+    gateway.json_signatures.verify(caller, request.headers.get(SIGNATURE_HEADER), body,
+                                   message_id=request.headers.get("X-Message-Id"))
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -99,7 +103,7 @@ async def request_report(request: web.Request) -> web.Response:
     caller = _member(request, "probation")
     _require_purpose(request, pretrial.PURPOSE)
     key = _message_id(request)
-    wanted = await _body(request, PretrialReportRequest)
+    wanted = await _body(request, PretrialReportRequest, caller)
     case, duplicate = await _gateway(request).workflows.pretrial.request(wanted, caller=caller, request_key=key)
     return web.json_response(
         {"report_id": case.id, "status": case.state, "duplicate": duplicate}, status=202,
@@ -157,7 +161,7 @@ async def release_notice(request: web.Request) -> web.Response:
     caller = _member(request, "penal")
     _require_purpose(request, "continuity_of_care")
     message_id = _message_id(request)
-    envelope = await _body(request, ReleaseNoticeEnvelope)
+    envelope = await _body(request, ReleaseNoticeEnvelope, caller)
     case_id = await _gateway(request).workflows.release.receive_release_notice(
         envelope.event, envelope.notice, sender=caller, message_id=message_id,
         correlation_id=request.headers.get("X-Correlation-Id"),
@@ -211,8 +215,8 @@ async def release_cases(request: web.Request) -> web.Response:
 
 
 async def acknowledge(request: web.Request) -> web.Response:
-    _member(request, "clinic")
-    ack = await _body(request, ClinicAcknowledgement)
+    caller = _member(request, "clinic")
+    ack = await _body(request, ClinicAcknowledgement, caller)
     case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
     if case is None:
         raise NotFound("no continuity-of-care notice with this id was sent to this clinic")

@@ -187,3 +187,28 @@ async def test_a_clinic_cannot_acknowledge_a_notice_sent_to_another_clinic(start
                              headers={"X-Member-Id": "clinic"}) as response:
             assert response.status == 200
         await case_reaches(http, system, case_id, "closed")
+
+
+async def test_a_member_that_signs_json_must_sign_its_release_notices_too(start_system, http, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def pem(path, key, public=False):
+        data = (key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                if public else key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+        path.write_bytes(data)
+        return str(path)
+
+    penal_key, gateway_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    settings = {"members.penal.sign_json": True, "members.penal.jws_keys.penal-1": pem(tmp_path / "penal.pub", penal_key,
+                                                                                       public=True),
+                "jws.signing_key": pem(tmp_path / "gateway.pem", gateway_key)}
+    async with start_system(settings=settings) as system:
+        body = {"event": "PLANNED", "notice": TREATED.release.model_dump(mode="json")}
+        async with http.post(f"{system.gateway.url}/api/v1/release-notices", json=body,
+                             headers={"X-Member-Id": "penal", "X-Purpose": "continuity_of_care",
+                                      "X-Message-Id": "unsigned-1"}) as response:
+            problem = await response.json()
+        assert response.status == 401 and problem["type"].endswith("invalid-signature")
+        assert await system.gateway.store.list_cases("release_case") == []
