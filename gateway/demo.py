@@ -57,6 +57,7 @@ DEMO_SETTINGS: dict[str, Any] = {
 class DemoReport:
     ok: bool = False
     store: str = ""
+    transport: str = ""
     people: int = 0
     reports_requested: int = 0
     reports_delivered: int = 0
@@ -88,6 +89,7 @@ class DemoReport:
             self.problems[:10])
         return "\n".join([
             f"reentry-gateway demo — the whole exchange on loopback ({self.store} store, {self.people} synthetic people)",
+            f"  every hop: {self.transport}",
             "",
             "Pre-trial reports (Strategy §3.3)",
             f"  requested by probation officers                 {self.reports_requested:>5}",
@@ -151,18 +153,21 @@ async def run_demo(*, people: int = 700, reports: int = 60, releases: int = 200,
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as scratch:
         root = directory or Path(scratch)
         try:
+            # Every hop on mutual TLS with development certificates; SOAP signed both ways.
             async with running_system(
                 root / "system", population=population, settings=DEMO_SETTINGS, store_url=store_url,
-                clinic=ClinicBehaviour(ack_delay=0.3, silent_clinics=silent),
+                clinic=ClinicBehaviour(ack_delay=0.3, silent_clinics=silent), mtls=True,
             ) as system:
                 report.store = system.config.store.url.split(":", 1)[0]
+                report.transport = ("mutual TLS with member certificates" if system.pki else "plain HTTP") + (
+                    "; SOAP signed (WS-Security)" if system.simulation.keys else "")
                 _misbehave(system)
-                async with aiohttp.ClientSession() as http:
-                    report_ids = await _request_reports(http, system, suspects)
-                    cancelled = await _notify_releases(http, system, released, report)
+                async with _session_as(system, "probation") as probation, _session_as(system, "penal") as penal:
+                    report_ids = await _request_reports(probation, system, suspects)
+                    cancelled = await _notify_releases(penal, system, released, report)
                     expected = {p.iin: expected_release_state(p, population, silent, cancelled) for p in released}
-                    await _settle(system, report_ids, expected, report)
-                    await _summarise(system, report_ids, report)
+                await _settle(system, report_ids, expected, report)
+                await _summarise(system, report_ids, report)
         finally:
             await drop_schema()
     report.seconds = time.monotonic() - started
@@ -189,6 +194,11 @@ def _own_schema(store_url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     return f"{store_url}{separator}schema={schema}", drop
+
+
+def _session_as(system: System, member: str) -> aiohttp.ClientSession:
+    """An HTTP client presenting ``member``'s certificate to the gateway."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=system.client_ssl(member)))
 
 
 def _misbehave(system: System) -> None:
@@ -233,15 +243,18 @@ async def _notify_releases(http: aiohttp.ClientSession, system: System, released
     """Push the planned releases over SOAP, then change some dates and cancel a few."""
     planned = [(ReleaseEvent.PLANNED, p.release) for p in released]
     ids = [f"demo-release-{n}" for n in range(len(planned))]
+    keys = system.simulation.keys
+    signed = {"signer": keys.signers.get("penal"), "verifier": keys.gateway} if keys else {}
     for start in range(0, len(planned), 50):
         await push_release_notices(system.gateway.url, planned[start:start + 50], http,
-                                   message_ids=ids[start:start + 50])
-    await push_release_notices(system.gateway.url, planned[:1], http, message_ids=ids[:1])  # a resend
+                                   message_ids=ids[start:start + 50], **signed)
+    await push_release_notices(system.gateway.url, planned[:1], http, message_ids=ids[:1], **signed)  # a resend
     changed = [(ReleaseEvent.CHANGED, p.release.model_copy(update={
         "planned_date": p.release.planned_date + dt.timedelta(days=7)})) for p in released[10:20]]
     cancelled = released[20:25]
-    await push_release_notices(system.gateway.url, changed, http)
-    await push_release_notices(system.gateway.url, [(ReleaseEvent.CANCELLED, p.release) for p in cancelled], http)
+    await push_release_notices(system.gateway.url, changed, http, **signed)
+    await push_release_notices(system.gateway.url, [(ReleaseEvent.CANCELLED, p.release) for p in cancelled], http,
+                               **signed)
     report.releases_notified = len(released)
     report.release_notices_sent = len(planned) + 1 + len(changed) + len(cancelled)
     return {p.iin for p in cancelled}

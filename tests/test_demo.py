@@ -22,6 +22,7 @@ def test_the_demo_brings_every_case_to_its_expected_state_and_says_so_in_json():
     assert summary["releases_notified"] == 200 and summary["escalated"] > 0
     assert summary["notices_acknowledged"] > 0 and summary["holds_released"] > 0
     assert summary["dead_letters"] == 0 and summary["audit_intact"] is True
+    assert summary["transport"].startswith("mutual TLS")
     assert not leaks(result.stderr.splitlines())
 
 
