@@ -47,7 +47,7 @@ def caller_of(request: web.Request) -> str | None:
     return identified(request).member
 
 
-def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=model.model_dump_json().encode(), status=status, content_type="application/json", headers=headers
     )
@@ -95,7 +95,7 @@ async def relay(request: web.Request) -> web.Response:
     if acceptance.duplicate:
         await record_replay(gateway.audit, message, member_role=gateway.config.members[message.sender].role,
                             counterpart=server.member_id)
-    return _json(
+    return json_response(
         RelayAccepted(message_id=message.id, status=message.state.value, duplicate=acceptance.duplicate),
         status=202,
         headers={"Location": f"{PREFIX}/messages/{message.id}"},
@@ -116,7 +116,7 @@ async def message_status(request: web.Request) -> web.Response:
     # Someone else's message is "not found": its existence is not disclosed.
     if message is None or (message.sender != caller and "operator" not in gateway.config.members[caller].roles):
         raise NotFound("no message with this id was sent by you")
-    return _json(MessageStatus.of(message))
+    return json_response(MessageStatus.of(message))
 
 
 async def dead_letters(request: web.Request) -> web.Response:
@@ -134,7 +134,7 @@ async def dead_letters(request: web.Request) -> web.Response:
         state=MessageState.DEAD, recipient=request.query.get("recipient"), after_seq=after, limit=limit
     )
     next_after = messages[-1].seq if len(messages) == limit else None
-    return _json(DeadLetterPage(items=[MessageStatus.of(m) for m in messages], next_after=next_after))
+    return json_response(DeadLetterPage(items=[MessageStatus.of(m) for m in messages], next_after=next_after))
 
 
 async def dead_letter(request: web.Request) -> web.Response:
@@ -145,7 +145,7 @@ async def dead_letter(request: web.Request) -> web.Response:
     if message is None or message.state is not MessageState.DEAD:
         raise NotFound("no dead letter with this id")
     history = [AttemptView.of(a) for a in await store.attempts(message.id)]
-    return _json(DeadLetter(**MessageStatus.of(message).model_dump(), history=history))
+    return json_response(DeadLetter(**MessageStatus.of(message).model_dump(), history=history))
 
 
 async def replay(request: web.Request) -> web.Response:
@@ -167,7 +167,7 @@ async def replay(request: web.Request) -> web.Response:
         message_ids=wanted.message_ids,
         recipient=wanted.recipient,
     )
-    return _json(ReplayResult(replayed=replayed, not_dead=not_dead))
+    return json_response(ReplayResult(replayed=replayed, not_dead=not_dead))
 
 
 def _validation_message(exc: ValidationError) -> str:

@@ -12,7 +12,26 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from gateway.http.schemas import DeadLetter, DeadLetterPage, Health, MessageStatus, Problem, RelayAccepted, ReplayRequest, ReplayResult
+from gateway.http.schemas import (
+    AcknowledgementRecorded,
+    DeadLetter,
+    DeadLetterPage,
+    Health,
+    MessageStatus,
+    Problem,
+    RelayAccepted,
+    ReleaseAccepted,
+    ReleaseCasePage,
+    ReleaseCaseView,
+    ReplayRequest,
+    ReplayResult,
+    ReportAccepted,
+    ReportStatus,
+)
+from gateway.http.workflows import ReleaseNoticeEnvelope
+from gateway.security.jws import SIGNATURE_HEADER
+from gateway.workflows.pretrial import PretrialReportRequest
+from gateway.workflows.release import ClinicAcknowledgement
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM = "application/problem+json"
@@ -33,8 +52,12 @@ def _problems(*statuses: tuple[int, str]) -> dict[str, Any]:
     }
 
 
-_MEMBER = {"name": "X-Member-Id", "in": "header", "required": True, "schema": {"type": "string"},
-           "description": "The calling member (development identity mode; mTLS identifies members in production)"}
+_MEMBER = {"name": "X-Member-Id", "in": "header", "required": False, "schema": {"type": "string"},
+           "description": "The calling member in `header` identity mode (loopback development). In `mtls` mode the "
+                          "member is the client certificate's; if sent, this must match it"}
+_JWS = {"name": SIGNATURE_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+        "description": "Detached JWS (header..signature) over the body bytes; required from members with "
+                       "`sign_json` (ES256 or PS256; kid, iat, exp, jti = X-Message-Id, aud = gateway)"}
 
 
 def _header(name: str, description: str, required: bool = False) -> dict[str, Any]:
@@ -48,8 +71,11 @@ def _path(name: str, description: str) -> dict[str, Any]:
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    models = [RelayAccepted, MessageStatus, DeadLetter, DeadLetterPage, ReplayRequest, ReplayResult, Problem, Health]
-    _, schemas = models_json_schema([(m, "serialization") for m in models], ref_template=_REF)
+    models = [RelayAccepted, MessageStatus, DeadLetter, DeadLetterPage, ReplayRequest, ReplayResult, Problem, Health,
+              ReportAccepted, ReportStatus, ReleaseAccepted, ReleaseCaseView, ReleaseCasePage, AcknowledgementRecorded]
+    inputs = [PretrialReportRequest, ReleaseNoticeEnvelope, ClinicAcknowledgement]
+    _, schemas = models_json_schema([(m, "serialization") for m in models] + [(m, "validation") for m in inputs],
+                                    ref_template=_REF)
     denied = _problems((401, "The caller is not identified"), (403, "The caller may not do this"))
     return {
         "openapi": "3.1.0",
@@ -74,6 +100,7 @@ def openapi_document() -> dict[str, Any]:
                         _header("X-Message-Id", "The sender's id for this message: the idempotency key"),
                         _header("X-Correlation-Id", "Ties this message to a business process"),
                         _header("X-Ordering-Key", "Messages with the same key reach an ordered service in order"),
+                        _JWS,
                     ],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
                     "responses": {
@@ -82,6 +109,7 @@ def openapi_document() -> dict[str, Any]:
                             (400, "Malformed JSON, duplicate keys, NaN, too deep, bad header or missing purpose"),
                             (404, "Unknown recipient or service"),
                             (413, "Body over the size limit"),
+                            (408, "The body did not arrive within the receive timeout"),
                             (415, "Not application/json"),
                             (422, "X-Message-Id reused for a different message"),
                             (503, "The store is unavailable; nothing was accepted, retry later"),
@@ -132,6 +160,8 @@ def openapi_document() -> dict[str, Any]:
                                   **_problems((400, "Nothing named, or a malformed request")), **denied},
                 }
             },
+            **_workflow_paths(denied),
+            **_oversight_paths(denied),
             "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness",
                                  "responses": {"200": _json(Health, "The process answers")}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: store reachable, workers running",
@@ -141,4 +171,112 @@ def openapi_document() -> dict[str, Any]:
                                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         },
         "components": {"schemas": schemas["$defs"]},
+    }
+
+
+def _request_body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _workflow_paths(denied: dict[str, Any]) -> dict[str, Any]:
+    invalid = _problems((400, "Invalid body, a field out of range (named in detail), missing X-Message-Id or "
+                              "X-Purpose"), (415, "Not application/json"))
+    return {
+        "/api/v1/pretrial-reports": {"post": {
+            "operationId": "requestPretrialReport",
+            "summary": "Ask for a pre-trial report on a suspect (probation)",
+            "description": "Gathers identity, criminal history and the case (interior), custody history (penal), "
+            "health (flags only unless a legal basis the policy accepts is cited) and the social situation, "
+            "concurrently; delivers signed versions to the court. See docs/workflows.md.",
+            "parameters": [_MEMBER, _header("X-Purpose", "pretrial_report", True),
+                           _header("X-Message-Id", "The same id again returns the same report", True), _JWS],
+            "requestBody": _request_body(PretrialReportRequest),
+            "responses": {"202": _json(ReportAccepted, "Stored; gathering has begun"), **invalid, **denied},
+        }},
+        "/api/v1/pretrial-reports/{report_id}": {"get": {
+            "operationId": "pretrialReportStatus",
+            "summary": "Status, versions, each section's provenance and the gaps",
+            "parameters": [_path("report_id", "The id returned by the request"), _MEMBER],
+            "responses": {"200": _json(ReportStatus, "The report's state"),
+                          **_problems((404, "No such report requested by you")), **denied},
+        }},
+        "/api/v1/pretrial-reports/{report_id}/document": {"get": {
+            "operationId": "pretrialReportDocument",
+            "summary": "The latest version as a page a judge can read",
+            "parameters": [_path("report_id", "The report"), _MEMBER,
+                           {"name": "lang", "in": "query", "schema": {"enum": ["ru", "kk"], "default": "ru"}}],
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          **_problems((400, "lang is not ru or kk"), (404, "No version assembled yet")), **denied},
+        }},
+        "/api/v1/release-notices": {"post": {
+            "operationId": "notifyRelease",
+            "summary": "A planned, changed, cancelled or actual release (penal system); also over SOAP",
+            "parameters": [_MEMBER, _header("X-Purpose", "continuity_of_care", True),
+                           _header("X-Message-Id", "Resending the same id is answered from the store", True), _JWS],
+            "requestBody": _request_body(ReleaseNoticeEnvelope),
+            "responses": {"202": _json(ReleaseAccepted, "Stored; the release case is open or updated"),
+                          **invalid, **denied},
+        }},
+        "/api/v1/release-cases": {"get": {
+            "operationId": "listReleaseCases",
+            "summary": "Release cases by state (operators, oversight)",
+            "parameters": [_MEMBER, {"name": "state", "in": "query", "schema": {"type": "string"}},
+                           {"name": "after", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                      "maximum": 500}}],
+            "responses": {"200": _json(ReleaseCasePage, "A page of cases"),
+                          **_problems((400, "Unknown state or bad limit")), **denied},
+        }},
+        "/api/v1/release-cases/{case_id}": {"get": {
+            "operationId": "releaseCase",
+            "summary": "One release case: state, events, notices, acknowledgement, hold, escalations",
+            "parameters": [_path("case_id", "The case"), _MEMBER],
+            "responses": {"200": _json(ReleaseCaseView, "The case"), **_problems((404, "No such case")), **denied},
+        }},
+        "/api/v1/continuity-notices/{notice_id}/acknowledgement": {"post": {
+            "operationId": "acknowledgeContinuityNotice",
+            "summary": "A clinic acknowledges a continuity-of-care notice (its MessageHeader.id)",
+            "parameters": [_path("notice_id", "MessageHeader.id of the notice's Bundle"), _MEMBER, _JWS],
+            "requestBody": _request_body(ClinicAcknowledgement),
+            "responses": {"200": _json(AcknowledgementRecorded, "Recorded"),
+                          **_problems((404, "No such notice sent to this clinic")), **invalid, **denied},
+        }},
+    }
+
+
+def _oversight_paths(denied: dict[str, Any]) -> dict[str, Any]:
+    json_object = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    return {
+        "/api/v1/oversight/subjects/{iin}/disclosures": {"get": {
+            "operationId": "subjectDisclosures",
+            "summary": "Every disclosure about one person: who, when, which fields, why (oversight role)",
+            "parameters": [_path("iin", "The person's IIN (validated; the look-up is itself audited)"), _MEMBER],
+            "responses": {"200": {"description": "The audit entries", **json_object},
+                          **_problems((400, "Not a valid IIN")), **denied},
+        }},
+        "/api/v1/oversight/tree-heads": {"get": {
+            "operationId": "treeHeads", "summary": "Signed tree heads of the audit log (RFC 9162)",
+            "parameters": [_MEMBER, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {"200": {"description": "Tree heads", **json_object}, **denied},
+        }},
+        "/api/v1/oversight/tree-heads/latest": {"get": {
+            "operationId": "latestTreeHead", "summary": "The latest signed tree head and the verification keys",
+            "parameters": [_MEMBER], "responses": {"200": {"description": "The head", **json_object}, **denied},
+        }},
+        "/api/v1/oversight/proofs/inclusion": {"get": {
+            "operationId": "inclusionProof", "summary": "An RFC 9162 inclusion proof of one entry",
+            "parameters": [_MEMBER, {"name": "seq", "in": "query", "required": True, "schema": {"type": "integer"}},
+                           {"name": "tree_size", "in": "query", "required": True,
+                            "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "The proof", **json_object}, **_problems((400, "Bad sizes")),
+                          **denied},
+        }},
+        "/api/v1/oversight/proofs/consistency": {"get": {
+            "operationId": "consistencyProof", "summary": "An RFC 9162 consistency proof between two sizes",
+            "parameters": [_MEMBER, {"name": "old", "in": "query", "required": True, "schema": {"type": "integer"}},
+                           {"name": "new", "in": "query", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "The proof", **json_object}, **_problems((400, "Bad sizes")),
+                          **denied},
+        }},
     }

@@ -123,3 +123,78 @@ class Problem(BaseModel):
 class Health(_Model):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+# ---------------------------------------------------------------- workflows
+
+
+class ReportAccepted(_Model):
+    """A pre-trial report request was stored; gathering has begun."""
+
+    report_id: str
+    status: str
+    duplicate: bool = Field(description="True when this X-Message-Id asked for the same report before")
+
+
+class SectionView(_Model):
+    status: Literal["OK", "UNAVAILABLE"]
+    source: str
+    fetched_at: str
+    reason: str | None = None
+
+
+class VersionView(_Model):
+    version: int
+    status: Literal["queued", "delivered", "dead"]
+    queued_at: str
+    delivered_at: str | None = None
+    registration_number: str | None = Field(None, description="The court's registration number of this version")
+    registered_at: str | None = None
+    sections_ok: list[str]
+    error: str | None = None
+
+
+class ReportStatus(_Model):
+    report_id: str
+    status: Literal["gathering", "delivering", "partial", "complete", "closed_partial", "failed"]
+    version: int = Field(description="How many versions have been sent to the court")
+    due_date: str
+    sections: dict[str, SectionView]
+    gaps: list[str] = Field(description="Sections still unavailable")
+    versions: list[VersionView]
+    failure: str | None = None
+
+
+class ReleaseAccepted(_Model):
+    case_id: str
+    status: Literal["accepted"]
+
+
+class ReleaseCaseView(_Model):
+    """A release case as operators see it: states and what went out — no names, no IINs."""
+
+    case_id: str
+    state: Literal["notified", "awaiting_acknowledgement", "escalated", "awaiting_attachment", "closed",
+                   "unresolved", "cancelled"]
+    facility: str
+    release_type: str
+    release_date: str
+    destination_region: str | None
+    events: list[dict]
+    clinic: str | None
+    notices: dict[str, int] = Field(description="How many notices went to each recipient")
+    acknowledgement: dict | None
+    hold: dict | None
+    escalations: list[dict]
+    problem: str | None
+    updated_at: float
+
+
+class ReleaseCasePage(_Model):
+    items: list[ReleaseCaseView]
+    next_after: str | None
+
+
+class AcknowledgementRecorded(_Model):
+    case_id: str
+    state: str

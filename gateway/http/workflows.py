@@ -16,8 +16,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from gateway.http.api import json_response as _json
 from gateway.http.body import parse_json, read_body, require_json_media_type
 from gateway.http.rendering import render_report
+from gateway.http.schemas import (
+    AcknowledgementRecorded,
+    ReleaseAccepted,
+    ReleaseCasePage,
+    ReleaseCaseView,
+    ReportAccepted,
+    ReportStatus,
+    SectionView,
+    VersionView,
+)
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.workflows import pretrial, release
 from gateway.workflows.pretrial import PretrialReportRequest
@@ -105,10 +116,8 @@ async def request_report(request: web.Request) -> web.Response:
     key = _message_id(request)
     wanted = await _body(request, PretrialReportRequest, caller)
     case, duplicate = await _gateway(request).workflows.pretrial.request(wanted, caller=caller, request_key=key)
-    return web.json_response(
-        {"report_id": case.id, "status": case.state, "duplicate": duplicate}, status=202,
-        headers={"Location": f"{PREFIX}/pretrial-reports/{case.id}"},
-    )
+    return _json(ReportAccepted(report_id=case.id, status=case.state, duplicate=duplicate), status=202,
+                 headers={"Location": f"{PREFIX}/pretrial-reports/{case.id}"})
 
 
 async def _report_case(request: web.Request):
@@ -124,23 +133,19 @@ async def report_status(request: web.Request) -> web.Response:
     case = await _report_case(request)
     data = case.data
     sections = {
-        name: {key: entry.get(key) for key in ("status", "source", "fetched_at", "reason")}
+        name: SectionView(**{key: entry.get(key) for key in ("status", "source", "fetched_at", "reason")})
         for name, entry in data["sections"].items()
     }
-    return web.json_response({
-        "report_id": case.id,
-        "status": case.state,
-        "version": len(data["versions"]),
-        "due_date": data["request"]["due_date"],
-        "sections": sections,
-        "gaps": sorted(name for name, entry in sections.items() if entry["status"] != "OK"),
-        "versions": [
-            {key: v.get(key) for key in ("version", "status", "queued_at", "delivered_at", "registration_number",
-                                          "registered_at", "sections_ok", "error")}
-            for v in data["versions"]
-        ],
-        "failure": data.get("failure"),
-    })
+    return _json(ReportStatus(
+        report_id=case.id,
+        status=case.state,
+        version=len(data["versions"]),
+        due_date=data["request"]["due_date"],
+        sections=sections,
+        gaps=sorted(name for name, entry in sections.items() if entry.status != "OK"),
+        versions=[VersionView(**{key: v.get(key) for key in VersionView.model_fields}) for v in data["versions"]],
+        failure=data.get("failure"),
+    ))
 
 
 async def report_document(request: web.Request) -> web.Response:
@@ -166,29 +171,29 @@ async def release_notice(request: web.Request) -> web.Response:
         envelope.event, envelope.notice, sender=caller, message_id=message_id,
         correlation_id=request.headers.get("X-Correlation-Id"),
     )
-    return web.json_response({"case_id": case_id, "status": "accepted"}, status=202,
-                             headers={"Location": f"{PREFIX}/release-cases/{case_id}"})
+    return _json(ReleaseAccepted(case_id=case_id, status="accepted"), status=202,
+                 headers={"Location": f"{PREFIX}/release-cases/{case_id}"})
 
 
-def _case_view(case) -> dict[str, Any]:
+def _case_view(case) -> ReleaseCaseView:
     data = case.data
     notice = data["notice"]
-    return {
-        "case_id": case.id,
-        "state": case.state,
-        "facility": notice["facility"]["code"],
-        "release_type": notice["release_type"],
-        "release_date": notice.get("actual_date") or notice["planned_date"],
-        "destination_region": notice["destination"].get("region"),
-        "events": data["events"],
-        "clinic": (data.get("clinic") or {}).get("code"),
-        "notices": {name: len(sent["message_ids"]) for name, sent in data["sent"].items()},
-        "acknowledgement": data.get("acknowledgement"),
-        "hold": data.get("hold"),
-        "escalations": data["escalations"],
-        "problem": data.get("problem"),
-        "updated_at": case.updated_at,
-    }
+    return ReleaseCaseView(
+        case_id=case.id,
+        state=case.state,
+        facility=notice["facility"]["code"],
+        release_type=notice["release_type"],
+        release_date=notice.get("actual_date") or notice["planned_date"],
+        destination_region=notice["destination"].get("region"),
+        events=data["events"],
+        clinic=(data.get("clinic") or {}).get("code"),
+        notices={name: len(sent["message_ids"]) for name, sent in data["sent"].items()},
+        acknowledgement=data.get("acknowledgement"),
+        hold=data.get("hold"),
+        escalations=data["escalations"],
+        problem=data.get("problem"),
+        updated_at=case.updated_at,
+    )
 
 
 async def release_case(request: web.Request) -> web.Response:
@@ -196,7 +201,7 @@ async def release_case(request: web.Request) -> web.Response:
     case = await _gateway(request).workflows.runtime.get(release.KIND, request.match_info["case_id"])
     if case is None:
         raise NotFound("no release case with this id")
-    return web.json_response(_case_view(case))
+    return _json(_case_view(case))
 
 
 async def release_cases(request: web.Request) -> web.Response:
@@ -210,8 +215,8 @@ async def release_cases(request: web.Request) -> web.Response:
         raise BadRequest("limit must be a whole number") from None
     cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=request.query.get("after", ""),
                                                      limit=limit)
-    return web.json_response({"items": [_case_view(c) for c in cases],
-                              "next_after": cases[-1].id if len(cases) == limit else None})
+    return _json(ReleaseCasePage(items=[_case_view(c) for c in cases],
+                                 next_after=cases[-1].id if len(cases) == limit else None))
 
 
 async def acknowledge(request: web.Request) -> web.Response:
@@ -220,4 +225,4 @@ async def acknowledge(request: web.Request) -> web.Response:
     case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
     if case is None:
         raise NotFound("no continuity-of-care notice with this id was sent to this clinic")
-    return web.json_response({"case_id": case.id, "state": case.state})
+    return _json(AcknowledgementRecorded(case_id=case.id, state=case.state))

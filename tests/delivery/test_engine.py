@@ -233,3 +233,24 @@ async def test_openapi_document_is_served_and_checked_in(start_gateway, receiver
     checked_in = json.loads((resource_dir("schemas") / "openapi" / "gateway.json").read_text(encoding="utf-8"))
     assert served == checked_in, "schemas/openapi/gateway.json is stale: run `gateway openapi --write`"
     assert served["openapi"] == "3.1.0" and "/api/v1/relay/{recipient}/{service}" in served["paths"]
+
+
+async def test_every_json_route_is_in_the_openapi_document(start_gateway, receiver):
+    from gateway.http.app import create_app
+    from gateway.http.openapi import openapi_document
+
+    gateway = await start_gateway(receiver.url)
+    documented = openapi_document()["paths"]
+    routes = {(resource.canonical, route.method.lower())
+              for resource in create_app(gateway).router.resources() for route in resource
+              if route.method != "HEAD" and not resource.canonical.startswith(("/soap", "/openapi.json"))}
+    missing = {(path, method) for path, method in routes if method not in documented.get(path, {})}
+    assert not missing, f"routes missing from /openapi.json: {sorted(missing)}"
+
+
+def test_the_openapi_document_is_valid_openapi_3_1():
+    from openapi_spec_validator import validate
+
+    from gateway.http.openapi import openapi_document
+
+    validate(openapi_document())
