@@ -176,6 +176,8 @@ async def test_a_clinic_cannot_acknowledge_a_notice_sent_to_another_clinic(start
                             settings={"workflows.release.acknowledge_within_seconds": 60}) as system:
         case_id = await notify_release(http, system, TREATED)
         await case_reaches(http, system, case_id, "awaiting_acknowledgement")
+        # The step commits before the outbox delivers: wait for the notice to arrive.
+        await wait_until(lambda: system.simulation.recorder("clinic").deliveries, timeout=20)
         (delivery,) = system.simulation.recorder("clinic").deliveries
         notice_id = json.loads(delivery.body)["entry"][0]["resource"]["id"]
         async with http.post(f"{system.gateway.url}/api/v1/continuity-notices/{notice_id}/acknowledgement",
