@@ -21,6 +21,7 @@ from gateway.security.audit_keys import AuditKeys
 from gateway.security.disclosure import DisclosurePolicy
 from gateway.security.jws import JsonSignatures
 from gateway.security.keys import gateway_signer, member_verifier
+from gateway.security.seal import OutboundSeal
 from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.release_notices import RELEASE_NOTICE_SENDERS, ReleaseNoticeReceiver
@@ -137,8 +138,9 @@ def build(
     metrics = Metrics()
     json_signatures = JsonSignatures.from_config(config, clock)
     server_tls, client_ssl = _tls(config)
+    signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
     transport = HttpTransport(connect_timeout=config.delivery.connect_timeout_seconds, ssl=client_ssl,
-                              sign=json_signatures.headers_for)
+                              seal=OutboundSeal(signer, json_signatures.headers_for))
     policy = DisclosurePolicy(config.policy)
     audit = AuditLog(
         store,
@@ -149,7 +151,6 @@ def build(
     engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
                             audit=audit)
     relay = Relay(config, store, metrics, audit, clock)
-    signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
     verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
                  for member_id, member in config.members.items()}
     return Gateway(
@@ -205,7 +206,8 @@ def _workflows(gateway: Gateway) -> Workflows:
         return members[member].endpoint or ""
 
     signer, verifiers = gateway.signer, gateway.verifiers
-    court = CourtCodec(sender_id=me, signer=signer, verifier=verifiers.get(settings.pretrial.court.member))
+    # Signed by the transport at each attempt (gateway.security.seal), like every SOAP delivery.
+    court = CourtCodec(sender_id=me, verifier=verifiers.get(settings.pretrial.court.member))
     release = settings.release
     codecs = {
         (settings.pretrial.court.member, settings.pretrial.court.service): _Codec(

@@ -44,8 +44,8 @@ class HttpTransport:
     """POSTs a message's body to ``endpoint + path`` with the relay headers.
 
     ``ssl`` is what https endpoints are called with (the gateway's client certificate and the
-    exchange's CA in mtls mode; the system's trust when None). ``sign`` returns extra headers
-    for a message — the JSON signature for members that require one.
+    exchange's CA in mtls mode; the system's trust when None). ``seal`` gives, at each attempt,
+    the body and extra headers to send a message with: its signatures (``gateway.security.seal``).
     """
 
     def __init__(
@@ -54,12 +54,12 @@ class HttpTransport:
         connect_timeout: float,
         limit_per_host: int = 0,
         ssl: _ssl.SSLContext | None = None,
-        sign: Callable[[Message], Mapping[str, str]] | None = None,
+        seal: Callable[[Message], tuple[bytes, Mapping[str, str]]] | None = None,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._limit_per_host = limit_per_host
         self._ssl = ssl
-        self._sign = sign
+        self._seal = seal
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -83,11 +83,13 @@ class HttpTransport:
         }
         if message.purpose:
             headers[PURPOSE] = message.purpose
-        if self._sign is not None:
-            headers.update(self._sign(message))
+        body = message.body
+        if self._seal is not None:
+            body, extra = self._seal(message)
+            headers.update(extra)
         client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout)
         try:
-            async with self._session.post(url, data=message.body, headers=headers, timeout=client_timeout) as response:
+            async with self._session.post(url, data=body, headers=headers, timeout=client_timeout) as response:
                 # Read the answer in full, so the connection returns to the pool.
                 answer = await response.content.read(MAX_ANSWER_BYTES + 1)
                 if 200 <= response.status < 300:

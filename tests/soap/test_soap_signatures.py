@@ -103,3 +103,18 @@ async def test_the_whole_exchange_runs_signed_on_loopback(tmp_path, http):
         body = trusting(system.gateway.signer.certificate).verified_body(envelope.document, at=dt.datetime.now(dt.UTC))
         assert read_request(body[0]).service_id == "pretrial-reports"
         assert system.simulation.keys is not None and set(system.simulation.keys.signers) == {"penal", "interior", "court"}
+
+
+@needs_xmlsec1
+async def test_soap_the_gateway_relays_arrives_signed_by_the_gateway(soap_gateway, agency, http, tmp_path):
+    async with http.post(f"{soap_gateway.url}/soap/relay", data=relay_request(), headers=SOAP_HEADERS) as response:
+        assert response.status == 200
+    await wait_until(lambda: agency.deliveries, timeout=10)
+    delivered = agency.deliveries[0].body
+    stored = (await soap_gateway.store.list_messages(limit=1))[0].body
+    assert b"Signature" not in stored  # stored as accepted; signed when it leaves, at each attempt
+    certificate = soap_gateway.signer.certificate.public_bytes(serialization.Encoding.PEM)
+    assert xmlsec1_verifies(delivered, certificate, tmp_path).returncode == 0
+    body = trusting(soap_gateway.signer.certificate).verified_body(parse_envelope(delivered).document,
+                                                                   at=dt.datetime.now(dt.UTC))
+    assert read_request(body[0]).sender_id == "penal"
