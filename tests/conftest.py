@@ -11,8 +11,8 @@ from gateway.bootstrap import build
 from gateway.logs import configure_logging
 from support import RecordingReceiver, leaks, make_config
 
-# The store backends (SQLite, PostgreSQL) as fixtures for every test folder.
-pytest_plugins = ["backends"]
+# Shared fixtures for every test folder: the store backends (SQLite, PostgreSQL), signed gateways.
+pytest_plugins = ["backends", "soap.signing"]
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,6 @@ from soap.signing import (
     refused,
     serialise,
     signed,
-    start_signed_gateway,  # noqa: F401 (a fixture)
 )
 
 ATTACKER = "urn:example:attacker"
@@ -52,7 +51,7 @@ def forged_body(*, body_id: str | None = None) -> etree._Element:
 
 
 @pytest.fixture
-async def gateway(start_signed_gateway):  # noqa: F811
+async def gateway(start_signed_gateway):
     return await start_signed_gateway([penal()])
 
 

@@ -23,7 +23,6 @@ from soap.signing import (
     resign,
     serialise,
     signed,
-    start_signed_gateway,  # noqa: F401 (a fixture)
     stranger,
 )
 

@@ -19,8 +19,6 @@ from soap.signing import (
     fault_of,
     needs_xmlsec1,
     penal,
-    signed,
-    start_signed_gateway,  # noqa: F401 (a fixture)
     stranger,
     xmlsec1_verifies,
 )
