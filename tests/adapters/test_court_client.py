@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from lxml import etree
 
 from adapters.court.client import CONTENT_TYPE, CourtCodec
 from adapters.court.codec import decode_pretrial_report
 from adapters.court.simulator import create_simulator
 from adapters.simulation import Recorder
 from gateway.bootstrap import build
+from gateway.security.xmldsig import SOAP11, WSSE
 from gateway.soap.envelope import parse_envelope, read_request
 from gateway.store import NewMessage
 from gateway.workflows.ports import SourceRejected, SourceUnavailable
@@ -100,7 +102,12 @@ async def test_report_stored_in_the_gateway_outbox_reaches_the_court_once(court,
         )
         await wait_until(lambda: recorder.deliveries)
         (delivery,) = recorder.of("pretrial-reports")
-        assert delivery.body == body and delivery.message_id is not None
+        # The court gets the stored request signed by the gateway on the way out: the same Body.
+        sent, stored = parse_envelope(delivery.body), parse_envelope(body)
+        assert etree.tostring(sent.body, method="c14n", exclusive=True) == etree.tostring(stored.body, method="c14n",
+                                                                                   exclusive=True)
+        assert sent.document.find(f"{{{SOAP11}}}Header/{{{WSSE}}}Security") is not None
+        assert delivery.message_id is not None
     finally:
         await gateway.stop()
 
