@@ -117,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
 
     openapi = command("openapi", _openapi, "print the OpenAPI document (or --write it to schemas/)")
     openapi.add_argument("--write", action="store_true")
+
+    # Everything after "bench" goes to the harness's own parser (gateway bench --help): with no
+    # prefix characters of its own, this one takes "--quick" as a plain argument.
+    bench = commands.add_parser("bench", help="run the benchmarks on loopback (in a checkout)", add_help=False,
+                                prefix_chars="+")
+    bench.set_defaults(run=_bench)
+    bench.add_argument("arguments", nargs="*")
     return parser
 
 
@@ -410,6 +417,15 @@ def _pki_crl(args: argparse.Namespace) -> int:
         print(f"re-signed {pki.crl}")
 
     return _pki_run(refresh)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from bench.run import main as bench
+    except ImportError:
+        print("gateway: the benchmarks live in the checkout's bench/ package; run this from a checkout", file=sys.stderr)
+        return 2
+    return bench(args.arguments, program=["gateway", "bench"])
 
 
 def _openapi(args: argparse.Namespace) -> int:

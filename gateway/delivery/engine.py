@@ -179,6 +179,10 @@ class _Dispatcher:
         self.breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_reset_seconds, engine._clock)
         self._wake_event = asyncio.Event()
         self.in_flight: set[asyncio.Task] = set()
+        # Requests on the wire: what ``concurrency`` limits. An attempt whose answer has come
+        # back no longer counts while its outcome is committed, so the commit's fsync does not
+        # hold a slot the destination could be using.
+        self._sending = 0
         self.stopping = False
 
     def wake(self) -> None:
@@ -202,14 +206,15 @@ class _Dispatcher:
         if allowed == 0:
             await self._sleep(self.breaker.seconds_until_probe())
             return
-        capacity = allowed - len(self.in_flight)
+        capacity = allowed - self._sending
         if capacity <= 0:
-            await self._sleep(config.poll_interval_seconds)  # woken when an attempt ends
+            await self._sleep(config.poll_interval_seconds)  # woken when a request ends
             return
         batch = await engine._store.claim(
             self.member_id, min(capacity, config.claim_batch), engine._clock(), config.lease_seconds, engine.owner
         )
         for message in batch:
+            self._sending += 1
             task = asyncio.create_task(self._deliver(message))
             self.in_flight.add(task)
             task.add_done_callback(self._attempt_done)
@@ -223,7 +228,7 @@ class _Dispatcher:
 
     def _attempt_done(self, task: asyncio.Task) -> None:
         self.in_flight.discard(task)
-        self._wake_event.set()  # capacity is free, and the next message of a key may be due
+        self._wake_event.set()  # the outcome is recorded: the next message of its key may be due
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -235,14 +240,18 @@ class _Dispatcher:
         # Each attempt runs in its own task, so this binding is the attempt's alone.
         structlog.contextvars.bind_contextvars(correlation_id=message.correlation_id)
         started = engine._clock()
-        service = self._member.services.get(message.service)
-        if service is None:
-            outcome = Outcome(False, error=f"service {message.service!r} is no longer configured for {self.member_id!r}")
-        else:
-            timeout = service.timeout_seconds or engine._config.request_timeout_seconds
-            outcome = await engine._transport.send(
-                self._endpoint + service.path, message, timeout=timeout, now=started
-            )
+        try:
+            service = self._member.services.get(message.service)
+            if service is None:
+                outcome = Outcome(False, error=f"service {message.service!r} is no longer configured for {self.member_id!r}")
+            else:
+                timeout = service.timeout_seconds or engine._config.request_timeout_seconds
+                outcome = await engine._transport.send(
+                    self._endpoint + service.path, message, timeout=timeout, now=started
+                )
+        finally:
+            self._sending -= 1
+            self._wake_event.set()
         now = engine._clock()
         metrics.attempt_latency.labels(self.member_id).observe(now - started)
         try:

@@ -46,6 +46,10 @@ class Relay:
         self._metrics = metrics
         self._audit = audit
         self._clock = clock
+        # Looked up twice for every message (before and after its body is read): by key, not by
+        # walking each member's grants. The configuration is frozen.
+        self._grants = {(caller, grant.service): grant
+                        for caller, member in config.members.items() for grant in reversed(member.may_call)}
 
     def authorise(self, request: RelayRequest) -> None:
         """Raise unless the caller may send this message. Checks nothing stored."""
@@ -60,7 +64,7 @@ class Relay:
         if request.service not in recipient.services:
             offered = ", ".join(sorted(recipient.services)) or "none"
             raise NotFound(f"member {request.recipient!r} offers no service {request.service!r} (it offers: {offered})")
-        grant = self._config.grant(request.caller, request.recipient, request.service)
+        grant = self._grants.get((request.caller, f"{request.recipient}/{request.service}"))
         if grant is None:
             raise Forbidden(
                 f"member {request.caller!r} may not call {request.recipient}/{request.service}; "
@@ -92,11 +96,6 @@ class Relay:
         delivery = self._config.delivery
         now = self._clock()
         service = self._config.members[request.recipient].services[request.service]
-        if request.client_message_id is not None:
-            # A resend: answered from the store, nothing new is stored or audited.
-            stored = await self._store.find_message(request.caller or "", request.client_message_id)
-            if stored is not None:
-                return self._duplicate(Acceptance(stored, duplicate=True), request, service.ordered)
         message = NewMessage(
             id=str(uuid.uuid4()),
             sender=request.caller or "",
@@ -111,7 +110,8 @@ class Relay:
             purpose=request.purpose,
             ordering_key=request.ordering_key if service.ordered else None,
         )
-        # Every inbound message is audited, in the transaction that stores it.
+        # Every inbound message is audited, in the transaction that stores it. A resend is
+        # answered from the store in the same transaction: nothing new is stored or audited.
         received = AuditEvent(
             kind=EventKind.INBOUND, outcome=Outcome.ACCEPTED, member=message.sender, counterpart=message.recipient,
             member_role=self._config.members[message.sender].role, purpose=message.purpose,
@@ -119,10 +119,11 @@ class Relay:
             correlation_id=message.correlation_id, at=now,
         )
         try:
-            acceptance, _ = await self._store.apply([AcceptMessage(message), self._audit.command([received])], now)
+            (acceptance,) = await self._store.apply(
+                [AcceptMessage(message, audit=self._audit.command([received]).entries)], now)
         except ConflictError as exc:
             raise IdempotencyKeyReused(str(exc)) from None
-        if acceptance.duplicate:  # a resend that raced the first copy
+        if acceptance.duplicate:
             return self._duplicate(acceptance, request, service.ordered)
         self._metrics.accepted.labels(request.recipient, "new").inc()
         return acceptance

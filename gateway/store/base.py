@@ -178,9 +178,13 @@ class TreeHead:
 @dataclass(frozen=True, slots=True)
 class AcceptMessage:
     """Store a new message in the outbox, or find the one already stored under
-    the same (sender, client_message_id). Result: ``Acceptance``."""
+    the same (sender, client_message_id). Result: ``Acceptance``.
+
+    ``audit`` entries are appended with the message, and only if it is new: a resend is
+    answered from the store without a prior look-up, and leaves no trace of its own here."""
 
     message: NewMessage
+    audit: Sequence[NewAuditEntry] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -816,14 +816,18 @@ async def _lock_for(conn: psycopg.AsyncConnection, schema: str, commands: Sequen
             ") AS wanted ORDER BY lock_id",
             (keys,),
         )
-    if any(isinstance(command, AppendAudit) for command in commands):
+    if any(isinstance(command, AppendAudit) or (isinstance(command, AcceptMessage) and command.audit)
+           for command in commands):
         await conn.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
 
 
 async def _apply_one(conn: psycopg.AsyncConnection, command: Command, now: float) -> Any:
     match command:
-        case AcceptMessage(message=message):
-            return await _accept(conn, message, now)
+        case AcceptMessage(message=message, audit=audit):
+            acceptance = await _accept(conn, message, now)
+            if audit and not acceptance.duplicate:
+                await _append_audit(conn, audit, now)
+            return acceptance
         case RecordInbound(sender=sender, key=key, answer=answer):
             # message_id '' names no message: the record is purged after the de-duplication period.
             cur = await conn.execute(
@@ -915,14 +919,17 @@ async def _save_case(conn: psycopg.AsyncConnection, command: SaveCase, now: floa
 
 async def _append_audit(conn: psycopg.AsyncConnection, entries: Sequence[NewAuditEntry], now: float) -> list[int]:
     # _lock_for holds the table lock until COMMIT, and this statement's snapshot is
-    # taken after it was granted: max(seq) is the last committed entry.
-    row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log")).fetchone()
-    last = row[0]
-    if entries:
-        await conn.execute(
-            "INSERT INTO audit_log (seq, entry, subject_key, recorded_at) "
-            "SELECT %s + n, entry, subject_key, %s "
-            "FROM unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS new(entry, subject_key, n)",
-            (last, now, [entry.entry for entry in entries], [entry.subject_key for entry in entries]),
-        )
-    return [last + offset for offset in range(1, len(entries) + 1)]
+    # taken after it was granted: max(seq) is the last committed entry. One statement, not a
+    # SELECT and an INSERT: every round trip here is spent holding the lock every audited
+    # transaction of every instance waits for.
+    if not entries:
+        return []
+    cur = await conn.execute(
+        "INSERT INTO audit_log (seq, entry, subject_key, recorded_at) "
+        "SELECT last.seq + n, entry, subject_key, %s "
+        "FROM (SELECT coalesce(max(seq), 0) AS seq FROM audit_log) AS last, "
+        "unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS new(entry, subject_key, n) "
+        "RETURNING seq",
+        (now, [entry.entry for entry in entries], [entry.subject_key for entry in entries]),
+    )
+    return sorted(seq for (seq,) in await cur.fetchall())

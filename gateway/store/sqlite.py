@@ -5,7 +5,9 @@ through a queue; the thread drains whatever has queued up and runs it in one
 transaction, each operation inside its own savepoint, then commits once and
 answers every caller. That is group commit: under load one fsync serves
 hundreds of accepted messages, and no caller hears "stored" before the commit
-that stores it (``journal_mode=WAL``, ``synchronous=FULL``).
+that stores it (``journal_mode=WAL``, ``synchronous=FULL``). A batch of nothing but claims
+and signed tree heads commits without waiting for the disk: a power cut that loses one only
+makes it happen again (see ``_REDOABLE``), and the next durable commit writes it out anyway.
 
 A SQLite file serves one gateway process. Operators' commands (``gateway dlq``)
 may open the same file alongside it; WAL lets them, and ``busy_timeout`` makes
@@ -194,6 +196,13 @@ def _timer(row: tuple) -> Timer:
 
 
 _STOP = object()
+# What an operation needs from a transaction: none (a read); a commit that need not reach the
+# disk before it is answered, because what it records is redone if a power cut loses it (a
+# claim: its message or timer falls due again, and at-least-once delivery allows the second
+# attempt; a signed tree head: the signer signs that size again); or a commit on disk before
+# anyone hears of it. A later durable commit puts every earlier one on disk too: the WAL is
+# written in order.
+_READ, _REDOABLE, _DURABLE = 0, 1, 2
 
 
 class SQLiteStore:
@@ -206,6 +215,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._opened: asyncio.Future | None = None
         self._work_listeners: list[Callable[[str], None]] = []
+        self._synchronous_level = "FULL"
 
     @property
     def url(self) -> str:
@@ -310,25 +320,17 @@ class SQLiteStore:
     def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
         if not batch:
             return
-        writes = any(write for _, _, write, _, _ in batch)
-        outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []
+        writes = max(write for _, _, write, _, _ in batch)
         try:
             if writes:
+                self._synchronous(conn, "FULL" if writes == _DURABLE else "NORMAL")
                 conn.execute("BEGIN IMMEDIATE")
-            for operation, args, write, future, loop in batch:
-                if write:
-                    conn.execute("SAVEPOINT operation")
-                try:
-                    result = operation(conn, *args)
-                except Exception as exc:
-                    if write:
-                        conn.execute("ROLLBACK TO operation")
-                        conn.execute("RELEASE operation")
-                    outcomes.append((future, loop, None, _as_store_error(exc)))
-                    continue
-                if write:
-                    conn.execute("RELEASE operation")
-                outcomes.append((future, loop, result, None))
+            outcomes = _operations(conn, batch, isolated=False)
+            if outcomes is None:
+                # A write failed: start again with each write in a savepoint, so it fails alone.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = _operations(conn, batch, isolated=True)
             if writes:
                 conn.execute("COMMIT")
         except Exception as exc:  # the commit itself failed: nothing in the batch is stored
@@ -336,8 +338,12 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             error = StoreError(f"commit failed: {exc}")
             outcomes = [(future, loop, None, error) for _, _, _, future, loop in batch]
+        # One wake-up per event loop for the whole batch, not one per operation.
+        answers: dict[asyncio.AbstractEventLoop, list] = {}
         for future, loop, result, error in outcomes:
-            loop.call_soon_threadsafe(_settle, future, result, error)
+            answers.setdefault(loop, []).append((future, result, error))
+        for loop, settled in answers.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
 
     async def _submit(self, operation: Callable, args: tuple, write: bool) -> Any:
         if self._thread is None:
@@ -348,10 +354,18 @@ class SQLiteStore:
         return await future
 
     async def _write(self, operation: Callable, *args: Any) -> Any:
-        return await self._submit(operation, args, True)
+        return await self._submit(operation, args, _DURABLE)
+
+    async def _write_redoable(self, operation: Callable, *args: Any) -> Any:
+        return await self._submit(operation, args, _REDOABLE)
 
     async def _read(self, operation: Callable, *args: Any) -> Any:
-        return await self._submit(operation, args, False)
+        return await self._submit(operation, args, _READ)
+
+    def _synchronous(self, conn: sqlite3.Connection, level: str) -> None:
+        if level != self._synchronous_level:
+            conn.execute(f"PRAGMA synchronous = {level}")
+            self._synchronous_level = level
 
     # -- commands
 
@@ -387,7 +401,7 @@ class SQLiteStore:
     async def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
     ) -> list[Message]:
-        return await self._write(_claim, recipient, limit, now, lease_seconds, owner)
+        return await self._write_redoable(_claim, recipient, limit, now, lease_seconds, owner)
 
     async def record_delivered(
         self, message_id: str, attempt: int, started_at: float, now: float, status: int, answer: bytes = b"",
@@ -460,7 +474,7 @@ class SQLiteStore:
         return await self._read(_list_cases, kind, state, subject_key, after_id, limit)
 
     async def claim_timers(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[Timer]:
-        return await self._write(_claim_timers, now, limit, lease_seconds, owner)
+        return await self._write_redoable(_claim_timers, now, limit, lease_seconds, owner)
 
     async def complete_timer(
         self, timer_id: str, attempts: int, commands: Sequence[Command], now: float
@@ -483,10 +497,43 @@ class SQLiteStore:
         return await self._read(_audit_by_subject, subject_key, limit)
 
     async def save_tree_head(self, head: TreeHead) -> None:
-        await self._write(_save_tree_head, head)
+        await self._write_redoable(_save_tree_head, head)
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]:
         return await self._read(_tree_heads, after_size, limit)
+
+
+def _operations(conn: sqlite3.Connection, batch: list, *, isolated: bool) -> list[tuple] | None:
+    """Run a batch's operations inside its transaction: (future, loop, result, error) for each.
+
+    Savepoints cost two statements per write, and every statement gives up the GIL and waits
+    to get it back from the event loop; so they are used only when ``isolated``. Without them
+    a failing write leaves the transaction in an unknown state: None says so, and the caller
+    rolls back and runs the batch again isolated. A failing read harms nothing.
+    """
+    outcomes = []
+    for operation, args, write, future, loop in batch:
+        if write and isolated:
+            conn.execute("SAVEPOINT operation")
+        try:
+            result = operation(conn, *args)
+        except Exception as exc:
+            if write and not isolated:
+                return None
+            if write:
+                conn.execute("ROLLBACK TO operation")
+                conn.execute("RELEASE operation")
+            outcomes.append((future, loop, None, _as_store_error(exc)))
+            continue
+        if write and isolated:
+            conn.execute("RELEASE operation")
+        outcomes.append((future, loop, result, None))
+    return outcomes
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
 
 
 def _settle(future: asyncio.Future | None, result: Any, error: BaseException | None) -> None:
@@ -516,8 +563,11 @@ def _apply_all(conn: sqlite3.Connection, commands: list[Command], now: float) ->
 
 def _apply_one(conn: sqlite3.Connection, command: Command, now: float) -> Any:
     match command:
-        case AcceptMessage(message=message):
-            return _accept(conn, message, now)
+        case AcceptMessage(message=message, audit=audit):
+            acceptance = _accept(conn, message, now)
+            if audit and not acceptance.duplicate:
+                _append_audit(conn, audit, now)
+            return acceptance
         case RecordInbound(sender=sender, key=key, answer=answer):
             # message_id '' names no message: the record is purged after the de-duplication period.
             return conn.execute(
@@ -609,6 +659,9 @@ def _claim(
         "WHERE state = 'in_flight' AND lease_until <= ? AND recipient = ?",
         (now, now, recipient),
     )
+    # The unary + keeps the planner off messages_due: a range on next_attempt_at would make it
+    # sort every due message of a backlog to take the first few; messages_queue walks them in
+    # seq order already and stops at the limit.
     rows = conn.execute(
         f"""
         UPDATE messages
@@ -616,7 +669,7 @@ def _claim(
                lease_owner = ?, lease_until = ?, updated_at = ?
          WHERE seq IN (
             SELECT m.seq FROM messages AS m
-             WHERE m.recipient = ? AND m.state = 'accepted' AND m.next_attempt_at <= ?
+             WHERE m.recipient = ? AND m.state = 'accepted' AND +m.next_attempt_at <= ?
                AND {_NOT_HELD_BACK}
              ORDER BY m.seq
              LIMIT ?)
@@ -787,13 +840,18 @@ def _get_case(conn: sqlite3.Connection, kind: str, case_id: str) -> Case | None:
 def _list_cases(
     conn: sqlite3.Connection, kind: str, state: str | None, subject_key: str | None, after_id: str, limit: int
 ) -> list[Case]:
-    clauses, params = ["kind = ?", "id > ?"], [kind, after_id]
+    # One person has a handful of cases: by subject, find them in cases_subject and sort those.
+    # Left to itself the planner walks every case of the kind in id order (the primary key) to
+    # filter them; the unary + keeps it off that, which a release notice's look-up of its case
+    # otherwise pays for with every case the gateway holds.
+    order = "+id" if subject_key is not None else "id"
+    clauses, params = ["kind = ?", f"{order} > ?"], [kind, after_id]
     for column, value in (("state", state), ("subject_key", subject_key)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
     rows = conn.execute(
-        f"SELECT {_CASE_COLUMNS} FROM cases WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+        f"SELECT {_CASE_COLUMNS} FROM cases WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT ?",
         (*params, limit),
     ).fetchall()
     return [_case(row) for row in rows]
