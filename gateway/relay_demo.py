@@ -197,8 +197,7 @@ async def _send_all(url: str, count: int, rng: random.Random, report: DemoReport
 
 
 async def _outages(receiver: FlakyReceiver, report: DemoReport) -> None:
-    """Two outages while the senders push: 503s, then a closed port."""
-    await asyncio.sleep(0.4)
+    """Two outages while the senders push: 503s from the start, then a closed port."""
     receiver.mode, started = "unavailable", time.monotonic()
     await asyncio.sleep(1.5)
     receiver.mode = "up"
