@@ -65,6 +65,7 @@ def outbox_machine(backend) -> type[RuleBasedStateMachine]:
             self.now = T0
             self.messages: dict[str, Modelled] = {}
             self.inbound: dict[tuple[str, str], str] = {}
+            self.budgets: dict[str, int] = {}
 
         def run(self, coroutine):
             return self.loop.run_until_complete(coroutine)
@@ -127,6 +128,7 @@ def outbox_machine(backend) -> type[RuleBasedStateMachine]:
             if known is not None:
                 assert acceptance.message.id == known
                 return
+            self.budgets[acceptance.message.id] = max_attempts
             self.messages[acceptance.message.id] = Modelled(
                 acceptance.message.id, len(self.messages), recipient, key, max_attempts, self.now
             )
@@ -189,7 +191,7 @@ def outbox_machine(backend) -> type[RuleBasedStateMachine]:
             for message_id in expected:
                 m = self.messages[message_id]
                 m.state, m.next_attempt_at, m.replays = MessageState.ACCEPTED, self.now, m.replays + 1
-                m.max_attempts += m.attempts
+                m.max_attempts = m.attempts + self.budgets[message_id]  # the first budget again
 
         # -- invariants
 
