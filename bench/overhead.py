@@ -30,7 +30,7 @@ from bench.load import Latencies, LoadResult, Request, closed_loop, request
 from bench.processes import Nginx
 from gateway.config import GatewayConfig, load_config
 from gateway.security.keys import DevelopmentKeys, gateway_signer
-from gateway.simulate import SIGNING_SYSTEMS
+from gateway.tooling.simulate import SIGNING_SYSTEMS
 from gateway.soap.client import ServiceMessages
 from gateway.soap.envelope import BusRequest, build_envelope, build_request, parse_envelope, read_response, serialise
 
@@ -102,7 +102,7 @@ async def run(bench: Bench) -> Section:
         "canonical model). SOAP: bus SendMessage for serviceId person with a PersonRequest. Directly it is signed "
         "with the gateway's key; the interior simulator verifies it and signs its answer. Through the gateway the "
         "penal system signs it; the gateway verifies the signature, validates the XSD, stores it and signs its "
-        "ACCEPTED answer, then delivers the envelope signed anew with its own key (gateway.security.seal), which "
+        "ACCEPTED answer, then delivers the envelope signed anew with its own key (gateway.delivery.seal), which "
         "the simulator verifies before answering, signed.",
         "Requests are signed before the clock starts; the load generator verifies nothing.",
     ]

@@ -1,3 +1,3 @@
-from gateway.cli import main
+from gateway.entrypoints.cli import main
 import sys
 sys.exit(main())

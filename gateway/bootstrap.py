@@ -1,4 +1,11 @@
-"""The one place where concrete parts are chosen and wired together."""
+"""The one place where concrete parts are chosen and wired together.
+
+``build`` returns the gateway's services, typed and frozen: every part is made here and nothing
+is assigned after it. It is called from a coroutine, because the workflows' agency clients share
+one HTTP session that needs the running loop. ``Services.start``/``stop`` open and close what
+runs (the store, the audit signer, the workflow timers, the delivery workers); the entry points
+(``gateway.entrypoints``) serve on top of them.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
-from aiohttp import web
 
-from gateway.config import GatewayConfig
+from adapters.clinic import client as clinic
+from adapters.court.client import CourtCodec
+from adapters.employment import client as employment
+from adapters.health.client import HealthClient
+from adapters.interior.client import InteriorClient
+from adapters.penal.client import PenalClient
+from adapters.probation import client as probation
+from adapters.social import client as social
+from adapters.social.client import SocialClient
+from gateway.config import GatewayConfig, WorkflowsConfig
 from gateway.delivery.engine import DeliveryEngine
-from gateway.delivery.relay import Relay
+from gateway.delivery.seal import OutboundSeal
 from gateway.delivery.transport import HttpTransport
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
@@ -21,20 +36,22 @@ from gateway.security.audit_keys import AuditKeys
 from gateway.security.disclosure import DisclosurePolicy
 from gateway.security.jws import JsonSignatures
 from gateway.security.keys import gateway_signer, member_verifier
-from gateway.security.seal import OutboundSeal
 from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
-from gateway.soap.release_notices import RELEASE_NOTICE_SENDERS, ReleaseNoticeReceiver
-from gateway.store import Message, Store, create_store
-from gateway.workflows.egress import Egress, Envelope
+from gateway.services.relay import Relay
+from gateway.services.release_intake import RELEASE_NOTICE_SENDERS, ReleaseIntake, ReleaseNoticeReceiver
+from gateway.store import Store, create_store
+from gateway.workflows.egress import Egress
 from gateway.workflows.pretrial import PretrialReports
 from gateway.workflows.release import ReleaseCases
 from gateway.workflows.runtime import WorkflowRuntime
 
+__all__ = ["Services", "Workflows", "build"]
+
 log = get_logger("gateway")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Workflows:
     """The business processes, running on the store and talking to agencies through the adapters."""
 
@@ -43,16 +60,13 @@ class Workflows:
     release: ReleaseCases
     session: aiohttp.ClientSession
 
-    async def stop(self, grace_seconds: float) -> None:
-        await self.runtime.stop(grace_seconds)
-        await self.session.close()
 
-
-@dataclass
-class Gateway:
-    """A running gateway: its store, delivery engine, relay and HTTP server."""
+@dataclass(frozen=True)
+class Services:
+    """Everything the entry points use, built once by ``build``."""
 
     config: GatewayConfig
+    clock: Callable[[], float]
     store: Store
     metrics: Metrics
     engine: DeliveryEngine
@@ -61,67 +75,35 @@ class Gateway:
     audit: AuditLog
     json_signatures: JsonSignatures
     """Verifies the JSON members with ``sign_json`` relay, and signs what is delivered to them."""
-    clock: Callable[[], float] = time.time
-    signer: Signer | None = None
+    signer: Signer | None
     """Signs the SOAP the gateway sends and answers (WS-Security over the Body)."""
-    verifiers: Mapping[str, Verifier] = field(default_factory=dict)
+    verifiers: Mapping[str, Verifier]
     """Per member, its pinned certificates: what the SOAP it sends is verified with."""
-    release_notice_receiver: ReleaseNoticeReceiver | None = None
+    release_intake: ReleaseIntake | None
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
-    release_notice_senders: tuple[str, ...] = RELEASE_NOTICE_SENDERS
-    workflows: Workflows | None = None
-    tls: ServerTls | None = None
+    workflows: Workflows | None
+    tls: ServerTls | None
     """The listener's TLS in ``mtls`` identity mode; None: plain HTTP (``header`` mode)."""
-    client_ssl: ssl.SSLContext | None = None
+    client_ssl: ssl.SSLContext | None = field(repr=False)
     """What the gateway's own requests to https members present and trust; None: the system's trust."""
-    _runner: web.AppRunner | None = field(default=None, repr=False)
-    port: int | None = None
 
-    async def start(self, *, host: str | None = None, port: int | None = None) -> None:
-        """Open the store, start delivering, then listen. ``port=0`` picks a free port."""
-        from gateway.http.app import create_app
-
+    async def start(self) -> None:
+        """Open the store, then run the audit signer, the workflow timers and the delivery workers."""
         await self.store.open()
         self.audit.start(self.config.audit.tree_head_interval_seconds)
-        if self.config.workflows is not None:
-            self.workflows = _workflows(self)
-            if self.release_notice_receiver is None:
-                self.release_notice_receiver = self.workflows.release
+        if self.workflows is not None:
             await self.workflows.runtime.start()
         await self.engine.start()
-        # keepalive_timeout also closes a connection that has not sent a whole request by then
-        # (slow headers); a slow body is cut off by the body deadline (gateway.security.intake).
-        self._runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False,
-                                     keepalive_timeout=self.config.server.receive_timeout_seconds)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            host if host is not None else self.config.server.host,
-            self.config.server.port if port is None else port,
-            ssl_context=self.tls.context if self.tls is not None else None,
-            backlog=1024,
-            reuse_address=True,
-        )
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        log.info("gateway listening", host=self._runner.addresses[0][0], port=self.port, store=_scheme(self.config))
 
     async def stop(self) -> None:
-        """Stop listening first (nothing new is acknowledged), then finish deliveries, then close the store."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Finish the workflows' steps and the deliveries in flight, then close the store."""
+        grace = self.config.server.shutdown_grace_seconds
         if self.workflows is not None:
-            await self.workflows.stop(self.config.server.shutdown_grace_seconds)
-        await self.engine.stop(self.config.server.shutdown_grace_seconds)
+            await self.workflows.runtime.stop(grace)
+            await self.workflows.session.close()
+        await self.engine.stop(grace)
         await self.audit.stop()
         await self.store.close()
-        log.info("gateway stopped")
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://{self.config.server.host}:{self.port}"
 
 
 def build(
@@ -131,14 +113,17 @@ def build(
     store: Store | None = None,
     release_notice_receiver: ReleaseNoticeReceiver | None = None,
     release_notice_senders: tuple[str, ...] = RELEASE_NOTICE_SENDERS,
-) -> Gateway:
-    """Wire a gateway. ``release_notice_receiver`` (the release-case workflow) opens the SOAP
-    release-notices service to ``release_notice_senders``."""
+) -> Services:
+    """Wire a gateway. ``release_notice_receiver`` opens the SOAP release-notices service to
+    ``release_notice_senders``; when the workflows are configured, the release-case workflow is
+    the receiver unless one is given."""
     store = store or create_store(config.store.url, base_dir=config.base_dir)
     metrics = Metrics()
     json_signatures = JsonSignatures.from_config(config, clock)
     server_tls, client_ssl = _tls(config)
     signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
+    verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
+                 for member_id, member in config.members.items()}
     transport = HttpTransport(connect_timeout=config.delivery.connect_timeout_seconds, ssl=client_ssl,
                               seal=OutboundSeal(signer, json_signatures.headers_for))
     policy = DisclosurePolicy(config.policy)
@@ -151,14 +136,18 @@ def build(
     engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
                             audit=audit)
     relay = Relay(config, store, metrics, audit, clock)
-    verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
-                 for member_id, member in config.members.items()}
-    return Gateway(
-        config=config, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy, audit=audit,
-        clock=clock, signer=signer, verifiers=verifiers,
-        release_notice_receiver=release_notice_receiver,
-        release_notice_senders=release_notice_senders,
-        json_signatures=json_signatures, tls=server_tls, client_ssl=client_ssl,
+    workflows = None
+    if config.workflows is not None:
+        workflows = _workflows(config, config.workflows, store=store, clock=clock, policy=policy, audit=audit,
+                               engine=engine, signer=signer, verifiers=verifiers, client_ssl=client_ssl)
+        release_notice_receiver = release_notice_receiver or workflows.release
+    intake = None
+    if release_notice_receiver is not None:
+        intake = ReleaseIntake(release_notice_receiver, store, senders=release_notice_senders, clock=clock)
+    return Services(
+        config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
+        audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, release_intake=intake,
+        workflows=workflows, tls=server_tls, client_ssl=client_ssl,
     )
 
 
@@ -174,101 +163,70 @@ def _tls(config: GatewayConfig) -> tuple[ServerTls | None, ssl.SSLContext | None
             client_context(ca=ca, crl=crl, certificate=certificate, private_key=key))
 
 
-def _scheme(config: GatewayConfig) -> str:
-    # Never log the whole URL: it may carry a password.
-    return config.store.url.split(":", 1)[0]
-
-
 # ---------------------------------------------------------------- workflows
 
 
-def _workflows(gateway: Gateway) -> Workflows:
-    """The workflows with their agency clients and outbound codecs (needs a running loop)."""
-    from adapters.clinic import client as clinic
-    from adapters.court.client import CONTENT_TYPE as COURT_CONTENT_TYPE, CourtCodec
-    from adapters.employment import client as employment
-    from adapters.health.client import HealthClient
-    from adapters.interior.client import InteriorClient
-    from adapters.penal.client import PenalClient
-    from adapters.probation import client as probation
-    from adapters.social import client as social
-    from adapters.social.client import SocialClient
-
-    config, members = gateway.config, gateway.config.members
-    settings = config.workflows
-    assert settings is not None
+def _workflows(
+    config: GatewayConfig,
+    settings: WorkflowsConfig,
+    *,
+    store: Store,
+    clock: Callable[[], float],
+    policy: DisclosurePolicy,
+    audit: AuditLog,
+    engine: DeliveryEngine,
+    signer: Signer | None,
+    verifiers: Mapping[str, Verifier],
+    client_ssl: ssl.SSLContext | None,
+) -> Workflows:
+    """The workflows with their agency clients and outbound codecs."""
+    members = config.members
     me = config.server.member_id
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=64,
-                                                                   ssl=gateway.client_ssl or True))
+                                                                   ssl=client_ssl or True))
     timeout = settings.pretrial.source_timeout_seconds
 
     def endpoint(member: str) -> str:
         return members[member].endpoint or ""
 
-    signer, verifiers = gateway.signer, gateway.verifiers
-    # Signed by the transport at each attempt (gateway.security.seal), like every SOAP delivery.
-    court = CourtCodec(sender_id=me, verifier=verifiers.get(settings.pretrial.court.member))
-    release = settings.release
+    pretrial_settings, release = settings.pretrial, settings.release
+    # Signed by the transport at each attempt (gateway.delivery.seal), like every SOAP delivery.
+    court = CourtCodec(sender_id=me, verifier=verifiers.get(pretrial_settings.court.member))
     codecs = {
-        (settings.pretrial.court.member, settings.pretrial.court.service): _Codec(
-            COURT_CONTENT_TYPE,
-            lambda report, env: court.request(report, message_id=env.message_id, message_date=env.created_at,
-                                              correlation_id=env.correlation_id)),
-        (release.clinic.member, release.clinic.service): _Codec(
-            clinic.CONTENT_TYPE,
-            lambda notice, env: clinic.continuity_notice_body(notice, notice_id=env.message_id, sent_at=env.created_at)),
-        (release.escalation.member, release.escalation.service): _Codec(
-            clinic.CONTENT_TYPE,
-            lambda notice, env: clinic.continuity_notice_body(notice, notice_id=env.message_id, sent_at=env.created_at)),
-        (release.employment.member, release.employment.service): _Codec(
-            employment.CONTENT_TYPE, lambda notice, env: employment.employment_notice_body(notice)),
-        (release.social.member, release.social.service): _Codec(
-            social.CONTENT_TYPE, lambda referral, env: social.referral_body(referral)),
-        (release.probation.member, release.probation.service): _Codec(
-            probation.CONTENT_TYPE, lambda notice, env: probation.probation_notice_body(notice)),
+        (pretrial_settings.court.member, pretrial_settings.court.service): court,
+        (release.clinic.member, release.clinic.service): clinic.ContinuityNoticeCodec(),
+        (release.escalation.member, release.escalation.service): clinic.ContinuityNoticeCodec(),
+        (release.employment.member, release.employment.service): employment.EmploymentNoticeCodec(),
+        (release.social.member, release.social.service): social.ReferralCodec(),
+        (release.probation.member, release.probation.service): probation.ProbationNoticeCodec(),
     }
-    egress = Egress(config, gateway.policy, gateway.audit, codecs)
+    egress = Egress(config, policy, audit, codecs)
     runtime = WorkflowRuntime(
-        gateway.store, clock=gateway.clock, concurrency=settings.concurrency,
+        store, clock=clock, concurrency=settings.concurrency,
         lease_seconds=settings.timer_lease_seconds, poll_interval=settings.poll_interval_seconds,
     )
-    health = HealthClient(endpoint(release.health), session, timeout=timeout, sender_id=me)
-    interior = InteriorClient(endpoint(settings.pretrial.interior), session, timeout=timeout, sender_id=me,
-                              signer=signer, verifier=verifiers.get(settings.pretrial.interior))
-    court_role = members[settings.pretrial.court.member].role
 
-    def decode_receipt(report_id: str, version: int, message: Message):
-        return court.receipt(report_id, version, message_id=message.id, status=message.last_status or 200,
-                             media_type="text/xml", body=message.answer or b"")
+    def interior(member: str) -> InteriorClient:
+        return InteriorClient(endpoint(member), session, timeout=timeout, sender_id=me, signer=signer,
+                              verifier=verifiers.get(member))
 
+    court_role = members[pretrial_settings.court.member].role
     pretrial = PretrialReports(
-        runtime, settings.pretrial, egress,
-        interior=interior,
-        penal=PenalClient(endpoint(settings.pretrial.penal), session, timeout=timeout, sender_id=me,
-                          signer=signer, verifier=verifiers.get(settings.pretrial.penal)),
-        health=HealthClient(endpoint(settings.pretrial.health), session, timeout=timeout, sender_id=me),
-        social=SocialClient(endpoint(settings.pretrial.social), session, timeout=timeout, sender_id=me),
-        decode_receipt=decode_receipt,
-        full_health_allowed=lambda basis: gateway.policy.accepts_legal_basis(
+        runtime, pretrial_settings, egress,
+        interior=interior(pretrial_settings.interior),
+        penal=PenalClient(endpoint(pretrial_settings.penal), session, timeout=timeout, sender_id=me,
+                          signer=signer, verifier=verifiers.get(pretrial_settings.penal)),
+        health=HealthClient(endpoint(pretrial_settings.health), session, timeout=timeout, sender_id=me),
+        social=SocialClient(endpoint(pretrial_settings.social), session, timeout=timeout, sender_id=me),
+        decode_receipt=court.decode_receipt,
+        full_health_allowed=lambda basis: policy.accepts_legal_basis(
             recipient_role=court_role, purpose="pretrial_report", document_type="PreTrialReport", legal_basis=basis),
     )
     release_cases = ReleaseCases(
-        runtime, release, egress, interior=InteriorClient(endpoint(release.interior), session, timeout=timeout,
-                                                          sender_id=me, signer=signer,
-                                                          verifier=verifiers.get(release.interior)),
-        health=health, subject_key=gateway.audit.subject_key,
+        runtime, release, egress, interior=interior(release.interior),
+        health=HealthClient(endpoint(release.health), session, timeout=timeout, sender_id=me),
+        subject_key=audit.subject_key,
     )
-    gateway.engine.listen(settings.pretrial.court.member, settings.pretrial.court.service, pretrial)
-    gateway.engine.listen(release.clinic.member, release.clinic.service, release_cases)
+    engine.listen(pretrial_settings.court.member, pretrial_settings.court.service, pretrial)
+    engine.listen(release.clinic.member, release.clinic.service, release_cases)
     return Workflows(runtime=runtime, pretrial=pretrial, release=release_cases, session=session)
-
-
-@dataclass(frozen=True)
-class _Codec:
-    """An outbound codec made of a content type and an encoding function."""
-
-    content_type: str
-    _encode: Callable[[object, Envelope], bytes]
-
-    def encode(self, document: object, envelope: Envelope) -> bytes:
-        return self._encode(document, envelope)

@@ -7,7 +7,7 @@ import io
 import aiohttp
 import pytest
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.logs import configure_logging
 from support import RecordingReceiver, leaks, make_config
 

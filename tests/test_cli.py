@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.config import load_config
 from gateway.store import MessageState
 from support import person_payload, wait_until, write_config

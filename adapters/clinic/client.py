@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from adapters.clinic.fhir import MEDIA_TYPE, bundle_from_notice
 from gateway.domain import ContinuityOfCareNotice
+from gateway.workflows.egress import Envelope
 
-__all__ = ["CONTENT_TYPE", "SERVICE", "Acknowledgement", "continuity_notice_body"]
+__all__ = ["ContinuityNoticeCodec", "CONTENT_TYPE", "SERVICE", "Acknowledgement", "continuity_notice_body"]
 
 SERVICE = "continuity-of-care"
 CONTENT_TYPE = MEDIA_TYPE
@@ -56,3 +57,13 @@ class Acknowledgement(BaseModel):
 
     def json_body(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class ContinuityNoticeCodec:
+    """The outbound codec of continuity-of-care notices (``gateway.workflows.egress.OutboundCodec``):
+    the envelope's message id is the notice id the acknowledgement comes back with."""
+
+    content_type = CONTENT_TYPE
+
+    def encode(self, notice: ContinuityOfCareNotice, envelope: Envelope) -> bytes:
+        return continuity_notice_body(notice, notice_id=envelope.message_id, sent_at=envelope.created_at)

@@ -38,8 +38,8 @@ from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
 from gateway.domain import ContinuityOfCareNotice
 from gateway.errors import BadRequest, GatewayError
-from gateway.http.app import problem_response
-from gateway.http.body import parse_json, read_body, require_json_media_type
+from gateway.web.problems import problem_response
+from gateway.web.body import parse_json, read_body, require_json_media_type
 
 __all__ = ["PATH", "create_simulator"]
 

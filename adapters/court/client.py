@@ -16,6 +16,8 @@ from adapters.court.codec import CourtReceipt
 from gateway.domain import PreTrialReport
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.client import ServiceMessages
+from gateway.store import Message
+from gateway.workflows.egress import Envelope
 from gateway.workflows.ports import SourceUnavailable
 
 __all__ = ["CONTENT_TYPE", "PRETRIAL_REPORTS", "SERVICE_PATH", "CourtCodec"]
@@ -70,3 +72,15 @@ class CourtCodec:
             raise SourceUnavailable(SOURCE, "the receipt is for another report or version")
         return receipt
 
+    # -- as the outbound codec of pre-trial reports (gateway.workflows.egress.OutboundCodec)
+
+    content_type = CONTENT_TYPE
+
+    def encode(self, report: PreTrialReport, envelope: Envelope) -> bytes:
+        return self.request(report, message_id=envelope.message_id, message_date=envelope.created_at,
+                            correlation_id=envelope.correlation_id)
+
+    def decode_receipt(self, report_id: str, version: int, message: Message) -> CourtReceipt:
+        """The receipt in a delivered message's stored answer."""
+        return self.receipt(report_id, version, message_id=message.id, status=message.last_status or 200,
+                            media_type="text/xml", body=message.answer or b"")

@@ -12,7 +12,7 @@ import aiohttp
 from adapters.health import codec
 from gateway.domain import IIN, Address, Attachment, ContinuityHold, HealthSummary, Organisation
 from gateway.errors import InvalidJSON
-from gateway.http.body import parse_json
+from gateway.web.body import parse_json
 from gateway.workflows.ports import NotFound, SourceRejected, SourceUnavailable
 
 __all__ = ["HealthClient"]

@@ -13,8 +13,9 @@ import json
 
 from adapters.probation.codec import probation_notice_json
 from gateway.domain import ProbationNotice
+from gateway.workflows.egress import Envelope
 
-__all__ = ["CONTENT_TYPE", "SERVICE", "probation_notice_body"]
+__all__ = ["ProbationNoticeCodec", "CONTENT_TYPE", "SERVICE", "probation_notice_body"]
 
 SERVICE = "release-notices"
 CONTENT_TYPE = "application/json"
@@ -23,3 +24,12 @@ CONTENT_TYPE = "application/json"
 def probation_notice_body(notice: ProbationNotice) -> bytes:
     """The outbox body (``CONTENT_TYPE``): the notice as UTF-8 JSON."""
     return json.dumps(probation_notice_json(notice), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class ProbationNoticeCodec:
+    """The outbound codec of probation notices (``gateway.workflows.egress.OutboundCodec``)."""
+
+    content_type = CONTENT_TYPE
+
+    def encode(self, notice: ProbationNotice, envelope: Envelope) -> bytes:
+        return probation_notice_body(notice)

@@ -16,10 +16,11 @@ import aiohttp
 from adapters.social import codec
 from gateway.domain import IIN, AssistanceReferral, SocialStatus
 from gateway.errors import InvalidJSON
-from gateway.http.body import parse_json
+from gateway.web.body import parse_json
 from gateway.workflows.ports import NotFound, SourceRejected, SourceUnavailable
+from gateway.workflows.egress import Envelope
 
-__all__ = ["CONTENT_TYPE", "REFERRALS", "SocialClient", "referral_body"]
+__all__ = ["ReferralCodec", "CONTENT_TYPE", "REFERRALS", "SocialClient", "referral_body"]
 
 SOURCE = "social"
 REFERRALS = "referrals"
@@ -81,3 +82,12 @@ def _refusal(status: int, body: bytes) -> str:
     except (InvalidJSON, AttributeError):
         title = None
     return f"HTTP {status}: {title}" if isinstance(title, str) else f"HTTP {status}"
+
+
+class ReferralCodec:
+    """The outbound codec of social-service referrals (``gateway.workflows.egress.OutboundCodec``)."""
+
+    content_type = CONTENT_TYPE
+
+    def encode(self, referral: AssistanceReferral, envelope: Envelope) -> bytes:
+        return referral_body(referral)

@@ -45,7 +45,7 @@ class HttpTransport:
 
     ``ssl`` is what https endpoints are called with (the gateway's client certificate and the
     exchange's CA in mtls mode; the system's trust when None). ``seal`` gives, at each attempt,
-    the body and extra headers to send a message with: its signatures (``gateway.security.seal``).
+    the body and extra headers to send a message with: its signatures (``gateway.delivery.seal``).
     """
 
     def __init__(

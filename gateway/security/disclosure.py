@@ -33,7 +33,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -47,8 +47,24 @@ from gateway.domain import (
 )
 from gateway.errors import Forbidden, GatewayError
 
-if TYPE_CHECKING:
-    from gateway.config import DisclosureRule
+
+
+class LegalBasisSettings(Protocol):
+    """A rule's escalation as configured (``gateway.config.LegalBasisEscalation``)."""
+
+    @property
+    def legal_bases(self) -> Sequence[str]: ...
+    @property
+    def allow(self) -> Sequence[str]: ...
+
+
+class DisclosureRule(Protocol):
+    """One rule as configured (``gateway.config.DisclosureRule``): the policy reads only these."""
+
+    @property
+    def allow(self) -> Sequence[str]: ...
+    @property
+    def with_legal_basis(self) -> LegalBasisSettings | None: ...
 
 __all__ = [
     "DOCUMENT_TYPES",

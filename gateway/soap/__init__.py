@@ -1,18 +1,15 @@
-"""SOAP 1.1 over the exchange bus envelope: contracts, envelopes, faults, serving and calling.
+"""A SOAP 1.1 toolkit over the exchange bus envelope: contracts, envelopes, faults, serving and calling.
+
+It knows nothing of the gateway's services: the gateway's own SOAP services are in
+``gateway.entrypoints.soap``, and the agency simulators serve SOAP with the same parts.
 
 - ``contracts``: each service's WSDL and XSDs (schemas/soap), compiled once, validating and
   publishing themselves;
 - ``envelope``: the SOAP envelope and the bus messages, built and read in one place (where
   WS-Security signing and verification slot in);
-- ``faults``: SOAP 1.1 Faults carrying ErrorInfo, Client (4xx) or Server (5xx);
+- ``faults``: SOAP 1.1 Faults carrying ErrorInfo, Client or Server;
 - ``server``: the request pipeline every SOAP endpoint shares;
-- ``endpoint``: the gateway's own services, ``relay`` and ``release-notices``;
-- ``release_notices``: the release-notices channel and the ``ReleaseNoticeReceiver`` protocol;
 - ``client``: calling agencies' services, zeep building and aiohttp carrying.
 
 docs/integration-soap.md describes the services for integration engineers.
 """
-
-from gateway.soap.release_notices import ReleaseNoticeReceiver
-
-__all__ = ["ReleaseNoticeReceiver"]

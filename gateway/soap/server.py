@@ -6,7 +6,7 @@ service's handler; every failure becomes a SOAP Fault. The pipeline parses once 
 once; no WSDL machinery runs per request. With a ``Signer`` every answer, faults included, is
 signed. ``GET /soap/{service}?wsdl`` and ``?xsd=NAME`` publish the contract.
 
-The gateway's own endpoint (``gateway.soap.endpoint``) and the agency simulators both use it.
+The gateway's own endpoint (``gateway.entrypoints.soap.relay``) and the agency simulators both use it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from lxml import etree
 from pydantic import ValidationError
 
 from gateway.errors import GatewayError, NotFound
-from gateway.http.body import read_body
-from gateway.security.intake import UnreadableBody
+from gateway.web.body import read_body
+from gateway.web.intake import UnreadableBody
 from gateway.security.replay import Freshness
 from gateway.logs import get_logger
 from gateway.security.xmldsig import SECURITY, Signer, Verifier

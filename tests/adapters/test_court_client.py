@@ -15,7 +15,7 @@ from adapters.court.client import CONTENT_TYPE, CourtCodec
 from adapters.court.codec import decode_pretrial_report
 from adapters.court.simulator import create_simulator
 from adapters.simulation import Recorder
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.security.xmldsig import SOAP11, WSSE
 from gateway.soap.envelope import parse_envelope, read_request
 from gateway.store import NewMessage

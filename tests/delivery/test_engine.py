@@ -236,13 +236,13 @@ async def test_openapi_document_is_served_and_checked_in(start_gateway, receiver
 
 
 async def test_every_json_route_is_in_the_openapi_document(start_gateway, receiver):
-    from gateway.http.app import create_app
-    from gateway.http.openapi import openapi_document
+    from gateway.entrypoints.http.app import create_app
+    from gateway.entrypoints.http.openapi import openapi_document
 
     gateway = await start_gateway(receiver.url)
     documented = openapi_document()["paths"]
     routes = {(resource.canonical, route.method.lower())
-              for resource in create_app(gateway).router.resources() for route in resource
+              for resource in create_app(gateway.services).router.resources() for route in resource
               if route.method != "HEAD" and not resource.canonical.startswith(("/soap", "/openapi.json"))}
     missing = {(path, method) for path, method in routes if method not in documented.get(path, {})}
     assert not missing, f"routes missing from /openapi.json: {sorted(missing)}"
@@ -251,6 +251,6 @@ async def test_every_json_route_is_in_the_openapi_document(start_gateway, receiv
 def test_the_openapi_document_is_valid_openapi_3_1():
     from openapi_spec_validator import validate
 
-    from gateway.http.openapi import openapi_document
+    from gateway.entrypoints.http.openapi import openapi_document
 
     validate(openapi_document())

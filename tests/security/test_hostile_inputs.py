@@ -10,7 +10,7 @@ Every case checks that
 - nothing was stored: no message, no case (store counts before and after);
 - the refusal is in the audit log when the caller is identified — every case here comes over
   mTLS with a certificate from the exchange's CA, so every one of them is (see
-  ``gateway.security.intake`` for the rule);
+  ``gateway.web.intake`` for the rule);
 - the gateway still answers ``/healthz``.
 
 Outside this file: handshake refusals (expired, not yet valid, other CA, revoked, no
@@ -43,11 +43,11 @@ from joserfc.jwk import ECKey
 from lxml import etree
 
 from adapters.population import Population
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.security.audit import AuditEntry, EventKind, Outcome
 from gateway.security.jws import SIGNATURE_HEADER, SigningKey, sign
 from gateway.security.tls import DevelopmentPki
-from gateway.simulate import SYSTEMS, system_config
+from gateway.tooling.simulate import SYSTEMS, system_config
 from gateway.soap.envelope import BusRequest, build_envelope, build_request, serialise
 from gateway.workflows import pretrial, release
 from support import PERSON_IIN, person_payload

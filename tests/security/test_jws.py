@@ -17,7 +17,7 @@ from joserfc import jws as joserfc_jws
 from joserfc.jwk import ECKey, RSAKey
 from joserfc.registry import HeaderParameter
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.security.jws import SIGNATURE_HEADER, InvalidSignature, SigningKey, sign, verify

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.config import load_config
 from gateway.security.audit import AuditEntry, EventKind, Outcome
 from gateway.security.jws import SIGNATURE_HEADER, SigningKey, sign

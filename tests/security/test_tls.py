@@ -19,7 +19,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.config import load_config
 from gateway.security.audit import AuditEntry, EventKind, Outcome
 from gateway.security.tls import MEMBER_URI_PREFIX, DevelopmentPki, PkiError, member_of_certificate

@@ -8,7 +8,7 @@ import stat
 import pytest
 from lxml import etree
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.config import SigningConfig, load_config
 from gateway.errors import ConfigError
 from gateway.security.keys import DevelopmentKeys, gateway_signer, member_verifier

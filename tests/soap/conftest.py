@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from adapters.simulation import Recorder, simulator_app
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from support import make_config
 
 

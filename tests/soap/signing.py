@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.config import load_config
 from gateway.security.keys import new_private_key, self_signed_certificate
 from gateway.security.xmldsig import DS, SOAP11, WSU, PinnedCertificate, PrivateKey, Verifier, WsSecuritySigner

@@ -12,9 +12,9 @@ import asyncio
 import time
 from collections import Counter
 
-from gateway.bootstrap import build
-from gateway.demo import expected_release_state
-from gateway.simulate import SYSTEMS, ClinicBehaviour, Simulation, free_ports, system_config
+from gateway.entrypoints.http.server import build
+from gateway.tooling.demo import expected_release_state
+from gateway.tooling.simulate import SYSTEMS, ClinicBehaviour, Simulation, free_ports, system_config
 from workflow_steps import FAST, POPULATION, notify_release, request_report
 
 

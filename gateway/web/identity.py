@@ -8,7 +8,7 @@ then, but when sent it must name the same member: a client that believes it acts
 else is misconfigured, and silently ignoring the header would hide that. A certificate the CA
 issued to an id that is not (or no longer) a member of the exchange is refused with 401.
 
-Every entry point asks ``caller_of`` (``gateway.http.api``), which reads what ``identify``
+Every entry point asks ``caller_of`` (below), which reads what ``identify``
 established here, so the JSON API and the SOAP endpoints identify callers the same way.
 """
 
@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.security.tls import member_of_certificate
 
-__all__ = ["MEMBER_HEADER", "Caller", "caller_identification", "identified"]
+__all__ = ["MEMBER_HEADER", "Caller", "caller_identification", "caller_of", "identified"]
 
 MEMBER_HEADER = "X-Member-Id"
 
@@ -68,3 +68,9 @@ def caller_identification(mode: str, members: Collection[str]):
         return await handler(request)
 
     return identify
+
+
+def caller_of(request: web.Request) -> str | None:
+    """The calling member: named by the verified client certificate in ``mtls`` identity mode,
+    by X-Member-Id in ``header`` mode (loopback development)."""
+    return identified(request).member

@@ -36,7 +36,7 @@ from gateway.config import PURPOSES, MemberConfig
 from gateway.errors import BadRequest, GatewayError
 from gateway.logs import get_logger
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
-from gateway.security.identity import identified
+from gateway.web.identity import identified
 from gateway.store import StoreError
 
 __all__ = ["BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]

@@ -7,7 +7,8 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.http.openapi import openapi_document
+from gateway.entrypoints.http.openapi import openapi_document
+from gateway.entrypoints.http.context import services_of
 from gateway.store import MessageState
 
 _READINESS_TIMEOUT = 2.0
@@ -21,9 +22,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def _gateway(request: web.Request):
-    from gateway.http.app import gateway_of
-
-    return gateway_of(request)
+    return services_of(request)
 
 
 async def healthz(_request: web.Request) -> web.Response:

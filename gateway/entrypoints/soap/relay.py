@@ -16,14 +16,15 @@ import datetime as dt
 
 from aiohttp import web
 
-from gateway.delivery.relay import RelayRequest
+from gateway.bootstrap import Services
+from gateway.services.relay import RelayRequest
 from gateway.errors import BadRequest
-from gateway.http.api import caller_of
+from gateway.web.identity import caller_of
 from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build_request, serialise
 from gateway.soap.faults import SoapFault
-from gateway.soap.release_notices import release_notice_service
+from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
 
 __all__ = ["add_routes", "caller"]
@@ -36,30 +37,20 @@ _ORDERING_KEY = "orderingKey"
 _FORWARDED_TYPE = "text/xml; charset=utf-8"
 
 
-def add_routes(app: web.Application) -> None:
-    """Serve the gateway's SOAP services on ``app`` (built by ``gateway.http.app.create_app``)."""
-    from gateway.http.app import GATEWAY
-
-    gateway = app[GATEWAY]
-    services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS), {"SendMessage": _relay(gateway)})]
-    if gateway.release_notice_receiver is not None:
-        services.append(
-            release_notice_service(
-                gateway.release_notice_receiver,
-                gateway.store,
-                caller=caller,
-                senders=gateway.release_notice_senders,
-                clock=gateway.clock,
-            )
-        )
+def add_routes(app: web.Application, services: Services) -> None:
+    """Serve the gateway's SOAP services on ``app`` (built by ``gateway.entrypoints.http.app.create_app``)."""
+    soap_services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS),
+                                 {"SendMessage": _relay(services)})]
+    if services.release_intake is not None:
+        soap_services.append(release_notice_service(services.release_intake, caller=caller))
     SoapEndpoint(
-        services,
-        max_bytes=gateway.config.server.max_body_bytes,
-        clock=gateway.clock,
-        signer=gateway.signer,
+        soap_services,
+        max_bytes=services.config.server.max_body_bytes,
+        clock=services.clock,
+        signer=services.signer,
         # Only the caller the transport names can be checked; an unknown one is refused later.
-        verifier_for=lambda request: gateway.verifiers.get(caller_of(request) or ""),
-        freshness=Freshness(gateway.config.server.max_clock_skew_seconds, gateway.clock),
+        verifier_for=lambda request: services.verifiers.get(caller_of(request) or ""),
+        freshness=Freshness(services.config.server.max_clock_skew_seconds, services.clock),
     ).add_routes(app)
 
 
@@ -81,10 +72,10 @@ def caller(call: SoapCall) -> str:
     return member
 
 
-def _relay(gateway):
-    relay, audit = gateway.relay, gateway.audit
-    roles = {member_id: member.role for member_id, member in gateway.config.members.items()}
-    gateway_member = gateway.config.server.member_id
+def _relay(services: Services):
+    relay, audit = services.relay, services.audit
+    roles = {member_id: member.role for member_id, member in services.config.members.items()}
+    gateway_member = services.config.server.member_id
 
     async def send_message(call: SoapCall) -> BusResponse:
         member = caller(call)

@@ -15,11 +15,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.domain import ReleaseEvent, ReleaseNotice
+from gateway.entrypoints.http.context import services_of
+from gateway.web.identity import caller_of
 from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
-from gateway.http.api import json_response as _json
-from gateway.http.body import parse_json, read_body, require_json_media_type
-from gateway.http.rendering import render_report
-from gateway.http.schemas import (
+from gateway.entrypoints.http.api import json_response as _json
+from gateway.web.body import parse_json, read_body, require_json_media_type
+from gateway.entrypoints.http.rendering import render_report
+from gateway.entrypoints.http.schemas import (
     AcknowledgementRecorded,
     ReleaseAccepted,
     ReleaseCasePage,
@@ -57,9 +59,7 @@ class ReleaseNoticeEnvelope(BaseModel):
 
 
 def _gateway(request: web.Request):
-    from gateway.http.app import gateway_of
-
-    gateway = gateway_of(request)
+    gateway = services_of(request)
     if gateway.workflows is None:
         raise NotFound("the workflows are not enabled on this gateway ([workflows] is absent from its configuration)")
     return gateway
@@ -67,8 +67,6 @@ def _gateway(request: web.Request):
 
 def _member(request: web.Request, *roles: str) -> str:
     """The caller, who must have one of ``roles`` (its role, or a role it holds)."""
-    from gateway.http.api import caller_of
-
     gateway = _gateway(request)
     caller = caller_of(request)
     member = gateway.config.members.get(caller or "")

@@ -10,54 +10,44 @@ import uuid
 import structlog
 from aiohttp import web
 
+from gateway.bootstrap import Services
+from gateway.entrypoints.http.context import SERVICES, services_of
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
-from gateway.http import api, ops, oversight, workflows
+from gateway.entrypoints.http import api, ops, oversight, workflows
 from gateway.logs import get_logger
-from gateway.security.identity import caller_identification
-from gateway.security.intake import body_deadline, refusal_audit
-from gateway.soap import endpoint as soap_endpoint
+from gateway.web.problems import problem_response
+from gateway.web.identity import caller_identification
+from gateway.web.intake import body_deadline, refusal_audit
+from gateway.entrypoints.soap import relay as soap_endpoint
 from gateway.soap.envelope import build_envelope, serialise
 from gateway.soap.faults import SoapFault, fault_body
 from gateway.store import StoreError
 
-GATEWAY = web.AppKey("gateway", object)
 CORRELATION_HEADER = "X-Correlation-Id"
 log = get_logger("gateway.http")
 
 
-def create_app(gateway) -> web.Application:
-    server = gateway.config.server
+def create_app(services: Services) -> web.Application:
+    server = services.config.server
     app = web.Application(
         middlewares=[
             _correlation,
             _metrics,
             # Outside _problems, so it sees every refusal as the answer the caller gets.
-            refusal_audit(gateway.audit, gateway.config.members, server.member_id),
+            refusal_audit(services.audit, services.config.members, server.member_id),
             _problems,
-            caller_identification(server.identity, gateway.config.members),
+            caller_identification(server.identity, services.config.members),
             body_deadline(server.receive_timeout_seconds),
         ],
         client_max_size=server.max_body_bytes,
     )
-    app[GATEWAY] = gateway
+    app[SERVICES] = services
     api.add_routes(app)
     ops.add_routes(app)
     oversight.add_routes(app)
     workflows.add_routes(app)
-    soap_endpoint.add_routes(app)
+    soap_endpoint.add_routes(app, services)
     return app
-
-
-def gateway_of(request: web.Request):
-    return request.app[GATEWAY]
-
-
-def problem_response(error: GatewayError, request: web.Request) -> web.Response:
-    return web.json_response(
-        error.problem(instance=request.path),
-        status=error.status,
-        content_type="application/problem+json",
-    )
 
 
 @web.middleware
@@ -83,7 +73,7 @@ async def _metrics(request: web.Request, handler):
         status = response.status
         return response
     finally:
-        metrics = gateway_of(request).metrics
+        metrics = services_of(request).metrics
         metrics.http_requests.labels(route, request.method, str(status)).inc()
         metrics.http_latency.labels(route).observe(time.perf_counter() - started)
 
@@ -98,7 +88,7 @@ async def _problems(request: web.Request, handler):
             log.error("request failed", route=request.path, status=error.status, error=error.detail)
         if request.method == "POST" and request.path.startswith("/soap/"):
             # Refused before the SOAP endpoint ran (the caller's identity): still a SOAP answer.
-            now = datetime.datetime.fromtimestamp(gateway_of(request).clock(), datetime.UTC)
+            now = datetime.datetime.fromtimestamp(services_of(request).clock(), datetime.UTC)
             fault = fault_body(SoapFault.of(error), now=now)
             return web.Response(body=serialise(build_envelope(fault)), status=error.status, content_type="text/xml",
                                 charset="utf-8")

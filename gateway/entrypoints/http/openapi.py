@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from gateway.http.schemas import (
+from gateway.entrypoints.http.schemas import (
     AcknowledgementRecorded,
     DeadLetter,
     DeadLetterPage,
@@ -28,7 +28,7 @@ from gateway.http.schemas import (
     ReportAccepted,
     ReportStatus,
 )
-from gateway.http.workflows import ReleaseNoticeEnvelope
+from gateway.entrypoints.http.workflows import ReleaseNoticeEnvelope
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement

@@ -36,7 +36,7 @@ from gateway.resources import resource_dir
 from gateway.security.keys import DevelopmentKeys
 from gateway.security.tls import DevelopmentPki
 
-log = get_logger("gateway.simulate")
+log = get_logger("gateway.tooling.simulate")
 
 # The member each simulator plays, in start order (the clinics need the health system's URL).
 SYSTEMS = ("penal", "interior", "health", "social", "court", "probation", "clinic")
@@ -209,7 +209,7 @@ async def running_system(
 ) -> AsyncIterator[System]:
     """The whole exchange on loopback. ``mtls``: the gateway in ``identity = "mtls"`` mode with a
     development PKI in ``directory/pki``, and every simulator on HTTPS with its member's certificate."""
-    from gateway.bootstrap import build
+    from gateway.entrypoints.http.server import build
 
     ports = free_ports([*SYSTEMS, "gateway"])
     scheme = "https" if mtls else "http"

@@ -5,11 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from gateway.delivery.dead_letters import replay_dead_letters
-from gateway.delivery.relay import RelayRequest
+from gateway.services.dead_letters import replay_dead_letters
+from gateway.services.relay import RelayRequest
+from gateway.bootstrap import Services
+from gateway.entrypoints.http.context import services_of
 from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
-from gateway.http.body import parse_json, read_body, require_json_media_type
-from gateway.http.schemas import (
+from gateway.web.body import parse_json, read_body, require_json_media_type
+from gateway.entrypoints.http.schemas import (
     AttemptView,
     DeadLetter,
     DeadLetterPage,
@@ -18,7 +20,7 @@ from gateway.http.schemas import (
     ReplayRequest,
     ReplayResult,
 )
-from gateway.security.identity import identified
+from gateway.web.identity import caller_of
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.security.replay import record_replay
 from gateway.store import MessageState
@@ -35,16 +37,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(PREFIX + "/dlq/replay", replay)
 
 
-def _gateway(request: web.Request):
-    from gateway.http.app import gateway_of
-
-    return gateway_of(request)
-
-
-def caller_of(request: web.Request) -> str | None:
-    """The calling member: named by the verified client certificate in ``mtls`` identity mode,
-    by X-Member-Id in ``header`` mode (loopback development). See gateway.security.identity."""
-    return identified(request).member
+def _gateway(request: web.Request) -> Services:
+    return services_of(request)
 
 
 def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

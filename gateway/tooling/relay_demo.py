@@ -24,9 +24,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.bootstrap import build
+from gateway.entrypoints.http.server import build
 from gateway.config import load_config
-from gateway.delivery.dead_letters import replay_dead_letters
+from gateway.services.dead_letters import replay_dead_letters
 from gateway.store import MessageState
 
 SENDERS = ("penal", "interior", "social")

@@ -1,9 +1,15 @@
-"""The ``gateway`` console command. Thin: it parses arguments and calls the parts."""
+"""The ``gateway`` console command. Thin: it parses arguments and calls the parts.
+
+The runtime's commands import only the runtime: the tools (``demo``, ``simulate``, ``bench``)
+are imported by their own subcommands, so ``gateway serve`` loads no simulator, demo or
+benchmark code (tests/test_layers.py checks it).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import signal
 import sys
@@ -12,8 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.config import GatewayConfig, load_config
+from gateway.domain import InvalidIIN, validate_iin
+from gateway.entrypoints.http.openapi import openapi_document
+from gateway.entrypoints.http.server import build
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
+from gateway.resources import resource_dir
+from gateway.security.audit import AuditLog
+from gateway.security.audit_keys import AuditKeys, fingerprint
+from gateway.security.tls import DevelopmentPki, PkiError
+from gateway.services.dead_letters import replay_dead_letters
+from gateway.services.oversight import subject_disclosures
 from gateway.store import Message, MessageState, StoreError, create_store
 
 
@@ -132,8 +147,6 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.bootstrap import build
-
     config = _config(args)
     configure_logging(config.logging.level, config.logging.format)
 
@@ -228,7 +241,6 @@ def _dlq_show(args: argparse.Namespace) -> int:
 
 
 def _dlq_replay(args: argparse.Namespace) -> int:
-    from gateway.delivery.dead_letters import replay_dead_letters
 
     if not args.message_ids and not args.recipient:
         print("gateway: name message ids to replay, or --recipient for all of one recipient's", file=sys.stderr)
@@ -248,9 +260,6 @@ def _dlq_replay(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from gateway.security.audit import AuditLog
-    from gateway.security.audit_keys import AuditKeys, fingerprint
-
     async def action(store, config):
         keys = AuditKeys.read(config.audit, config.base_dir)
         return keys, await AuditLog(store, keys).verify()
@@ -278,12 +287,6 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_subject(args: argparse.Namespace) -> int:
-    import getpass
-
-    from gateway.domain import InvalidIIN, validate_iin
-    from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
-    from gateway.security.audit_keys import AuditKeys
-
     try:
         iin = validate_iin(args.iin)
     except InvalidIIN as exc:
@@ -298,18 +301,12 @@ def _audit_subject(args: argparse.Namespace) -> int:
                 "without it the audit log cannot be searched by person"
             )
         audit = AuditLog(store, keys, gateway_member=config.server.member_id)
-        entries = await audit.by_subject(iin)
-        # Looking a person up is itself a disclosure, and the person may ask who did it.
         try:
             operator = getpass.getuser()
         except (KeyError, OSError):
             operator = "unknown"
-        await audit.record([AuditEvent(
-            kind=EventKind.DISCLOSURE, outcome=Outcome.DISCLOSED, member=f"cli:{operator}",
-            counterpart=config.server.member_id, subject=iin, document_type="AuditTrail",
-            fields=("entries",), reason="gateway audit subject",
-        )])
-        return entries
+        return await subject_disclosures(audit, iin, viewer=f"cli:{operator}", viewer_role=None,
+                                         gateway_member=config.server.member_id, reason="gateway audit subject")
 
     entries = asyncio.run(_with_store(args, action))
     if args.json:
@@ -335,7 +332,7 @@ def _audit_subject(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway import demo, relay_demo
+    from gateway.tooling import demo, relay_demo
 
     configure_logging("error", "json")
     if args.relay:
@@ -344,7 +341,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from gateway.simulate import run_until_stopped
+    from gateway.tooling.simulate import run_until_stopped
 
     config = _config(args)
     configure_logging(config.logging.level, config.logging.format)
@@ -353,8 +350,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _pki(args: argparse.Namespace):
-    from gateway.security.tls import DevelopmentPki
-
     if args.dir is not None:
         return DevelopmentPki(args.dir), None
     config = _config(args)
@@ -362,8 +357,6 @@ def _pki(args: argparse.Namespace):
 
 
 def _pki_run(action) -> int:
-    from gateway.security.tls import PkiError
-
     try:
         action()
     except PkiError as exc:
@@ -373,8 +366,6 @@ def _pki_run(action) -> int:
 
 
 def _pki_init(args: argparse.Namespace) -> int:
-    from gateway.security.tls import DevelopmentPki
-
     pki, config = _pki(args)
     members = args.members
     if members is None:
@@ -429,9 +420,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
-    from gateway.http.openapi import openapi_document
-    from gateway.resources import resource_dir
-
     text = json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
     if args.write:
         target = resource_dir("schemas") / "openapi" / "gateway.json"

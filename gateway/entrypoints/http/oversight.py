@@ -16,9 +16,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from gateway.domain import InvalidIIN, validate_iin
+from gateway.entrypoints.http.context import services_of
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthenticated
-from gateway.http.api import caller_of
-from gateway.security.audit import AuditEvent, AuditTampered, EventKind, Outcome
+from gateway.web.identity import caller_of
+from gateway.security.audit import AuditTampered
+from gateway.services import oversight as oversight_service
 from gateway.security.audit_keys import fingerprint
 from gateway.store import TreeHead
 
@@ -40,9 +42,7 @@ class _AuditDamaged(GatewayError):
 
 
 def _gateway(request: web.Request):
-    from gateway.http.app import gateway_of
-
-    return gateway_of(request)
+    return services_of(request)
 
 
 def _require_oversight(request: web.Request) -> str:
@@ -86,20 +86,11 @@ async def subject_disclosures(request: web.Request) -> web.Response:
     except InvalidIIN as exc:
         raise BadRequest(str(exc)) from None
     gateway = _gateway(request)
-    entries = await gateway.audit.by_subject(iin)
-    # The person may ask who looked them up: the look-up is a disclosure of its own.
-    await gateway.audit.record([AuditEvent(
-        kind=EventKind.DISCLOSURE,
-        outcome=Outcome.DISCLOSED,
-        member=caller,
-        member_role=gateway.config.members[caller].role,
-        counterpart=gateway.config.server.member_id,
-        subject=iin,
-        document_type="AuditTrail",
-        fields=("entries",),
-        reason="oversight request",
+    entries = await oversight_service.subject_disclosures(
+        gateway.audit, iin, viewer=caller, viewer_role=gateway.config.members[caller].role,
+        gateway_member=gateway.config.server.member_id, reason="oversight request",
         correlation_id=request.headers.get("X-Correlation-Id"),
-    )])
+    )
     return web.json_response({"subject": iin, "entries": [entry.as_json() for entry in entries]})
 
 

@@ -1,0 +1,131 @@
+"""Release intake: the penal system's release notices handed to the release-case workflow once.
+
+The entry point decodes the notice; this use case checks the sender may send release notices,
+hands the notice to a ``ReleaseNoticeReceiver`` (the release-case workflow) and records the
+answer under (sender, message id), so a resent notice gets the original answer and reaches the
+receiver once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.domain import ReleaseEvent, ReleaseNotice
+from gateway.errors import Forbidden
+from gateway.store import RecordInbound, Store
+
+__all__ = ["RELEASE_NOTICE_SENDERS", "ReleaseIntake", "ReleaseNoticeReceiver", "ReleaseReceipt"]
+
+RELEASE_NOTICE_SENDERS = ("penal",)
+"""Members that may push release notices: the penal system, by its member id in config/members.toml."""
+
+# Answers are recorded under (sender, this prefix + messageId), apart from relay message ids.
+_ANSWER_KEY = "soap:release-notices:"
+
+
+class ReleaseNoticeReceiver(Protocol):
+    """What the gateway does with a release notice; the release-case workflow implements it."""
+
+    async def receive_release_notice(
+        self,
+        event: ReleaseEvent,
+        notice: ReleaseNotice,
+        *,
+        sender: str,
+        message_id: str,
+        correlation_id: str | None,
+    ) -> str:
+        """Open or update the release case and return its id, once that is durably stored.
+
+        Must be idempotent by (sender, message_id): the intake answers a resent notice from
+        its record, but a sender that resends before the first answer was recorded (two
+        copies at once, or a crash between the two) reaches the receiver twice.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReceipt:
+    """The answer to a release notice: the same for every copy of it."""
+
+    response_message_id: str
+    response_date: dt.datetime
+    case_id: str
+
+
+class ReleaseIntake:
+    """Takes release notices from the allowed senders, each once."""
+
+    def __init__(
+        self,
+        receiver: ReleaseNoticeReceiver,
+        inbox: Store,
+        *,
+        senders: Collection[str] = RELEASE_NOTICE_SENDERS,
+        clock: Callable[[], float],
+    ) -> None:
+        self._receiver = receiver
+        self._inbox = inbox
+        self.senders = frozenset(senders)
+        self._clock = clock
+        # Per (sender, messageId): the lock and how many calls hold or await it.
+        self._in_progress: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def authorise(self, sender: str) -> None:
+        if sender not in self.senders:
+            raise Forbidden(f"member {sender!r} may not send release notices; only {', '.join(sorted(self.senders))} may")
+
+    async def receive(
+        self,
+        event: ReleaseEvent,
+        notice: ReleaseNotice,
+        *,
+        sender: str,
+        message_id: str,
+        correlation_id: str | None,
+        received_at: dt.datetime,
+    ) -> ReleaseReceipt:
+        self.authorise(sender)
+        key = f"{sender}:{message_id}"  # this process's lock, not a store key
+        # Copies arriving together wait for the first, so this process hands a notice over once.
+        lock, users = self._in_progress.get(key, (asyncio.Lock(), 0))
+        self._in_progress[key] = (lock, users + 1)
+        try:
+            async with lock:
+                answered = await self._answered(sender, message_id)
+                if answered is not None:
+                    return answered
+                case_id = await self._receiver.receive_release_notice(
+                    event, notice, sender=sender, message_id=message_id, correlation_id=correlation_id
+                )
+                return await self._record(sender, message_id, case_id, received_at)
+        finally:
+            lock, users = self._in_progress[key]
+            if users == 1:
+                del self._in_progress[key]
+            else:
+                self._in_progress[key] = (lock, users - 1)
+
+    async def _answered(self, sender: str, message_id: str) -> ReleaseReceipt | None:
+        answer = await self._inbox.find_inbound(sender, _ANSWER_KEY + message_id)
+        return None if answer is None else _receipt(json.loads(answer))
+
+    async def _record(self, sender: str, message_id: str, case_id: str, received_at: dt.datetime) -> ReleaseReceipt:
+        data = {"response_message_id": str(uuid.uuid4()), "response_date": received_at.isoformat(), "case_id": case_id}
+        record = RecordInbound(sender, _ANSWER_KEY + message_id, json.dumps(data).encode())
+        (recorded,) = await self._inbox.apply([record], self._clock())
+        if not recorded:
+            # Another instance recorded its answer first; that one is the original.
+            answered = await self._answered(sender, message_id)
+            if answered is not None:
+                return answered
+        return _receipt(data)
+
+
+def _receipt(data: dict) -> ReleaseReceipt:
+    return ReleaseReceipt(data["response_message_id"], dt.datetime.fromisoformat(data["response_date"]), data["case_id"])
