@@ -332,7 +332,7 @@ def _audit_subject(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.tooling import demo, relay_demo
+    from gateway.entrypoints.tools import demo, relay_demo
 
     configure_logging("error", "json")
     if args.relay:
@@ -341,7 +341,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from gateway.tooling.simulate import run_until_stopped
+    from gateway.entrypoints.tools.simulate import run_until_stopped
 
     config = _config(args)
     configure_logging(config.logging.level, config.logging.format)

@@ -14,6 +14,8 @@ make development keys.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 import os
 import stat
@@ -27,9 +29,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.config import GatewayConfig, MemberConfig, SigningConfig
 from gateway.errors import ConfigError
 from gateway.security.xmldsig import PinnedCertificate, PrivateKey, Verifier, WsSecuritySigner
+
+if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
+    from gateway.config import GatewayConfig, MemberConfig, SigningConfig
 
 __all__ = [
     "DevelopmentKeys",

@@ -47,7 +47,7 @@ from gateway.entrypoints.http.server import build
 from gateway.security.audit import AuditEntry, EventKind, Outcome
 from gateway.security.jws import SIGNATURE_HEADER, SigningKey, sign
 from gateway.security.tls import DevelopmentPki
-from gateway.tooling.simulate import SYSTEMS, system_config
+from gateway.entrypoints.tools.simulate import SYSTEMS, system_config
 from gateway.soap.envelope import BusRequest, build_envelope, build_request, serialise
 from gateway.workflows import pretrial, release
 from support import PERSON_IIN, person_payload

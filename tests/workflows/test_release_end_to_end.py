@@ -8,7 +8,7 @@ import json
 from adapters.health.client import HealthClient
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import AttachmentState, ReleaseEvent
-from gateway.tooling.simulate import ClinicBehaviour
+from gateway.entrypoints.tools.simulate import ClinicBehaviour
 from support import wait_until
 from workflow_steps import (
     HOMELESS,

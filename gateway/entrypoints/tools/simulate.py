@@ -36,7 +36,7 @@ from gateway.resources import resource_dir
 from gateway.security.keys import DevelopmentKeys
 from gateway.security.tls import DevelopmentPki
 
-log = get_logger("gateway.tooling.simulate")
+log = get_logger("gateway.entrypoints.tools.simulate")
 
 # The member each simulator plays, in start order (the clinics need the health system's URL).
 SYSTEMS = ("penal", "interior", "health", "social", "court", "probation", "clinic")

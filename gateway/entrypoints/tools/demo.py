@@ -29,7 +29,7 @@ import aiohttp
 from adapters.penal.simulator import push_release_notices
 from adapters.population import Population, SyntheticPerson
 from gateway.domain import ReleaseEvent
-from gateway.tooling.simulate import ClinicBehaviour, System, running_system
+from gateway.entrypoints.tools.simulate import ClinicBehaviour, System, running_system
 from gateway.store import MessageState
 from gateway.workflows import pretrial, release
 
