@@ -173,6 +173,9 @@ def _config_check(args: argparse.Namespace) -> int:
         f"configuration ok: {len(config.members)} members, {services} services, {grants} grants, "
         f"{rules} disclosure rules; store {config.store.url.split(':', 1)[0]}"
     )
+    sys.stdout.flush()
+    for warning in config.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -174,7 +174,7 @@ def member_verifier(member_id: str, member: MemberConfig, base_dir: Path) -> Ver
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from None
         pinned.append(PinnedCertificate.of(certificate, path.name, not_before=entry.not_before, not_after=entry.not_after))
-    return Verifier(member_id, pinned, required=member.require_signature)
+    return Verifier(member_id, pinned, required=member.signature_required)
 
 
 @dataclass(frozen=True)
