@@ -151,7 +151,8 @@ def build(
     engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
                             audit=audit)
     relay = Relay(config, store, metrics, audit, clock)
-    verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
+    verifiers = {member_id: member_verifier(member_id, member, config.base_dir,
+                                            max_clock_skew_seconds=config.server.max_clock_skew_seconds)
                  for member_id, member in config.members.items()}
     return Gateway(
         config=config, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy, audit=audit,
