@@ -163,7 +163,7 @@ def write_pins(directory: Path, pins: Sequence[Credentials]) -> list[str]:
 @pytest.fixture
 async def start_signed_gateway(tmp_path):
     """Start a gateway whose member ``penal`` pins ``pins`` and must sign (unless not
-    ``required``). ``entries`` lists the certificates as members.toml does, ``{0}``, ``{1}`` …
+    ``required``), with ``algorithm`` as its signature_algorithm. ``entries`` lists the certificates as members.toml does, ``{0}``, ``{1}`` …
     standing for the files of ``pins``; ``options`` go to ``build``. The relay's recipient
     ``health`` answers 200."""
     async def accept(request: web.Request) -> web.Response:
@@ -178,7 +178,8 @@ async def start_signed_gateway(tmp_path):
     started = []
 
     async def start(
-        pins: Sequence[Credentials] = (), *, entries: Sequence[str] | None = None, required: bool = True, **options
+        pins: Sequence[Credentials] = (), *, entries: Sequence[str] | None = None, required: bool = True,
+        algorithm: str | None = None, **options
     ):
         directory = write_config(tmp_path / f"gw{len(started)}", receiver_url=recipient_url)
         names = write_pins(directory, pins)
@@ -187,6 +188,8 @@ async def start_signed_gateway(tmp_path):
             "GATEWAY__MEMBERS__PENAL__CERTIFICATES": "[" + ", ".join(listed) + "]",
             "GATEWAY__MEMBERS__PENAL__REQUIRE_SIGNATURE": "true" if required else "false",
         }
+        if algorithm is not None:
+            environ["GATEWAY__MEMBERS__PENAL__SIGNATURE_ALGORITHM"] = f'"{algorithm}"'
         gateway = build(load_config(directory, environ=environ), **options)
         await gateway.start(port=0)
         started.append(gateway)
@@ -236,3 +239,8 @@ async def refused(gateway, http, request: bytes, headers: dict[str, str], *, sig
 
 def genuine(signer: Credentials) -> bytes:
     return signed(relay_request(message_id="penal-genuine"), signer)
+
+
+def penal_gost(bits: int = 256) -> Credentials:
+    """The penal system's GOST 34.10-2015 key of ``bits`` and its self-signed certificate."""
+    return credentials(f"penal-gost-{bits}", algorithm=f"gost2015-{bits}")
