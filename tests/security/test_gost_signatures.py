@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
 from lxml import etree
@@ -222,3 +224,20 @@ async def test_the_endpoint_refuses_gost_34_310_with_a_fault_naming_it(start_sig
     document.find(".//ds:SignatureMethod", NS).set("Algorithm", "http://www.w3.org/2001/04/xmldsig-more#gost34310-gost34311")
     fault = await refused(gateway, http, serialise(document), SOAP_HEADERS, signer=penal_gost())
     assert fault.error_code == "signature-algorithm-unsupported" and "GOST 34.310-2004" in fault.message
+
+
+def test_pki_init_with_signing_keys_makes_the_gateways_gost_key_and_certificate(tmp_path):
+    directory = write_config(tmp_path / "gw", receiver_url="http://127.0.0.1:9")
+    environ = {"GATEWAY__SIGNING__ALGORITHM": '"gost2015-256"', "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "pki", "init", "--dir", str(tmp_path / "pki"), "--config", str(directory),
+         "--members", "gateway", "--signing-keys"],
+        capture_output=True, text=True, timeout=120, env=environ,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "XML-signing key of the gateway (gost2015-256)" in result.stdout
+    config = load_config(directory, environ=environ)
+    key = read_private_key(config.base_dir / config.signing.key)
+    assert isinstance(key, GostPrivateKey) and key.size == 32
+    signer = gateway_signer(config.signing, config.base_dir, member_id="gateway")
+    assert signer.algorithm == "gost2015-256"
