@@ -74,6 +74,12 @@ def test_a_timestamp_changed_after_signing_is_refused():
     assert found.slug == "signature-invalid" and "wsu:Timestamp was changed" in found.detail
 
 
+def test_inclusive_namespace_prefix_lists_as_wss4j_writes_them_are_honoured():
+    document = fresh(inclusive_prefixes=("soap", "wsse"))
+    assert document.find(".//{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces") is not None
+    assert verifier().verified_body(document, at=AT) is not None
+
+
 def test_an_unsigned_timestamp_does_not_count():
     # Signed over the Body alone: an old Timestamp beside it is not read.
     document = fresh(created=AT - dt.timedelta(days=1), expires=AT - dt.timedelta(hours=23), references=("#id-body",))

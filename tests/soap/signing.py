@@ -253,11 +253,13 @@ def timestamped(
     created: dt.datetime,
     expires: dt.datetime | None,
     references: Sequence[str] = ("#id-body", "#TS-1"),
+    inclusive_prefixes: Sequence[str] = (),
 ) -> etree._Element:
     """``request`` signed as WSS4J and WCF sign by default: a ``wsu:Timestamp`` (``TS-1``) in the
     Security header and one signature whose references cover the Body (``id-body``) and the
     Timestamp, exclusive C14N, RSA-SHA256. Built here with lxml and ``cryptography`` alone, not
-    with the gateway's signer."""
+    with the gateway's signer. ``inclusive_prefixes``: an InclusiveNamespaces PrefixList on the
+    canonicalisation and on each transform, as WSS4J writes it."""
     document = etree.fromstring(request)
     header = document.find(HEADER)
     if header is None:
@@ -273,15 +275,24 @@ def timestamped(
     body.set(WSU_ID, "id-body")
     signature = etree.SubElement(security, f"{{{DS}}}Signature", nsmap={"ds": DS})
     signed_info = etree.SubElement(signature, f"{{{DS}}}SignedInfo")
-    etree.SubElement(signed_info, f"{{{DS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
+    def exclusive(parent: etree._Element, tag: str) -> None:
+        method = etree.SubElement(parent, tag, Algorithm=EXC_C14N)
+        if inclusive_prefixes:
+            etree.SubElement(method, f"{{{EXC_C14N}}}InclusiveNamespaces", nsmap={"ec": EXC_C14N},
+                             PrefixList=" ".join(inclusive_prefixes))
+
+    prefixes = list(inclusive_prefixes) or None
+    exclusive(signed_info, f"{{{DS}}}CanonicalizationMethod")
     etree.SubElement(signed_info, f"{{{DS}}}SignatureMethod", Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
     for uri in references:
         target = document.xpath("//*[@wsu:Id=$id]", namespaces={"wsu": WSU}, id=uri[1:])[0]
         reference = etree.SubElement(signed_info, f"{{{DS}}}Reference", URI=uri)
-        etree.SubElement(etree.SubElement(reference, f"{{{DS}}}Transforms"), f"{{{DS}}}Transform", Algorithm=EXC_C14N)
+        exclusive(etree.SubElement(reference, f"{{{DS}}}Transforms"), f"{{{DS}}}Transform")
         etree.SubElement(reference, f"{{{DS}}}DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
-        digest = hashlib.sha256(etree.tostring(target, method="c14n", exclusive=True)).digest()
+        digest = hashlib.sha256(
+            etree.tostring(target, method="c14n", exclusive=True, inclusive_ns_prefixes=prefixes)).digest()
         etree.SubElement(reference, f"{{{DS}}}DigestValue").text = base64.b64encode(digest).decode()
-    value = by.key.sign(etree.tostring(signed_info, method="c14n", exclusive=True), padding.PKCS1v15(), hashes.SHA256())
+    canonical = etree.tostring(signed_info, method="c14n", exclusive=True, inclusive_ns_prefixes=prefixes)
+    value = by.key.sign(canonical, padding.PKCS1v15(), hashes.SHA256())
     etree.SubElement(signature, f"{{{DS}}}SignatureValue").text = base64.b64encode(value).decode()
     return document
