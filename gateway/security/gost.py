@@ -35,7 +35,6 @@ __all__ = [
     "GostError",
     "GostPrivateKey",
     "GostPublicKey",
-    "is_gost_certificate",
     "self_signed_gost_certificate",
     "streebog",
 ]
@@ -301,15 +300,6 @@ class GostCertificate:
                 raise
             raise GostError(f"not a readable GOST certificate: {error}") from None
         return cls(public_key, public_key.verify(signature, tbs_bytes))
-
-
-def is_gost_certificate(der: bytes) -> bool:
-    """Whether the DER certificate's public key is a GOST R 34.10-2012 one."""
-    try:
-        algorithm = _Certificate.load(der)["tbs_certificate"]["subject_public_key_info"]["algorithm"]["algorithm"]
-        return algorithm.dotted in (PUBLIC_KEY_256, PUBLIC_KEY_512)
-    except (ValueError, TypeError, KeyError):
-        return False
 
 
 def self_signed_gost_certificate(

@@ -126,9 +126,8 @@ class WsSecuritySigner:
 
     The signature is built here for every algorithm alike (XML Signature 1.1 §3.1): the
     Reference's digest over the exclusive C14N of the Body, then the exclusive C14N of
-    SignedInfo signed by the algorithm's provider. ``key`` may be anything with the provider's
-    signing interface; ``sign_with`` replaces the key operation (an HSM, or another
-    implementation in tests).
+    SignedInfo signed by the algorithm's provider. A key held elsewhere (a token, an HSM) is
+    another ``Signer``.
     """
 
     def __init__(self, key: SigningKey, certificate: x509.Certificate, *, algorithm: str = "rsa-sha256") -> None:
@@ -591,10 +590,6 @@ def _placed_timestamp(envelope: etree._Element, block: etree._Element) -> etree.
             "timestamp-wrapped", f"the wsse:Security header must hold at most one wsu:Timestamp, not {len(timestamps)}"
         )
     return timestamps[0] if timestamps else None
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
 
 
 def _envelope_body(envelope: etree._Element) -> etree._Element:
