@@ -48,6 +48,12 @@ Purpose = Literal[
 ]
 
 
+# The XML signature algorithms (gateway.security.signature_algorithms.ALGORITHMS), by name.
+SignatureAlgorithmName = Literal[
+    "rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256", "ecdsa-sha384", "gost2015-256", "gost2015-512",
+]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -180,6 +186,9 @@ class MemberConfig(_Section):
     # Unsigned SOAP is refused from a member with pinned certificates unless this says false
     # (a development setting: `gateway config check` warns about it).
     require_signature: bool | None = None
+    # The one algorithm the member signs with (the certificates must hold its kind of key);
+    # any other is refused. Unset: any algorithm whose key a pinned certificate holds.
+    signature_algorithm: SignatureAlgorithmName | None = None
     # JSON signed both ways (detached JWS in X-JWS-Signature): what the member relays is
     # verified with one of jws_keys (key id -> PEM public key, relative to the config
     # folder; two while a key is rotated), and what the gateway delivers to it is signed
@@ -314,7 +323,7 @@ class SigningConfig(_Section):
 
     key: Path = Path("var/keys/gateway-signing.pem")
     certificate: Path = Path("var/keys/gateway-signing.cert.pem")
-    algorithm: Literal["rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256", "ecdsa-sha384"] = "rsa-sha256"
+    algorithm: SignatureAlgorithmName = "rsa-sha256"
 
     @model_validator(mode="after")
     def _separate_files(self) -> SigningConfig:
