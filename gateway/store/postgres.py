@@ -65,34 +65,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.store.base import (
-    Acceptance,
-    AcceptMessage,
-    AppendAudit,
-    Command,
-    Message,
-    NewAuditEntry,
-    NewMessage,
-    StoreError,
-    Timer,
-)
+from gateway.store.base import Acceptance, AcceptMessage, AppendAudit, Command, Message, NewAuditEntry, NewMessage, StoreError, Timer
 from gateway.store.sql import (
-    FINISH_ATTEMPT,
-    LOG_ATTEMPT,
-    MESSAGE_COLUMNS,
-    MIGRATIONS,
-    NOT_HELD_BACK,
-    TIMER_COLUMNS,
-    Dialect,
-    Fetch,
-    Operation,
-    SQLStore,
-    Statement,
-    message_of,
-    new_message_params,
-    qualified,
-    resend,
-    timer_of,
+    FINISH_ATTEMPT, LOG_ATTEMPT, MESSAGE_COLUMNS, MIGRATIONS, NOT_HELD_BACK, TIMER_COLUMNS, Dialect, Fetch, Operation,
+    SQLStore, Statement, message_of, new_message_params, qualified, resend, timer_of,
 )
 
 __all__ = ["MIGRATIONS", "PostgresStore"]

@@ -31,20 +31,8 @@ from typing import Any
 
 from gateway.store.base import Acceptance, Command, Message, NewAuditEntry, NewMessage, StoreError, Timer
 from gateway.store.sql import (
-    LOG_ATTEMPT,
-    FINISH_ATTEMPT,
-    MESSAGE_COLUMNS,
-    MIGRATIONS,
-    NOT_HELD_BACK,
-    TIMER_COLUMNS,
-    Dialect,
-    Fetch,
-    Operation,
-    SQLStore,
-    message_of,
-    new_message_params,
-    resend,
-    timer_of,
+    FINISH_ATTEMPT, LOG_ATTEMPT, MESSAGE_COLUMNS, MIGRATIONS, NOT_HELD_BACK, TIMER_COLUMNS, Dialect, Fetch, Operation,
+    SQLStore, message_of, new_message_params, resend, timer_of,
 )
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
