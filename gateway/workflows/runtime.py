@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.logs import get_logger
-from gateway.store import CancelTimer, Case, Command, ConflictError, Message, SaveCase, ScheduleTimer, Store, Timer
+from gateway.store import CancelTimer, Case, Command, ConflictError, Message, SaveCase, ScheduleTimer, Timer, WorkflowStore
 
 log = get_logger("gateway.workflows")
 
@@ -67,7 +67,7 @@ def cancel(kind: str, case_id: str, name: str) -> CancelTimer:
 class WorkflowRuntime:
     def __init__(
         self,
-        store: Store,
+        store: WorkflowStore,
         *,
         clock: Callable[[], float] = time.time,
         concurrency: int = 32,
