@@ -395,6 +395,10 @@ class Lifecycle(Protocol):
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the store answers a trivial query."""
 
+    async def probe_write(self) -> None:
+        """Raise ``StoreError`` unless the store can commit (a full disk, a read-only or lost
+        connection fail here as an acceptance would)."""
+
 
 class DeliveryStore(Outbox, Inbox, Protocol):
     """What the delivery engine uses: the outbox, and the retention of idempotency records."""

@@ -84,6 +84,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
 # The LISTEN connection, when lost, is retried after these many seconds, doubling up to the last.
 _LISTEN_RETRY_FIRST, _LISTEN_RETRY_LAST = 0.1, 5.0
 # libpq waits for ever on a host that drops packets; these bound open() and notice a dead LISTEN peer.
+_ACQUIRE_TIMEOUT_SECONDS = 5.0
 _CONNECT_DEFAULTS = {"connect_timeout": "10", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
 
 
@@ -302,6 +303,9 @@ class PostgresStore(SQLStore):
         pool = AsyncConnectionPool(
             self._conninfo, min_size=2, max_size=self._pool_size, open=False,
             configure=self._configure_pooled, kwargs={"autocommit": True}, name="gateway-store",
+            # While the server is down, a request waits this long for a connection and is then
+            # refused with 503 (nothing stored): the caller retries, rather than hanging for 30 s.
+            timeout=_ACQUIRE_TIMEOUT_SECONDS,
         )
         try:
             await pool.open(wait=True)

@@ -365,6 +365,11 @@ class Dialect:
     def ping(self) -> Operation[None]:
         yield self.one("SELECT 1")
 
+    def probe_write(self) -> Operation[None]:
+        # Rewrites a row with its own value: it takes the disk (WAL, fsync) and the connection
+        # like any commit, and changes nothing.
+        yield self.statement("UPDATE schema_version SET version = version")
+
     # -- commands
 
     def apply_all(self, commands: Sequence[Command], now: float) -> Operation[list[Any]]:
@@ -636,6 +641,9 @@ class SQLStore:
 
     async def ping(self) -> None:
         await self._read(self._dialect.ping)
+
+    async def probe_write(self) -> None:
+        await self._write(self._dialect.probe_write)
 
     def on_new_work(self, callback: Callable[[str], None]) -> None:
         self._work_listeners.append(callback)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -168,6 +169,10 @@ _STOP = object()
 _READ, _REDOABLE, _DURABLE = 0, 1, 2
 
 
+# Readiness fails below this much free space beside the database: acceptances are about to fail.
+MIN_FREE_BYTES = 1_048_576
+
+
 class SQLiteStore(SQLStore):
     """``Store`` on one SQLite file, with group commit. See the module docstring."""
 
@@ -187,6 +192,17 @@ class SQLiteStore(SQLStore):
         return f"sqlite:///{self._path}"
 
     # -- lifecycle
+
+    async def probe_write(self) -> None:
+        """A commit, and room on the disk for the next ones: a commit that fits in the WAL's
+        free pages succeeds on a full disk, while an acceptance would not."""
+        await super().probe_write()
+        if self._path == ":memory:":
+            return
+        disk = os.statvfs(Path(self._path).parent)
+        free = disk.f_bavail * disk.f_frsize
+        if free < MIN_FREE_BYTES:
+            raise StoreError(f"the store's disk is nearly full: {free} bytes free, {MIN_FREE_BYTES} needed")
 
     async def open(self) -> None:
         if self._thread is not None:

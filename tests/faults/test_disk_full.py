@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from support import person_payload, wait_until
+from gateway.entrypoints.http.server import build
+from support import make_config, person_payload, wait_until
 
 RELAY = "/api/v1/relay/health/notices"
 HEADERS = {"Content-Type": "application/json", "X-Member-Id": "penal", "X-Purpose": "continuity_of_care"}
@@ -43,9 +44,18 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-async def test_a_full_disk_gets_no_202_loses_nothing_and_the_gateway_recovers(small_disk, start_gateway, receiver,
-                                                                                http):
-    gateway = await start_gateway(receiver.url, store_url=f"sqlite:///{small_disk / 'gateway.db'}")
+@pytest.fixture
+async def gateway_on_small_disk(small_disk, tmp_path, receiver):
+    gateway = build(make_config(tmp_path / "config", receiver_url=receiver.url,
+                                store_url=f"sqlite:///{small_disk / 'gateway.db'}"))
+    await gateway.start(port=0)
+    yield gateway
+    await gateway.stop()
+
+
+async def test_a_full_disk_gets_no_202_loses_nothing_and_the_gateway_recovers(gateway_on_small_disk, small_disk,
+                                                                                receiver, http):
+    gateway = gateway_on_small_disk
     await receiver.stop_listening()  # keep messages in the store while the disk fills
     acknowledged: list[str] = []
 
