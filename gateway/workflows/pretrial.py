@@ -50,7 +50,7 @@ from gateway.domain import (
     SourceStatus,
 )
 from gateway.logs import get_logger
-from gateway.store import Case, ConflictError, Message, MessageState, Timer
+from gateway.store import Case, ConflictError, Message, MessageState, ScheduleTimer, Timer
 from gateway.workflows.egress import DisclosureRefused, Egress
 from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, PenalPort, SocialPort, SourceError
 from gateway.workflows.runtime import Step, WorkflowRuntime, schedule
@@ -91,7 +91,7 @@ def state_of(case: Case) -> PretrialCaseState:
     return PretrialCaseState.load(case.data)
 
 
-def _schedule(case_id: str, timer: PretrialTimer, fire_at: float) -> object:
+def _schedule(case_id: str, timer: PretrialTimer, fire_at: float) -> ScheduleTimer:
     return schedule(KIND, case_id, timer, fire_at, TIMER_PAYLOADS[timer]())
 
 

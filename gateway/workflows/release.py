@@ -49,7 +49,7 @@ from gateway.domain import (
     ReleaseNotice,
 )
 from gateway.logs import get_logger
-from gateway.store import Case, ConflictError, Message, Timer
+from gateway.store import Case, ConflictError, Message, ScheduleTimer, Timer
 from gateway.workflows.egress import DisclosureRefused, Egress
 from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, SourceError
 from gateway.workflows.runtime import Step, WorkflowRuntime, cancel, schedule
@@ -95,7 +95,7 @@ def state_of(case: Case) -> ReleaseCaseState:
     return ReleaseCaseState.load(case.data)
 
 
-def _schedule(case_id: str, timer: ReleaseTimer, fire_at: float) -> object:
+def _schedule(case_id: str, timer: ReleaseTimer, fire_at: float) -> ScheduleTimer:
     return schedule(KIND, case_id, timer, fire_at, TIMER_PAYLOADS[timer]())
 
 
