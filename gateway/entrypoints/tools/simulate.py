@@ -19,7 +19,7 @@ import shutil
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,9 +206,11 @@ class System:
 async def running_system(
     directory: Path, *, population: Population, store_url: str = "sqlite:///gateway.db",
     settings: Mapping[str, Any] | None = None, clinic: ClinicBehaviour | None = None, mtls: bool = False,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[System]:
     """The whole exchange on loopback. ``mtls``: the gateway in ``identity = "mtls"`` mode with a
-    development PKI in ``directory/pki``, and every simulator on HTTPS with its member's certificate."""
+    development PKI in ``directory/pki``, and every simulator on HTTPS with its member's certificate.
+    ``clock``: the gateway's clock (the wall clock unless given)."""
     from gateway.entrypoints.http.server import build
 
     ports = free_ports([*SYSTEMS, "gateway"])
@@ -230,7 +232,7 @@ async def running_system(
         simulation.pki = pki
     simulation.keys = DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
     await simulation.start(ports)
-    gateway = build(config)
+    gateway = build(config, **({"clock": clock} if clock is not None else {}))
     try:
         await gateway.start()
         yield System(gateway, simulation, config, pki=simulation.pki)
