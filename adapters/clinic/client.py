@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from adapters.clinic.fhir import MEDIA_TYPE, bundle_from_notice
+from adapters.continuity_fhir import MEDIA_TYPE, bundle_from_notice
 from gateway.domain import ContinuityOfCareNotice
 from gateway.workflows.egress import Envelope
 

@@ -14,25 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from adapters.clinic.fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
+from adapters.continuity_fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
 from adapters.health import codec
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
+from adapters.simulation import Behaviour, Recorder, Refused, decoded, read_json, simulator_app, simulator_of
 from gateway.domain import IIN, Attachment, AttachmentState, ContinuityHold, Organisation, ReleaseNotice
-from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
-from gateway.web.problems import problem_response
-from gateway.web.body import parse_json, read_body, require_json_media_type
+from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.web.body import parse_json, read_body
 
 __all__ = ["create_simulator"]
 
 _MAX_BODY = 1024 * 1024
 _MAX_DEPTH = 32
-
-
-class _Refused(BadRequest):
-    status, slug, title = 422, "contract-violation", "The request does not follow the contract"
 
 
 @dataclass
@@ -78,7 +72,7 @@ class _Register:
         self._known(iin)
         clinic: Organisation | None = self._clinics.get(clinic_code)
         if clinic is None:
-            raise _Refused("the medical organisation is not in the register")
+            raise Refused("the medical organisation is not in the register")
         current = self._current(iin)
         if current is not None and current.clinic == clinic and current.state is AttachmentState.ATTACHED:
             return self.attachment(iin), False
@@ -125,7 +119,6 @@ def create_simulator(
 ) -> web.Application:
     """The Ministry of Healthcare's services (``schemas/openapi/health.json``) on one application."""
     app = simulator_app("health", behaviour, recorder)
-    app.middlewares.append(_problems)
     app[_POPULATION] = population
     app[_REGISTER] = _Register(population)
     app.router.add_post("/rpn/v1/attachments/_search", _attachment)
@@ -140,34 +133,9 @@ def create_simulator(
     return app
 
 
-@web.middleware
-async def _problems(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except GatewayError as error:
-        return problem_response(error, request)
-
-
-async def _body(request: web.Request) -> tuple[Any, bytes]:
-    """The parsed JSON body and its bytes; malformed JSON is a 400."""
-    require_json_media_type(request)
-    body = await read_body(request, _MAX_BODY)
-    return parse_json(body, _MAX_DEPTH), body
-
-
-def _decode(decode, payload: Any) -> Any:
-    """``decode(payload)``; a payload that breaks the contract is a 422."""
-    try:
-        return decode(payload)
-    except ValidationError as error:
-        raise _Refused(_without_values(error)) from None
-    except ValueError as error:
-        raise _Refused(str(error)) from None
-
-
 async def _read(request: web.Request, decode) -> Any:
-    payload, _ = await _body(request)
-    return _decode(decode, payload)
+    payload, _ = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+    return decoded(decode, payload)
 
 
 def _person_of(request: web.Request, iin: IIN):
@@ -220,8 +188,8 @@ async def _disability(request: web.Request) -> web.Response:
 
 async def _release_notice(request: web.Request) -> web.Response:
     """The penal system's release notices, relayed by the gateway: recorded, not acted on."""
-    payload, body = await _body(request)
-    _decode(ReleaseNotice.model_validate, payload)
+    payload, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+    decoded(ReleaseNotice.model_validate, payload)
     seen = simulator_of(request).recorder.record("health/release-notices", request, body)
     return web.json_response({"received": True, "duplicate": seen > 1}, status=202 if seen == 1 else 200)
 
@@ -238,9 +206,3 @@ async def _escalation(request: web.Request) -> web.Response:
     seen = simulator_of(request).recorder.record("health/escalations", request, body)
     return web.json_response({"notice_id": notice_id_of(bundle), "duplicate": seen > 1}, status=202 if seen == 1 else 200)
 
-
-def _without_values(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
-        for detail in error.errors(include_input=False, include_url=False)
-    )

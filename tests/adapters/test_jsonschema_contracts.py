@@ -14,7 +14,7 @@ from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from adapters.clinic.fhir import notice_from_bundle
+from adapters.continuity_fhir import notice_from_bundle
 from adapters.employment.codec import employment_notice_from_json
 from adapters.health import codec as health_codec
 from adapters.population import Population
