@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 from urllib.parse import quote
 
+from adapters import rpn
 from adapters.agency_json import JsonAgencyClient
 from adapters.health import codec
 from gateway.domain import IIN, Address, Attachment, ContinuityHold, HealthSummary, Organisation
@@ -31,11 +32,11 @@ class HealthClient(JsonAgencyClient):
 
     async def attachment(self, iin: IIN) -> Attachment | None:
         answer = await self._call("POST", "/rpn/v1/attachments/_search", codec.iin_query(iin))
-        return self._decoded(codec.attachment_from_json, answer)
+        return self._decoded(rpn.attachment_from_json, answer)
 
     async def place_hold(self, iin: IIN, until: dt.date, reference: str) -> ContinuityHold:
-        answer = await self._call("POST", "/rpn/v1/holds", codec.hold_request(iin, until, reference))
-        return self._decoded(codec.hold_from_json, answer)
+        answer = await self._call("POST", "/rpn/v1/holds", rpn.hold_request(iin, until, reference))
+        return self._decoded(rpn.hold_from_json, answer)
 
     async def release_hold(self, iin: IIN, hold_id: str) -> None:
         await self._call("POST", f"/rpn/v1/holds/{quote(hold_id, safe='')}/release", codec.iin_query(iin))
@@ -48,4 +49,4 @@ class HealthClient(JsonAgencyClient):
             answer = await self._call("GET", f"/rpn/v1/service-areas/{address.kato}")
         except NotFound:
             return None
-        return self._decoded(codec.clinic_from_json, answer)
+        return self._decoded(rpn.clinic_from_json, answer)

@@ -3,7 +3,7 @@
 The Ministry's services speak camelCase JSON with their own codes: registers are
 named in full (``TUBERCULOSIS``, ``NARCOLOGY``). The contract is
 ``schemas/openapi/health.json``; its attached-population register (РПН) part is
-``adapters.rpn``, which the clinics share, offered here with the rest.
+``adapters.rpn``, which the clinics share.
 Pure functions, no I/O: the client decodes what the services answer, the simulator
 encodes what it serves, and the tests check that the two agree.
 
@@ -19,33 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.native_json import coded, date_at, iin_at, iso, json_object, required
-from adapters.rpn import (
-    attach_request,
-    attach_request_from_json,
-    attachment_from_json,
-    attachment_json,
-    clinic_from_json,
-    clinic_json,
-    hold_from_json,
-    hold_json,
-    hold_request,
-    hold_request_from_json,
-)
 from gateway.domain import IIN, Disability, DispensaryRegistration, HealthSummary, Programme
 
 __all__ = [
-    "attach_request",
-    "attach_request_from_json",
-    "attachment_from_json",
-    "attachment_json",
-    "clinic_from_json",
-    "clinic_json",
     "disability_json",
     "health_summary_from_json",
-    "hold_from_json",
-    "hold_json",
-    "hold_request",
-    "hold_request_from_json",
     "iin_from_query",
     "iin_query",
     "registrations_json",

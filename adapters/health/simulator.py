@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import rpn
 from adapters.continuity_fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
 from adapters.health import codec
 from adapters.population import Population
@@ -37,7 +38,7 @@ class _Hold:
     released: bool = False
 
     def json(self) -> dict[str, Any]:
-        return codec.hold_json(self.hold, iin=self.iin, reference=self.reference, released=self.released)
+        return rpn.hold_json(self.hold, iin=self.iin, reference=self.reference, released=self.released)
 
 
 class _Register:
@@ -147,17 +148,17 @@ def _person_of(request: web.Request, iin: IIN):
 
 async def _attachment(request: web.Request) -> web.Response:
     iin = await _read(request, codec.iin_from_query)
-    return web.json_response(codec.attachment_json(iin, request.app[_REGISTER].attachment(iin)))
+    return web.json_response(rpn.attachment_json(iin, request.app[_REGISTER].attachment(iin)))
 
 
 async def _attach(request: web.Request) -> web.Response:
-    iin, clinic_code, attached_on = await _read(request, codec.attach_request_from_json)
+    iin, clinic_code, attached_on = await _read(request, rpn.attach_request_from_json)
     attachment, created = request.app[_REGISTER].attach(iin, clinic_code, attached_on)
-    return web.json_response(codec.attachment_json(iin, attachment), status=201 if created else 200)
+    return web.json_response(rpn.attachment_json(iin, attachment), status=201 if created else 200)
 
 
 async def _place_hold(request: web.Request) -> web.Response:
-    iin, until, reference = await _read(request, codec.hold_request_from_json)
+    iin, until, reference = await _read(request, rpn.hold_request_from_json)
     held, created = request.app[_REGISTER].place_hold(iin, until, reference)
     return web.json_response(held.json(), status=201 if created else 200)
 
@@ -173,7 +174,7 @@ async def _service_area(request: web.Request) -> web.Response:
     district = request.app[_POPULATION].district(kato)
     if district is None or not district.has_clinic:
         raise NotFound("the register assigns no medical organisation to this КАТО code")
-    return web.json_response(codec.clinic_json(kato, district.clinic))
+    return web.json_response(rpn.clinic_json(kato, district.clinic))
 
 
 async def _registrations(request: web.Request) -> web.Response:

@@ -8,17 +8,15 @@ and answers with its register number.
 
 from __future__ import annotations
 
-import json
-
 from adapters.agency_json import JsonAgencyClient
+from adapters.outbox_json import JsonOutboundCodec
 from adapters.social import codec
 from gateway.domain import IIN, AssistanceReferral, SocialStatus
-from gateway.workflows.egress import Envelope
 
 __all__ = ["ReferralCodec", "CONTENT_TYPE", "REFERRALS", "SocialClient", "referral_body"]
 
 REFERRALS = "referrals"
-CONTENT_TYPE = "application/json"
+CONTENT_TYPE = JsonOutboundCodec.content_type
 
 
 class SocialClient(JsonAgencyClient):
@@ -34,15 +32,12 @@ class SocialClient(JsonAgencyClient):
         return self._decoded(codec.social_status_from_json, answer)
 
 
+class ReferralCodec(JsonOutboundCodec):
+    """The outbound codec of social-service referrals: the canonical referral."""
+
+    document = staticmethod(codec.referral_json)
+
+
 def referral_body(referral: AssistanceReferral) -> bytes:
     """The outbox body (``CONTENT_TYPE``) for a referral: the canonical referral as UTF-8 JSON."""
-    return json.dumps(codec.referral_json(referral), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class ReferralCodec:
-    """The outbound codec of social-service referrals (``gateway.workflows.egress.OutboundCodec``)."""
-
-    content_type = CONTENT_TYPE
-
-    def encode(self, referral: AssistanceReferral, envelope: Envelope) -> bytes:
-        return referral_body(referral)
+    return ReferralCodec().body(referral)
