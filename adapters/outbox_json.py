@@ -2,7 +2,9 @@
 
 ``JsonOutboundCodec`` is the ``gateway.workflows.egress.OutboundCodec`` of every member that
 takes a JSON document per message (employment centres, probation offices, special social
-services): a subclass says how its item becomes the document (``document``).
+services): a subclass says how its item becomes the document (``document``). What is left
+in each member's ``client`` module — its service name, content type, codec class and body
+function — is declaration only, alike from one member to the next by design.
 """
 
 from __future__ import annotations

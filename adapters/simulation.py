@@ -13,6 +13,12 @@ The rest is what the agencies' real systems do alike. A JSON service reads a bod
 data), and answers every ``GatewayError`` as an RFC 9457 problem. A SOAP service answers the
 bus's ``SendMessage`` of one WSDL (``soap_simulator``), "not found" being a Client fault with
 errorCode ``not-found`` (``not_found``), as the gateway's SOAP client expects.
+
+Every simulator module offers ``create_simulator(population, behaviour=None, recorder=None, …)``,
+the one interface ``gateway.tooling.simulate`` and the tests start simulators by, and declares
+its path and body limits above it. The duplicate finder sees these few declarations as the same
+shape from one simulator to the next (employment and probation, health and social); they are
+the interface, not logic, and are meant to stay alike.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ __all__ = [
     "Behaviour",
     "Delivery",
     "Recorder",
+    "NoticeRefused",
     "Refused",
     "Simulator",
     "decoded",
@@ -186,6 +193,12 @@ class Refused(BadRequest):
     """
 
     status, slug, title = 422, "contract-violation", "The request does not follow the contract"
+
+
+class NoticeRefused(Refused):
+    """422 from a reception of notices (employment centres, probation offices)."""
+
+    title = "The notice does not follow the contract"
 
 
 async def read_json(request: web.Request, *, max_bytes: int, max_depth: int) -> tuple[Any, bytes]:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from adapters.employment.codec import employment_notice_from_json
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, Refused, decoded, read_json, simulator_app, simulator_of
+from adapters.simulation import Behaviour, NoticeRefused, Recorder, decoded, read_json, simulator_app, simulator_of
 
 __all__ = ["PATH", "add_reception", "create_simulator"]
 
@@ -21,10 +21,6 @@ PATH = "/employment/release-notices"
 _SERVICE = "employment/release-notices"
 _MAX_BODY = 64 * 1024
 _MAX_DEPTH = 8
-
-
-class _Refused(Refused):
-    title = "The notice does not follow the contract"
 
 
 def create_simulator(
@@ -41,7 +37,7 @@ def add_reception(app: web.Application, population: Population) -> None:
 
     async def receive(request: web.Request) -> web.Response:
         payload, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
-        notice = decoded(employment_notice_from_json, payload, _Refused)
+        notice = decoded(employment_notice_from_json, payload, NoticeRefused)
         seen = simulator_of(request).recorder.record(_SERVICE, request, body)
         # The centre serving the residence takes the person on; null where the territory has none.
         centre = centres.get(notice.residence.kato or "")

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from adapters.population import Population
 from adapters.probation.codec import probation_notice_from_json
-from adapters.simulation import Behaviour, Recorder, Refused, decoded, read_json, simulator_app, simulator_of
+from adapters.simulation import Behaviour, NoticeRefused, Recorder, decoded, read_json, simulator_app, simulator_of
 
 __all__ = ["PATH", "create_simulator"]
 
@@ -19,10 +19,6 @@ PATH = "/release-notices"
 _SERVICE = "probation/release-notices"
 _MAX_BODY = 64 * 1024
 _MAX_DEPTH = 8
-
-
-class _Refused(Refused):
-    title = "The notice does not follow the contract"
 
 
 def create_simulator(
@@ -33,9 +29,9 @@ def create_simulator(
 
     async def receive(request: web.Request) -> web.Response:
         payload, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
-        notice = decoded(probation_notice_from_json, payload, _Refused)
+        notice = decoded(probation_notice_from_json, payload, NoticeRefused)
         if notice.probation_office.code not in offices:
-            raise _Refused("probation_office.code names no probation office in the register")
+            raise NoticeRefused("probation_office.code names no probation office in the register")
         seen = simulator_of(request).recorder.record(_SERVICE, request, body)
         return web.json_response({"received": True, "duplicate": seen > 1}, status=202 if seen == 1 else 200)
 
