@@ -48,4 +48,3 @@ def add_reception(app: web.Application, population: Population) -> None:
         return web.json_response(answer, status=202 if seen == 1 else 200)
 
     app.router.add_post(PATH, receive)
-

@@ -206,4 +206,3 @@ async def _escalation(request: web.Request) -> web.Response:
         raise BadRequest(f"not a continuity-of-care notice: {error}") from None
     seen = simulator_of(request).recorder.record("health/escalations", request, body)
     return web.json_response({"notice_id": notice_id_of(bundle), "duplicate": seen > 1}, status=202 if seen == 1 else 200)
-
