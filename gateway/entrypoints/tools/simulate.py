@@ -28,6 +28,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from adapters.clinic.simulator import create_simulator as clinic
+from adapters.court.simulator import create_simulator as court
+from adapters.health.simulator import create_simulator as health
+from adapters.interior.simulator import create_simulator as interior
+from adapters.penal.simulator import create_simulator as penal
+from adapters.probation.simulator import create_simulator as probation
+from adapters.social.simulator import create_simulator as social
 from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder
 from gateway.config import GatewayConfig, load_config
@@ -92,14 +99,6 @@ class Simulation:
         self._runners.clear()
 
     def _app(self, system: str) -> web.Application:
-        from adapters.clinic.simulator import create_simulator as clinic
-        from adapters.court.simulator import create_simulator as court
-        from adapters.health.simulator import create_simulator as health
-        from adapters.interior.simulator import create_simulator as interior
-        from adapters.penal.simulator import create_simulator as penal
-        from adapters.probation.simulator import create_simulator as probation
-        from adapters.social.simulator import create_simulator as social
-
         factories = {"penal": penal, "interior": interior, "health": health, "social": social, "court": court,
                      "probation": probation}
         behaviour, recorder = self.behaviour(system), self.recorder(system)
