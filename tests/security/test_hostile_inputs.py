@@ -1,7 +1,8 @@
 """Hostile input against a live gateway: refused with a 4xx, never a 5xx, and nothing changes.
 
-One gateway for the module, as deployed: ``identity = "mtls"`` with a development PKI, the
-shipped configuration with the workflows running, the embedded store, a small body limit and
+One gateway for the module on each store backend (SQLite, PostgreSQL), as deployed:
+``identity = "mtls"`` with a development PKI, the shipped configuration with the workflows
+running, a small body limit and
 a short receive timeout so the limits are cheap to reach. The clinic signs its JSON.
 
 Every case checks that
@@ -43,6 +44,7 @@ from joserfc.jwk import ECKey
 from lxml import etree
 
 from adapters.population import Population
+from backends import Backend
 from gateway.entrypoints.http.server import build
 from gateway.security.audit import AuditEntry, EventKind, Outcome
 from gateway.security.jws import SIGNATURE_HEADER, SigningKey, sign
@@ -84,9 +86,13 @@ class Exchange:
                 len(await store.list_cases(release.KIND, limit=10_000)))
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def exchange(tmp_path_factory):
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgres"])
+async def exchange(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp("hostile")
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_reachable")
+    backend = Backend(request.param, directory)
+    store_url = "sqlite:///gateway.db" if request.param == "sqlite" else backend.fresh_url()
     async def accept(request: web.Request) -> web.Response:
         await request.read()
         return web.json_response({}, status=200)
@@ -116,13 +122,14 @@ async def exchange(tmp_path_factory):
         "audit.tree_head_interval_seconds": 3600,
     }
     config = system_config(directory / "config", urls={system: receiver_url for system in SYSTEMS},
-                           gateway_port=0, store_url="sqlite:///gateway.db", settings=settings)
+                           gateway_port=0, store_url=store_url, settings=settings)
     DevelopmentPki.init(pki.directory, ["gateway", *config.members, "stranger"])
     gateway = build(config)
     await gateway.start(port=0)
     yield Exchange(gateway, pki, gateway.url)
     await gateway.stop()
     await runner.cleanup()
+    backend.discard_all()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
