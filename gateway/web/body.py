@@ -2,14 +2,17 @@
 
 Python's ``json`` accepts things a gateway must not pass on: duplicate keys
 (two parsers downstream may pick different values), ``NaN``/``Infinity`` and
-numbers that overflow to infinity (not JSON, RFC 8259 §6), and arbitrary
-nesting. Each is refused with a message that says where and what.
+numbers that overflow to infinity (not JSON, RFC 8259 §6), integers longer
+than Python converts (``sys.get_int_max_str_digits``, 4,300 digits: ``int()``
+would raise ``ValueError``), and arbitrary nesting. Each is refused with a
+message that says where and what.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -54,7 +57,8 @@ def parse_json(body: bytes, max_depth: int) -> Any:
         raise InvalidJSON("remove the byte-order mark at the start of the body")
     try:
         value = json.loads(
-            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite_float
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite_float,
+            parse_int=_bounded_int,
         )
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
@@ -88,6 +92,17 @@ def _finite_float(text: str) -> float:
     if math.isinf(value):
         raise InvalidJSON(f"the number {text[:40]} is too large to represent")
     return value
+
+
+# Python's own limit on converting digits to an int (0 would mean none; keep a bound anyway).
+_MAX_INT_DIGITS = sys.get_int_max_str_digits() or 4300
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        raise InvalidJSON(f"an integer has {digits} digits; the limit is {_MAX_INT_DIGITS}")
+    return int(text)
 
 
 def _depth(value: Any) -> int:

@@ -381,6 +381,7 @@ BAD_JSON = {
     "duplicate keys": b'{"iin": "1", "iin": "2"}',
     "NaN": b'{"a": NaN}',
     "a number that overflows": b'{"a": 1e400}',
+    "an integer longer than Python converts": b'{"a": ' + b"9" * 5_000 + b"}",
     "deep nesting": b"[" * 20_000 + b"]" * 20_000,
     "invalid UTF-8": b'{"a": "\xc3\x28"}',
     "a byte-order mark": b'\xef\xbb\xbf{"a": 1}',
@@ -391,6 +392,24 @@ BAD_JSON = {
 @pytest.mark.parametrize("body", BAD_JSON.values(), ids=BAD_JSON.keys())
 async def test_malformed_json_is_refused(exchange, body):
     await json_refused(exchange, body, status=400)
+
+
+LONG_INTEGER = b"1" + b"0" * 4_400
+
+
+@pytest.mark.parametrize(("member", "path", "purpose"), [
+    ("penal", "/api/v1/release-notices", "continuity_of_care"),
+    ("probation", "/api/v1/pretrial-reports", "pretrial_report"),
+    ("clinic", "/api/v1/continuity-notices/n-1/acknowledgement", "continuity_of_care"),
+], ids=["release notice", "pre-trial report", "clinic acknowledgement"])
+async def test_an_integer_longer_than_python_converts_is_refused_at_every_json_entry_point(exchange, member, path,
+                                                                                              purpose):
+    body = b'{"event": ' + LONG_INTEGER + b"}"
+    headers = json_headers(**{"X-Purpose": purpose})
+    if member == "clinic":
+        headers[SIGNATURE_HEADER] = clinic_signature(body, headers["X-Message-Id"])
+    answer = await json_refused(exchange, body, member=member, path=path, status=400, headers=headers)
+    assert "digits; the limit is" in answer.text
 
 
 async def test_an_oversized_json_body_is_refused_by_content_length(exchange):
