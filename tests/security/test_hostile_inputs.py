@@ -120,6 +120,7 @@ async def exchange(request, tmp_path_factory):
         "members.clinic.sign_json": True,
         "members.clinic.jws_keys.clinic-1": str(directory / "clinic-1.pub.pem"),
         "audit.tree_head_interval_seconds": 3600,
+        "members.operations.roles": ["operator", "oversight"],
     }
     config = system_config(directory / "config", urls={system: receiver_url for system in SYSTEMS},
                            gateway_port=0, store_url=store_url, settings=settings)
@@ -551,6 +552,50 @@ async def test_a_pretrial_report_request_with_unknown_fields_opens_no_case(excha
     body = json.dumps({"subject_iin": PERSON_IIN, "extra": "<script>"}).encode()
     await json_refused(exchange, body, member="probation", path="/api/v1/pretrial-reports", status=400,
                        headers=json_headers(**{"X-Purpose": "pretrial_report"}))
+
+
+# ---------------------------------------------------------------- query parameters
+
+
+async def get(exchange: Exchange, member: str, path: str, headers: dict[str, str] | None = None) -> Answer:
+    async with exchange.client(member) as client, client.get(exchange.url + path, headers=headers) as response:
+        return Answer(response.status, response.content_type, await response.text())
+
+
+HUGE = "9" * 30
+BAD_QUERIES = {
+    "release cases, limit 0": "/api/v1/release-cases?limit=0",
+    "release cases, limit -1": "/api/v1/release-cases?limit=-1",
+    "release cases, limit 501": "/api/v1/release-cases?limit=501",
+    "release cases, huge limit": f"/api/v1/release-cases?limit={HUGE}",
+    "release cases, an after that is no id": "/api/v1/release-cases?after=" + "x" * 300,
+    "dead letters, limit 0": "/api/v1/dlq?limit=0",
+    "dead letters, limit 501": "/api/v1/dlq?limit=501",
+    "dead letters, huge after": f"/api/v1/dlq?after={HUGE}",
+    "dead letters, after past 64 bits": f"/api/v1/dlq?after={2**63}",
+    "dead letters, a superscript digit": "/api/v1/dlq?limit=%C2%B2",
+    "dead letters, limit twice": "/api/v1/dlq?limit=1&limit=2",
+    "dead letters, a fraction": "/api/v1/dlq?limit=1.5",
+    "dead letters, a signed number": "/api/v1/dlq?limit=+5",
+    "tree heads, huge after": f"/api/v1/oversight/tree-heads?after={HUGE}",
+    "tree heads, huge limit": f"/api/v1/oversight/tree-heads?limit={HUGE}",
+    "tree heads, limit -1": "/api/v1/oversight/tree-heads?limit=-1",
+    "inclusion proof, huge seq": f"/api/v1/oversight/proofs/inclusion?seq={HUGE}&tree_size=1",
+    "consistency proof, huge new": f"/api/v1/oversight/proofs/consistency?old=0&new={HUGE}",
+}
+
+
+@pytest.mark.parametrize("path", BAD_QUERIES.values(), ids=BAD_QUERIES.keys())
+async def test_a_query_number_out_of_range_is_refused_naming_the_range(exchange, path):
+    answer = await refused(exchange, lambda: get(exchange, "operations", path), member="operations", soap=False,
+                           status=400)
+    detail = json.loads(answer.text)["detail"]
+    assert "must be" in detail and HUGE not in detail, detail
+
+
+async def test_the_largest_page_of_release_cases_is_served(exchange):
+    answer = await get(exchange, "operations", "/api/v1/release-cases?limit=500")
+    assert answer.status == 200, answer.text
 
 
 # ---------------------------------------------------------------- raw senders

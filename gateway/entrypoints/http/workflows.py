@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.entrypoints.http.context import services_of
 from gateway.web.identity import caller_of
+from gateway.web.query import token, whole_number
 from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from gateway.entrypoints.http.api import json_response as _json
 from gateway.web.body import parse_json, read_body, require_json_media_type
@@ -37,6 +38,7 @@ from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement
 
 PREFIX = "/api/v1"
+_PAGE_MAX = 500
 _READERS = {"operator", "oversight"}
 
 
@@ -207,11 +209,8 @@ async def release_cases(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in set(release.ReleaseState):
         raise BadRequest(f"state must be one of: {', '.join(release.ReleaseState)}")
-    try:
-        limit = min(int(request.query.get("limit", "100")), 500)
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
-    cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=request.query.get("after", ""),
+    limit = whole_number(request, "limit", minimum=1, maximum=_PAGE_MAX, default=100)
+    cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=token(request, "after"),
                                                      limit=limit)
     return _json(ReleaseCasePage(items=[_case_view(c) for c in cases],
                                  next_after=cases[-1].id if len(cases) == limit else None))
