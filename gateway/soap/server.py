@@ -231,7 +231,7 @@ class SoapEndpoint:
         message = read_request(envelope.body)
         if self._freshness is not None:
             # After the signature check: a date the signature does not cover proves nothing.
-            self._freshness.check(message.message_date.timestamp(), what="messageDate")
+            self._freshness.check(message.message_date, what="messageDate")
         _check_soap_action(request.headers.get("SOAPAction"), operation, message)
         return SoapCall(request, raw, envelope, operation, message, received_at)
 

@@ -348,6 +348,22 @@ async def test_a_soap_message_dated_outside_the_window_is_refused(exchange):
     await soap_refused(exchange, soap_request(message_date=old), status=400)
 
 
+EDGE_DATES = {
+    "year 9999 with a negative offset": "9999-12-31T23:59:59-05:00",
+    "year 1 with a positive offset": "0001-01-01T00:00:00+05:00",
+    "a naive year-1 date": "0001-01-01T00:00:00",
+}
+
+
+@pytest.mark.parametrize("stamp", EDGE_DATES.values(), ids=EDGE_DATES.keys())
+async def test_a_soap_message_dated_at_the_edges_of_xs_datetime_is_a_client_fault(exchange, stamp):
+    body = soap_request(message_date=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    body = body.replace(b"2030-01-01T00:00:00.000+00:00", stamp.encode())
+    assert stamp.encode() in body
+    answer = await soap_refused(exchange, body, status=400)
+    assert "stale-message" in answer.text and stamp[:4] not in answer.text.split("<faultstring>")[1][:200]
+
+
 async def test_a_soap_sender_other_than_the_certificate_is_refused(exchange):
     await soap_refused(exchange, soap_request(sender="interior"), status=403)
 
@@ -462,7 +478,8 @@ async def clinic_refused(exchange: Exchange, body: bytes, message_id: str, signa
 
 def clinic_signature(body: bytes, message_id: str, *, audience: str = "gateway", now: float | None = None,
                      key: SigningKey = CLINIC) -> str:
-    return sign(body, key, audience=audience, message_id=message_id, now=now or time.time(), lifetime=60)
+    return sign(body, key, audience=audience, message_id=message_id, now=time.time() if now is None else now,
+                lifetime=60)
 
 
 def b64(data: bytes) -> str:
@@ -495,6 +512,12 @@ async def test_an_expired_jws_is_refused(exchange):
 async def test_a_jws_dated_outside_the_window_is_refused(exchange):
     body = clinic_body()
     await clinic_refused(exchange, body, "m-old", clinic_signature(body, "m-old", now=time.time() - 3600), 400)
+
+
+@pytest.mark.parametrize("issued_at", [10**30, -(10**30), 2**63, 253402300800], ids=str)
+async def test_a_jws_with_an_out_of_range_iat_is_refused(exchange, issued_at):
+    body = clinic_body()
+    await clinic_refused(exchange, body, "m-iat", clinic_signature(body, "m-iat", now=issued_at), 400)
 
 
 async def test_a_replayed_jti_under_a_new_message_id_is_refused(exchange):
