@@ -43,14 +43,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 from lxml import etree
 
+from adapters.penal.codec import encode_release_notice
 from adapters.population import Population
 from backends import Backend
+from gateway.domain import ReleaseEvent
 from gateway.entrypoints.http.server import build
 from gateway.security.audit import AuditEntry, EventKind, Outcome
+from gateway.security.keys import new_private_key, self_signed_certificate
+from gateway.security.xmldsig import DS, WsSecuritySigner
 from gateway.security.jws import SIGNATURE_HEADER, SigningKey, sign
 from gateway.security.tls import DevelopmentPki
 from gateway.tooling.simulate import SYSTEMS, system_config
-from gateway.soap.envelope import BusRequest, build_envelope, build_request, serialise
+from gateway.soap.envelope import BusRequest, MessageType, build_envelope, build_request, serialise
 from gateway.workflows import pretrial, release
 from support import PERSON_IIN, person_payload
 
@@ -209,6 +213,17 @@ def soap_request(*, message_id: str | None = None, sender: str = "penal", servic
 
 
 SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
+SOAP_RELEASE = "/soap/release-notices"
+
+
+def release_soap(notice, *, event: ReleaseEvent = ReleaseEvent.PLANNED, message_id: str | None = None) -> bytes:
+    """A release notice as the penal system sends it over SOAP."""
+    message = BusRequest(
+        message_id=message_id or str(uuid.uuid4()), service_id="release-notices",
+        message_type=MessageType.NOTIFICATION, message_date=dt.datetime.now(dt.UTC), sender_id="penal",
+        data=encode_release_notice(event, notice),
+    )
+    return serialise(build_envelope(build_request(message)))
 
 
 def with_doctype(doctype: str, *, text: str = "x") -> bytes:
@@ -362,6 +377,22 @@ async def test_a_soap_message_dated_at_the_edges_of_xs_datetime_is_a_client_faul
     assert stamp.encode() in body
     answer = await soap_refused(exchange, body, status=400)
     assert "stale-message" in answer.text and stamp[:4] not in answer.text.split("<faultstring>")[1][:200]
+
+
+SIGNING_KEY = new_private_key("rsa-sha256")
+SIGNER = WsSecuritySigner(SIGNING_KEY, self_signed_certificate(SIGNING_KEY, "penal", days=30), algorithm="rsa-sha256")
+
+
+@pytest.mark.parametrize("serial", ["9" * 5_000, "²", "1" * 50], ids=["5,000 digits", "a superscript two",
+                                                                     "more than 20 octets"])
+async def test_a_key_info_serial_number_that_is_no_serial_number_is_a_client_fault(exchange, serial):
+    document = SIGNER.sign(etree.fromstring(soap_request()))
+    key_info = document.find(f".//{{{DS}}}KeyInfo")
+    issuer_serial = etree.SubElement(etree.SubElement(key_info, f"{{{DS}}}X509Data"), f"{{{DS}}}X509IssuerSerial")
+    etree.SubElement(issuer_serial, f"{{{DS}}}X509IssuerName").text = "CN=penal"
+    etree.SubElement(issuer_serial, f"{{{DS}}}X509SerialNumber").text = serial
+    answer = await soap_refused(exchange, etree.tostring(document, xml_declaration=True, encoding="UTF-8"))
+    assert serial not in answer.text
 
 
 async def test_a_soap_sender_other_than_the_certificate_is_refused(exchange):
@@ -568,7 +599,15 @@ async def test_a_release_notice_from_a_member_that_is_not_the_penal_system_opens
 async def test_a_release_notice_with_an_invalid_iin_opens_no_case(exchange):
     notice = PEOPLE.in_custody()[0].release.model_dump(mode="json") | {"iin": PERSON_IIN[:-1] + "0"}
     body = json.dumps({"event": "PLANNED", "notice": notice}).encode()
-    await json_refused(exchange, body, path="/api/v1/release-notices", status=400)
+    answer = await json_refused(exchange, body, path="/api/v1/release-notices", status=400)
+    assert "check digit" in answer.text and PERSON_IIN[:6] not in answer.text
+
+
+async def test_a_soap_release_notice_with_an_invalid_iin_is_a_fault_without_its_digits(exchange):
+    notice = PEOPLE.in_custody()[0].release.model_copy(update={"iin": "850230400911"})
+    answer = await refused(exchange, lambda: post(exchange, "penal", SOAP_RELEASE, release_soap(notice), SOAP_HEADERS),
+                           member="penal", soap=True, status=400)
+    assert "invalid-iin" in answer.text and "850230" not in answer.text and "1985" not in answer.text
 
 
 async def test_a_pretrial_report_request_with_unknown_fields_opens_no_case(exchange):
