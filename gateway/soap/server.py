@@ -200,13 +200,13 @@ class SoapEndpoint:
         except GatewayError as error:
             return self._fault(SoapFault.of(error), name)
         except StoreError as error:
-            log.error("store unavailable", service=name, error=str(error))
+            log.error("store unavailable", service=self._logged(name), error=str(error))
             return self._fault(
                 SoapFault.server("unavailable", "the store is unavailable; nothing was accepted, try again later", http_status=503),
                 name,
             )
         except Exception:
-            log.exception("SOAP request failed", service=name)
+            log.exception("SOAP request failed", service=self._logged(name))
             return self._fault(
                 SoapFault.server("internal-error", "the service hit an internal error; the request was not accepted"), name
             )
@@ -253,12 +253,18 @@ class SoapEndpoint:
     def _unknown(self, name: str) -> str:
         return f"no SOAP service {name[:64]!r} here (services: {', '.join(sorted(self._services)) or 'none'})"
 
+    def _logged(self, service: str) -> str:
+        # A path the caller chose can hold anything, a name included: only services offered here are named.
+        return service if service in self._services else "[unknown]"
+
     def _fault(self, fault: SoapFault, service: str) -> web.Response:
         # The error code and status, never the message: it is for the caller, not the log.
         if fault.is_client_fault:
-            log.info("SOAP client fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
+            log.info("SOAP client fault", service=self._logged(service), error_code=fault.error_code,
+                     status=fault.http_status)
         else:
-            log.error("SOAP server fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
+            log.error("SOAP server fault", service=self._logged(service), error_code=fault.error_code,
+                      status=fault.http_status)
         return _xml(self._serialise(build_envelope(fault_body(fault, now=self._now()))), fault.http_status)
 
     def _serialise(self, document: etree._Element) -> bytes:

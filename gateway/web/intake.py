@@ -1,6 +1,8 @@
 """What every request meets around its handler: a deadline for its body, a 400 for a body
 that cannot be decoded, and an audit entry when an identified caller is refused.
 
+**Headers** are checked once, as the caller is identified (``gateway.web.headers``).
+
 **Body deadline.** aiohttp waits for a body as long as the client keeps the connection open,
 so a client that sends its headers and then trickles the body a byte at a time holds a handler
 for ever (slowloris). When the body has not fully arrived ``receive_timeout_seconds`` after the
@@ -36,6 +38,7 @@ from gateway.config import PURPOSES, MemberConfig
 from gateway.errors import BadRequest, GatewayError
 from gateway.logs import get_logger
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
+from gateway.web.headers import well_formed
 from gateway.web.identity import identified
 from gateway.store import StoreError
 
@@ -43,7 +46,6 @@ __all__ = ["BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]
 
 log = get_logger("gateway.intake")
 
-_TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _PROBLEM_PREFIX = "urn:reentry-gateway:problem:"
 # Our own fault's errorCode (never a document from outside: no XML parser needed).
@@ -111,8 +113,8 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
             counterpart=gateway_id,
             service=_service_of(request),
             purpose=purpose if purpose in PURPOSES else None,
-            message_id=message_id if _TOKEN.match(message_id) else None,
-            correlation_id=correlation_id if _TOKEN.match(correlation_id) else None,
+            message_id=message_id if well_formed(message_id) else None,
+            correlation_id=correlation_id if well_formed(correlation_id) else None,
             # The problem type only: details can quote what the caller sent.
             reason=f"refused with HTTP {response.status}: {_problem_type(response)}",
         )

@@ -713,6 +713,74 @@ async def trickle(exchange: Exchange, member: str, path: str, content_type: str)
     return parse_response(raw)
 
 
+async def raw_post(exchange: Exchange, member: str, path: str, headers: bytes, body: bytes) -> Answer:
+    """One POST written by hand, headers (raw bytes, CRLF-terminated lines) and all."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", exchange.gateway.port,
+                                                   ssl=exchange.pki.client_context(member))
+    writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers
+                 + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    return parse_response(raw)
+
+
+@pytest.mark.parametrize(("member", "path", "purpose", "body"), [
+    ("penal", "/api/v1/release-notices", "continuity_of_care",
+     json.dumps({"event": "PLANNED", "notice": PEOPLE.in_custody()[1].release.model_dump(mode="json")}).encode()),
+    ("probation", "/api/v1/pretrial-reports", "pretrial_report", json.dumps({"subject_iin": PERSON_IIN}).encode()),
+], ids=["release notice", "pre-trial report"])
+async def test_a_message_id_that_is_not_utf8_is_refused_and_nothing_is_kept(exchange, member, path, purpose, body):
+    headers = (b"Content-Type: application/json\r\nX-Purpose: " + purpose.encode()
+               + b"\r\nX-Message-Id: m-\xff\xfe-1\r\n")
+    answer = await refused(exchange, lambda: raw_post(exchange, member, path, headers, body), member=member,
+                           soap=False, status=400)
+    assert "X-Message-Id must be" in answer.text
+
+
+BAD_HEADER_VALUES = {
+    # Other control characters never reach the gateway: aiohttp's parser answers them itself.
+    "a tab": b"m\tx",
+    "a space": b"two words",
+    "too long": b"x" * 129,
+    "not UTF-8": b"\xc3\x28",
+    "Cyrillic": "Иванов".encode(),
+}
+
+
+@pytest.mark.parametrize("value", BAD_HEADER_VALUES.values(), ids=BAD_HEADER_VALUES.keys())
+@pytest.mark.parametrize("header", ["X-Message-Id", "X-Correlation-Id", "X-Purpose", "X-Ordering-Key", "X-Member-Id"])
+async def test_a_misshapen_header_the_gateway_reads_is_refused_naming_it(exchange, header, value):
+    headers = b"Content-Type: application/json\r\n" + header.encode() + b": " + value + b"\r\n"
+    if header != "X-Purpose":
+        headers += b"X-Purpose: continuity_of_care\r\n"
+    answer = await refused(exchange, lambda: raw_post(exchange, "penal", RELAY, headers, clinic_body()),
+                           member="penal", soap=False, status=400)
+    assert f"{header} must be" in answer.text
+
+
+async def test_a_checked_header_sent_twice_is_refused(exchange):
+    headers = b"Content-Type: application/json\r\nX-Purpose: continuity_of_care\r\nX-Message-Id: a\r\nX-Message-Id: b\r\n"
+    answer = await refused(exchange, lambda: raw_post(exchange, "penal", RELAY, headers, clinic_body()),
+                           member="penal", soap=False, status=400)
+    assert "at most once" in answer.text
+
+
+# ---------------------------------------------------------------- what reaches the log
+
+
+async def test_a_name_in_a_correlation_id_or_a_soap_path_never_reaches_the_log(exchange, log_lines):
+    name = "Ivanov"
+    relayed = await post(exchange, "penal", RELAY, clinic_body(), json_headers(**{"X-Correlation-Id": f"{name}-Ivan"}))
+    assert relayed.status == 202, relayed.text
+    for service in (name, name.lower()):
+        await refused(exchange, lambda: post(exchange, "penal", f"/soap/{service}", soap_request(),
+                                             {**SOAP_HEADERS, "X-Correlation-Id": f"{name}-Ivan"}),
+                      member="penal", soap=True, status=404)
+    logged = log_lines.getvalue()
+    assert logged and name not in logged and name.lower() not in logged
+
+
 async def test_a_slow_json_sender_is_cut_off_with_408_while_others_are_served(exchange):
     answer = await refused(exchange, lambda: trickle(exchange, "penal", RELAY, "application/json"),
                            member="penal", soap=False, status=408)
