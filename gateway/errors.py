@@ -86,6 +86,12 @@ class IdempotencyKeyReused(GatewayError):
     status, slug, title = 422, "idempotency-key-reused", "The message id was used for a different message"
 
 
+class InternalError(GatewayError):
+    """The gateway's own fault: not the caller's, and not worth retrying as it stands."""
+
+    status, slug, title = 500, "internal-error", "The gateway failed"
+
+
 class Unavailable(GatewayError):
     status, slug, title = 503, "unavailable", "The gateway cannot take this request now"
 

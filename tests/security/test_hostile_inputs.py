@@ -660,6 +660,24 @@ async def test_the_largest_page_of_release_cases_is_served(exchange):
     assert answer.status == 200, answer.text
 
 
+# ---------------------------------------------------------------- the gateway's own faults
+
+
+async def test_an_unexpected_failure_is_a_500_internal_error_counted_by_route(exchange, monkeypatch):
+    async def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(exchange.gateway.store, "list_cases", broken)
+    answer = await get(exchange, "operations", "/api/v1/release-cases")
+    monkeypatch.undo()
+    assert (answer.status, answer.content_type) == (500, "application/problem+json")
+    problem = json.loads(answer.text)
+    assert problem["type"] == "urn:reentry-gateway:problem:internal-error" and "own fault" in problem["detail"]
+    assert "a bug" not in answer.text
+    metrics = await get(exchange, "operations", "/metrics")
+    assert 'gateway_internal_errors_total{route="/api/v1/release-cases"} 1.0' in metrics.text
+
+
 # ---------------------------------------------------------------- raw senders
 
 

@@ -12,7 +12,15 @@ from aiohttp import web
 
 from gateway.bootstrap import Services
 from gateway.entrypoints.http.context import SERVICES, services_of
-from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 from gateway.entrypoints.http import api, ops, oversight, workflows
 from gateway.logs import get_logger
 from gateway.web.problems import problem_response
@@ -85,6 +93,8 @@ async def _metrics(request: web.Request, handler):
     finally:
         metrics = services_of(request).metrics
         metrics.http_requests.labels(route, request.method, str(status)).inc()
+        if status == 500:
+            metrics.internal_errors.labels(route).inc()
         metrics.http_latency.labels(route).observe(time.perf_counter() - started)
 
 
@@ -119,5 +129,9 @@ async def _problems(request: web.Request, handler):
             error = BadRequest(exc.text or exc.reason)
         return problem_response(error, request)
     except Exception:
+        # The gateway's own fault, not a store that cannot commit (503 above): retrying the same
+        # request will not help, so it is not "unavailable". Counted by route in /metrics.
         log.exception("unexpected error", route=_route(request))
-        return problem_response(Unavailable("the gateway hit an internal error; the request was not accepted"), request)
+        return problem_response(InternalError(
+            "the gateway failed on this request through its own fault, not yours; nothing was accepted. "
+            "Operators can find it in the log by the X-Correlation-Id of this answer"), request)
