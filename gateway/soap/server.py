@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from gateway.errors import GatewayError, NotFound
 from gateway.web.body import read_body
-from gateway.web.intake import UnreadableBody
+from gateway.web.intake import CLIENT_CLOSED, UnreadableBody
 from gateway.security.replay import Freshness
 from gateway.logs import get_logger
 from gateway.security.xmldsig import SECURITY, Signer, Verifier
@@ -205,6 +205,10 @@ class SoapEndpoint:
                 SoapFault.server("unavailable", "the store is unavailable; nothing was accepted, try again later", http_status=503),
                 name,
             )
+        except ConnectionResetError:
+            # The caller went away (mid-body, say): not an internal error, and nobody to answer.
+            log.info("SOAP caller went away before the answer", service=self._logged(name))
+            return web.Response(status=CLIENT_CLOSED)
         except Exception:
             log.exception("SOAP request failed", service=self._logged(name))
             return self._fault(

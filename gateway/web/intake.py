@@ -42,7 +42,11 @@ from gateway.web.headers import well_formed
 from gateway.web.identity import identified
 from gateway.store import StoreError
 
-__all__ = ["BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]
+__all__ = ["CLIENT_CLOSED", "BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]
+
+CLIENT_CLOSED = 499
+"""The status noted for a request whose caller went away before its answer (nginx's 499):
+nobody receives it, it is neither refused nor failed, so it is not audited."""
 
 log = get_logger("gateway.intake")
 
@@ -96,7 +100,7 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
     @web.middleware
     async def record_refusals(request: web.Request, handler):
         response = await handler(request)
-        if not 400 <= response.status < 500:
+        if not 400 <= response.status < 500 or response.status == CLIENT_CLOSED:
             return response
         caller = identified(request)
         if caller.member is None or not (caller.certified or caller.member in members):

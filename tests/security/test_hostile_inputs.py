@@ -678,6 +678,35 @@ async def test_an_unexpected_failure_is_a_500_internal_error_counted_by_route(ex
     assert 'gateway_internal_errors_total{route="/api/v1/release-cases"} 1.0' in metrics.text
 
 
+async def disconnects(exchange: Exchange, route: str) -> float:
+    metrics = await get(exchange, "operations", "/metrics")
+    line = f'gateway_client_disconnects_total{{route="{route}"}} '
+    return next((float(row.removeprefix(line)) for row in metrics.text.splitlines() if row.startswith(line)), 0.0)
+
+
+@pytest.mark.parametrize(("path", "content_type", "route"), [
+    (SOAP_RELAY, "text/xml", "/soap/{service}"),
+    (RELAY, "application/json", "/api/v1/relay/{recipient}/{service}"),
+], ids=["SOAP", "JSON"])
+async def test_a_caller_that_goes_away_mid_body_is_one_info_line_and_counted(exchange, log_lines, path,
+                                                                              content_type, route):
+    before = await disconnects(exchange, route)
+    reader, writer = await asyncio.open_connection("127.0.0.1", exchange.gateway.port,
+                                                   ssl=exchange.pki.client_context("penal"))
+    writer.write((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+                  "X-Purpose: continuity_of_care\r\nContent-Length: 10000\r\n\r\n").encode() + b"<" * 100)
+    await writer.drain()
+    writer.transport.abort()
+    for _ in range(200):  # bounded: the count, not the time, decides
+        if await disconnects(exchange, route) > before:
+            break
+        await asyncio.sleep(0.02)
+    assert await disconnects(exchange, route) == before + 1
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    assert [line["level"] for line in lines if "went away" in line["event"]] == ["info"]
+    assert not [line for line in lines if line["level"] in ("error", "critical") or "exception" in line]
+
+
 # ---------------------------------------------------------------- raw senders
 
 

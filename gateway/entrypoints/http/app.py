@@ -26,7 +26,7 @@ from gateway.logs import get_logger
 from gateway.web.problems import problem_response
 from gateway.web.identity import caller_identification
 from gateway.web.headers import well_formed
-from gateway.web.intake import body_deadline, refusal_audit
+from gateway.web.intake import CLIENT_CLOSED, body_deadline, refusal_audit
 from gateway.entrypoints.soap import relay as soap_endpoint
 from gateway.soap.envelope import build_envelope, serialise
 from gateway.soap.faults import SoapFault, fault_body
@@ -95,6 +95,8 @@ async def _metrics(request: web.Request, handler):
         metrics.http_requests.labels(route, request.method, str(status)).inc()
         if status == 500:
             metrics.internal_errors.labels(route).inc()
+        elif status == CLIENT_CLOSED:
+            metrics.disconnects.labels(route).inc()
         metrics.http_latency.labels(route).observe(time.perf_counter() - started)
 
 
@@ -116,6 +118,10 @@ async def _problems(request: web.Request, handler):
     except StoreError as exc:
         log.error("store unavailable", route=_route(request), error=str(exc))
         return problem_response(Unavailable("the store is unavailable; nothing was accepted, try again later"), request)
+    except ConnectionResetError:
+        # The caller went away mid-request: not the gateway's fault, and nobody to answer.
+        log.info("caller went away before the answer", route=_route(request))
+        return web.Response(status=CLIENT_CLOSED)
     except web.HTTPRequestEntityTooLarge as exc:
         return problem_response(PayloadTooLarge(f"the body is larger than the limit of {exc.max_size} bytes"), request)
     except web.HTTPException as exc:
