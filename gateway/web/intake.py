@@ -9,11 +9,11 @@ for ever (slowloris). When the body has not fully arrived ``receive_timeout_seco
 headers, the body stream fails with ``BodyTimeout``: the handler's read raises it, the answer is
 408 (a problem, or a SOAP Client fault), and the connection is closed.
 
-**Undecodable bodies.** aiohttp inflates ``Content-Encoding: gzip``/``deflate`` bodies as they
-arrive, in bounded steps, so the body limit counts inflated bytes and a decompression bomb is
-a 413 like any other large body. A body that is not what its encoding claims (corrupt gzip,
-broken chunked framing) fails the stream with aiohttp's ``RequestPayloadError``; that is the
-client's fault and becomes ``UnreadableBody`` (400), not an internal error.
+**Undecodable bodies.** ``gateway.web.body.read_body`` inflates ``Content-Encoding: gzip``/
+``deflate`` bodies in bounded steps (the body limit counts inflated bytes, so a decompression
+bomb is a 413) and refuses any other encoding with a 415. A body that is not what its encoding
+claims (corrupt gzip, broken chunked framing) is the client's fault: ``UnreadableBody`` (400),
+whether the inflater or aiohttp's stream (``RequestPayloadError``) finds it.
 
 **Refusals are audited** when the caller is identified: in ``mtls`` mode every request (the
 certificate was verified, even one naming an unknown member), in ``header`` mode a request
@@ -35,9 +35,10 @@ from aiohttp import streams, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.config import PURPOSES, MemberConfig
-from gateway.errors import BadRequest, GatewayError
+from gateway.errors import GatewayError
 from gateway.logs import get_logger
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
+from gateway.web.body import UnreadableBody
 from gateway.web.headers import well_formed
 from gateway.web.identity import identified
 from gateway.store import StoreError
@@ -60,10 +61,6 @@ class BodyTimeout(GatewayError, TimeoutError):
     # Also a TimeoutError: once the answer is sent, aiohttp drops the rest of such a body
     # and closes the connection instead of reading on.
     status, slug, title = 408, "body-timeout", "The request body did not arrive in time"
-
-
-class UnreadableBody(BadRequest):
-    slug, title = "unreadable-body", "The body cannot be decoded"
 
 
 def body_deadline(seconds: float):

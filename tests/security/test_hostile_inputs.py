@@ -31,6 +31,7 @@ import hmac
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -476,6 +477,24 @@ async def test_an_oversized_chunked_json_body_is_refused(exchange):
 async def test_a_json_gzip_bomb_is_refused_by_its_inflated_size(exchange):
     bomb = gzip.compress(b'{"pad": "' + b"0" * (200 * MAX_BODY) + b'"}', compresslevel=9)
     await json_refused(exchange, bomb, status=413, headers=json_headers(**{"Content-Encoding": "gzip"}))
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br", "x-unheard-of"])
+async def test_an_unsupported_content_encoding_is_a_415_listing_the_supported_ones(exchange, encoding):
+    answer = await json_refused(exchange, b'{"a": 1}', status=415,
+                                headers=json_headers(**{"Content-Encoding": encoding}))
+    assert json.loads(answer.text)["supported_encodings"] == ["gzip", "deflate", "identity"]
+
+
+async def test_an_unsupported_content_encoding_on_soap_is_a_415_client_fault(exchange):
+    answer = await soap_refused(exchange, soap_request(), status=415, headers={**SOAP_HEADERS, "Content-Encoding": "br"})
+    assert "gzip, deflate, identity" in answer.text
+
+
+async def test_a_deflated_json_body_is_accepted(exchange):
+    answer = await post(exchange, "penal", RELAY, zlib.compress(clinic_body()),
+                        json_headers(**{"Content-Encoding": "deflate"}))
+    assert answer.status == 202, answer.text
 
 
 async def test_a_body_that_is_not_the_gzip_it_claims_is_refused(exchange):
