@@ -679,6 +679,17 @@ async def test_the_largest_page_of_release_cases_is_served(exchange):
     assert answer.status == 200, answer.text
 
 
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("DELETE", "/api/v1/release-notices", "POST"),
+    ("PUT", "/healthz", "GET, HEAD"),
+    ("PATCH", "/soap/relay", "GET, HEAD, POST"),
+])
+async def test_a_method_not_allowed_is_a_405_with_an_allow_header(exchange, method, path, allowed):
+    async with exchange.client("penal") as client, client.request(method, exchange.url + path) as response:
+        assert (response.status, response.content_type) == (405, "application/problem+json")
+        assert response.headers["Allow"] == allowed
+
+
 # ---------------------------------------------------------------- the gateway's own faults
 
 

@@ -129,8 +129,13 @@ async def _problems(request: web.Request, handler):
             raise
         if exc.status == 404:
             error: GatewayError = NotFound(f"no resource at {request.path}: see /openapi.json")
-        elif exc.status == 405:
-            error = MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        elif isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            response = problem_response(MethodNotAllowed(f"{request.method} is not allowed here; allowed: {allowed}"),
+                                        request)
+            # RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            response.headers["Allow"] = allowed
+            return response
         else:
             error = BadRequest(exc.text or exc.reason)
         return problem_response(error, request)
