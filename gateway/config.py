@@ -70,6 +70,10 @@ class ServerConfig(_Section):
     # connection that sends no complete request within it is closed: a client trickling
     # bytes must not hold a handler and a connection for ever.
     receive_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # Where callers reach the gateway (scheme, host, optional port; no path), as published in
+    # its WSDLs (soap:address, schemaLocation). Unset: the scheme, the configured host and
+    # the port the listener is bound to. Never taken from a request's Host header.
+    public_url: str | None = Field(None, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class StoreConfig(_Section):

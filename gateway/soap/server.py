@@ -165,8 +165,12 @@ class SoapEndpoint:
         signer: Signer | None = None,
         verifier_for: VerifierFor = _no_verifier,
         freshness: Freshness | None = None,
+        public_url: str | None = None,
+        public_host: str | None = None,
     ) -> None:
         self._services = {service.name: service for service in services}
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._public_host = public_host
         self._freshness = freshness
         self._max_bytes = max_bytes
         self._clock = clock
@@ -243,7 +247,7 @@ class SoapEndpoint:
         service = self._services.get(request.match_info["service"])
         if service is None:
             return _problem(NotFound(self._unknown(request.match_info["service"])), request)
-        service_url = str(request.url.with_query(None))
+        service_url = f"{self._base_url(request)}{PREFIX}/{service.name}"
         if "wsdl" in request.query:
             return _xml(service.contract.publish_wsdl(service_url), 200)
         if "xsd" in request.query:
@@ -253,6 +257,20 @@ class SoapEndpoint:
                 return _problem(NotFound(f"service {service.name} has no schema by that name (it has: {offered})"), request)
             return _xml(document, 200)
         return _problem(NotFound(f"GET {service_url}?wsdl for the WSDL; send requests with POST"), request)
+
+    def _base_url(self, request: web.Request) -> str:
+        """Where callers reach this endpoint: the configured public URL, else the scheme, the
+        configured host (or the address the connection arrived at) and the listener's port —
+        never the request's Host header, which the caller writes."""
+        if self._public_url is not None:
+            return self._public_url
+        transport = request.transport
+        address = transport.get_extra_info("sockname") if transport is not None else None
+        host, port = (address[0], address[1]) if address else ("127.0.0.1", 80)
+        if self._public_host not in (None, "", "0.0.0.0", "::"):  # a listener on every address names none
+            host = self._public_host
+        scheme = "https" if transport is not None and transport.get_extra_info("sslcontext") else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
     def _unknown(self, name: str) -> str:
         return f"no SOAP service {name[:64]!r} here (services: {', '.join(sorted(self._services)) or 'none'})"

@@ -690,6 +690,15 @@ async def test_a_method_not_allowed_is_a_405_with_an_allow_header(exchange, meth
         assert response.headers["Allow"] == allowed
 
 
+@pytest.mark.parametrize("query", ["wsdl", "xsd=bus.xsd"])
+async def test_a_served_contract_never_points_at_the_host_the_request_names(exchange, query):
+    answer = await get(exchange, "penal", f"/soap/relay?{query}", headers={"Host": "attacker.example"})
+    assert answer.status == 200, answer.text
+    assert "attacker.example" not in answer.text
+    if query == "wsdl":
+        assert f'location="{exchange.url}/soap/relay"' in answer.text
+
+
 # ---------------------------------------------------------------- the gateway's own faults
 
 
