@@ -629,6 +629,34 @@ async def test_a_soap_release_notice_with_an_invalid_iin_is_a_fault_without_its_
     assert "invalid-iin" in answer.text and "850230" not in answer.text and "1985" not in answer.text
 
 
+def release_json(event: str, notice) -> bytes:
+    return json.dumps({"event": event, "notice": notice.model_dump(mode="json")}).encode()
+
+
+async def test_a_release_notice_id_reused_for_other_content_is_refused(exchange):
+    notice, message_id = PEOPLE.in_custody()[2].release, str(uuid.uuid4())
+    first = await post(exchange, "penal", "/api/v1/release-notices", release_json("PLANNED", notice),
+                       json_headers(message_id))
+    again = await post(exchange, "penal", "/api/v1/release-notices", release_json("PLANNED", notice),
+                       json_headers(message_id))
+    assert (first.status, again.status) == (202, 202) and json.loads(first.text) == json.loads(again.text)
+    answer = await json_refused(exchange, release_json("CANCELLED", notice), path="/api/v1/release-notices",
+                                status=422, headers=json_headers(message_id))
+    assert "idempotency-key-reused" in answer.text
+    case = await exchange.gateway.workflows.runtime.get(release.KIND, json.loads(first.text)["case_id"])
+    assert [event["event"] for event in case.data["events"]] == ["PLANNED"]
+
+
+async def test_a_soap_release_notice_id_reused_for_other_content_is_a_client_fault(exchange):
+    notice, message_id = PEOPLE.in_custody()[3].release, str(uuid.uuid4())
+    first = await post(exchange, "penal", SOAP_RELEASE, release_soap(notice, message_id=message_id), SOAP_HEADERS)
+    assert first.status == 200, first.text
+    cancelled = release_soap(notice, event=ReleaseEvent.CANCELLED, message_id=message_id)
+    answer = await refused(exchange, lambda: post(exchange, "penal", SOAP_RELEASE, cancelled, SOAP_HEADERS),
+                           member="penal", soap=True, status=422)
+    assert "idempotency-key-reused" in answer.text
+
+
 async def test_a_pretrial_report_request_with_unknown_fields_opens_no_case(exchange):
     body = json.dumps({"subject_iin": PERSON_IIN, "extra": "<script>"}).encode()
     await json_refused(exchange, body, member="probation", path="/api/v1/pretrial-reports", status=400,

@@ -9,6 +9,7 @@ only where the caller asked about that IIN itself.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -167,12 +168,16 @@ async def release_notice(request: web.Request) -> web.Response:
     _require_purpose(request, "continuity_of_care")
     message_id = _message_id(request)
     envelope = await _body(request, ReleaseNoticeEnvelope, caller)
-    case_id = await _gateway(request).workflows.release.receive_release_notice(
+    gateway = _gateway(request)
+    # The same intake as SOAP: a notice counts once per message id, and an id reused with
+    # other content is refused (422) instead of answered with the first notice's receipt.
+    receipt = await gateway.release_intake.receive(
         envelope.event, envelope.notice, sender=caller, message_id=message_id,
         correlation_id=request.headers.get("X-Correlation-Id"),
+        received_at=dt.datetime.fromtimestamp(gateway.clock(), dt.UTC),
     )
-    return _json(ReleaseAccepted(case_id=case_id, status="accepted"), status=202,
-                 headers={"Location": f"{PREFIX}/release-cases/{case_id}"})
+    return _json(ReleaseAccepted(case_id=receipt.case_id, status="accepted"), status=202,
+                 headers={"Location": f"{PREFIX}/release-cases/{receipt.case_id}"})
 
 
 def _case_view(case) -> ReleaseCaseView:
