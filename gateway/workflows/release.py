@@ -32,7 +32,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from gateway.config import ReleaseConfig, Route
 from gateway.domain import (
@@ -85,6 +85,16 @@ class ClinicAcknowledgement(BaseModel):
     accepted: bool
     attached: bool = False
     attached_since: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _since_exactly_when_attached(self) -> ClinicAcknowledgement:
+        if self.attached != (self.attached_since is not None):
+            raise ValueError("attached_since is the date the person was attached: send it exactly when attached is true")
+        return self
+
+
+class AcknowledgementConflict(Exception):
+    """A notice already acknowledged otherwise: the first acknowledgement stands."""
 
 
 class ReleaseCases:
@@ -192,8 +202,12 @@ class ReleaseCases:
 
     async def _acknowledged(self, case: Case, ack: ClinicAcknowledgement, now: float) -> Step | None:
         data = _copy(case.data)
-        if data.get("acknowledgement") == ack.model_dump(mode="json"):
-            return None
+        recorded = data.get("acknowledgement")
+        if recorded is not None:
+            if {key: value for key, value in recorded.items() if key != "at"} == ack.model_dump(mode="json"):
+                return None  # the same acknowledgement again: answered as the first
+            raise AcknowledgementConflict("this notice was already acknowledged with other content; "
+                                          "the first acknowledgement stands")
         data["acknowledgement"] = ack.model_dump(mode="json") | {"at": _iso(now)}
         commands = [cancel(KIND, case.id, "ack_deadline")]
         if case.state in FINAL_STATES:

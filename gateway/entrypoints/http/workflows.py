@@ -19,7 +19,7 @@ from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.entrypoints.http.context import services_of
 from gateway.web.identity import caller_of
 from gateway.web.query import token, whole_number
-from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
 from gateway.entrypoints.http.api import json_response as _json
 from gateway.web.body import parse_json, read_body, require_json_media_type
 from gateway.entrypoints.http.rendering import render_report
@@ -224,7 +224,10 @@ async def release_cases(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     caller = _member(request, "clinic")
     ack = await _body(request, ClinicAcknowledgement, caller)
-    case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
+    try:
+        case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
+    except release.AcknowledgementConflict as exc:
+        raise Conflict(str(exc)) from None
     if case is None:
         raise NotFound("no continuity-of-care notice with this id was sent to this clinic")
     return _json(AcknowledgementRecorded(case_id=case.id, state=case.state))
