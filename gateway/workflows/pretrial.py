@@ -38,6 +38,7 @@ from gateway.domain import (
     IIN,
     Conviction,
     CustodyEpisode,
+    ExchangeDate,
     HealthFlags,
     HealthSummary,
     Organisation,
@@ -86,7 +87,7 @@ class PretrialReportRequest(BaseModel):
     erdr_number: ErdrNumber
     court: Organisation
     requesting_body: Organisation
-    due_date: dt.date
+    due_date: ExchangeDate
     risk_needs: RiskNeeds | None = None
     officer_conclusion: Narrative | None = None
     legal_basis: Text | None = None

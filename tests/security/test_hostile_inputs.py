@@ -657,6 +657,23 @@ async def test_a_soap_release_notice_id_reused_for_other_content_is_a_client_fau
     assert "idempotency-key-reused" in answer.text
 
 
+@pytest.mark.parametrize("field", ["planned_date", "actual_date"])
+async def test_a_release_notice_dated_outside_the_exchange_window_opens_no_case(exchange, field):
+    notice = PEOPLE.in_custody()[4].release.model_dump(mode="json") | {field: "9999-12-31"}
+    body = json.dumps({"event": "PLANNED", "notice": notice}).encode()
+    answer = await json_refused(exchange, body, path="/api/v1/release-notices", status=400)
+    assert field in answer.text
+
+
+async def test_a_pretrial_report_due_outside_the_exchange_window_opens_no_case(exchange):
+    body = json.dumps({"subject_iin": PERSON_IIN, "erdr_number": "261000000000001", "due_date": "9999-12-31",
+                       "court": {"code": "C-1", "name": "Court"},
+                       "requesting_body": {"code": "P-1", "name": "Probation"}}).encode()
+    answer = await json_refused(exchange, body, member="probation", path="/api/v1/pretrial-reports", status=400,
+                                headers=json_headers(**{"X-Purpose": "pretrial_report"}))
+    assert "due_date" in answer.text
+
+
 async def test_a_pretrial_report_request_with_unknown_fields_opens_no_case(exchange):
     body = json.dumps({"subject_iin": PERSON_IIN, "extra": "<script>"}).encode()
     await json_refused(exchange, body, member="probation", path="/api/v1/pretrial-reports", status=400,
