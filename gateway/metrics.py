@@ -24,6 +24,10 @@ class Metrics:
             "gateway_client_disconnects", "Requests whose caller went away before the answer, by route",
             ["route"], registry=r,
         )
+        self.parked_timers = Counter(
+            "gateway_workflow_timers_parked", "Workflow timers parked after failing every attempt, by case kind and timer",
+            ["kind", "timer"], registry=r,
+        )
         self.http_latency = Histogram(
             "gateway_http_request_duration_seconds", "Time to answer an HTTP request",
             ["route"], buckets=_LATENCY_BUCKETS, registry=r,
