@@ -47,7 +47,7 @@ def whole_number(request: web.Request, name: str, *, minimum: int, maximum: int,
 def token(request: web.Request, name: str, *, default: str = "") -> str:
     """The query parameter ``name`` as an id (letters, digits and ``._:@-``, at most 128 characters)."""
     text = _one(request, name)
-    if text is None:
+    if not text:  # absent, or sent empty (``after=`` for the first page)
         return default
     if _TOKEN.fullmatch(text) is None:
         raise BadRequest(f"the query parameter {name} must be an id: 1 to 128 letters, digits or ._:@-")
