@@ -140,7 +140,8 @@ def build(
     workflows = None
     if config.workflows is not None:
         workflows = _workflows(config, config.workflows, store=store, clock=clock, policy=policy, audit=audit,
-                               engine=engine, signer=signer, verifiers=verifiers, client_ssl=client_ssl)
+                               engine=engine, signer=signer, verifiers=verifiers, client_ssl=client_ssl,
+                               metrics=metrics)
         release_notice_receiver = release_notice_receiver or workflows.release
     intake = None
     if release_notice_receiver is not None:
@@ -179,6 +180,7 @@ def _workflows(
     signer: Signer | None,
     verifiers: Mapping[str, Verifier],
     client_ssl: ssl.SSLContext | None,
+    metrics: Metrics,
 ) -> Workflows:
     """The workflows with their agency clients and outbound codecs."""
     members = config.members
@@ -205,6 +207,7 @@ def _workflows(
     runtime = WorkflowRuntime(
         store, clock=clock, concurrency=settings.concurrency,
         lease_seconds=settings.timer_lease_seconds, poll_interval=settings.poll_interval_seconds,
+        on_parked=lambda timer: metrics.parked_timers.labels(timer.case_kind, timer.name).inc(),
     )
 
     def interior(member: str) -> InteriorClient:

@@ -79,6 +79,10 @@ class ServerConfig(_Section):
     # Every member's rate per service unless its own [members.ID] rate_limit says otherwise;
     # absent: no limit.
     rate_limit: RateLimit | None = None
+    # Where callers reach the gateway (scheme, host, optional port; no path), as published in
+    # its WSDLs (soap:address, schemaLocation). Unset: the scheme, the configured host and
+    # the port the listener is bound to. Never taken from a request's Host header.
+    public_url: str | None = Field(None, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class StoreConfig(_Section):
@@ -211,6 +215,24 @@ class MemberConfig(_Section):
         if isinstance(entries, list):
             return [{"path": entry} if isinstance(entry, str) else entry for entry in entries]
         return entries
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _not_an_access_role(cls, role: Any) -> Any:
+        if role == "operator":
+            raise ValueError('role = "operator" is not a kind of body: access is granted by roles = ["operator"], '
+                             'and role names the kind (operations, say)')
+        return role
+
+    @model_validator(mode="after")
+    def _access_in_roles(self) -> MemberConfig:
+        # `roles` is the one place access is granted; `role` only says what kind of body the
+        # member is (the disclosure policy's key). An oversight body without the oversight
+        # access would pass one check and fail another: refuse it here.
+        if self.role == "oversight" and "oversight" not in self.roles:
+            raise ValueError('role = "oversight" says what kind of body the member is; access is granted by roles, '
+                             'so add roles = ["oversight"] (or give the member another role)')
+        return self
 
     @model_validator(mode="after")
     def _endpoint_for_services(self) -> MemberConfig:

@@ -91,6 +91,12 @@ class IdempotencyKeyReused(GatewayError):
     status, slug, title = 422, "idempotency-key-reused", "The message id was used for a different message"
 
 
+class InternalError(GatewayError):
+    """The gateway's own fault: not the caller's, and not worth retrying as it stands."""
+
+    status, slug, title = 500, "internal-error", "The gateway failed"
+
+
 class TooManyRequests(GatewayError):
     """The caller used up its rate for this service; it may try again after ``retry_after`` seconds."""
 

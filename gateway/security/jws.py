@@ -137,8 +137,10 @@ def verify(
                                f"({', '.join(sorted(keys))}); sign with one of them")
     try:
         genuine = jws.validate_compact(token, key, registry=_REGISTRY)
-    except JoseError as exc:
-        raise InvalidSignature(f"the signature cannot be checked: {exc.description or type(exc).__name__}") from None
+    except JoseError:
+        # joserfc's description names its internals and may quote what was sent.
+        raise InvalidSignature(f"the signature cannot be checked with key {key_id!r}: it is not a {algorithm} "
+                               "signature of the body (a value of the wrong length or encoding)") from None
     if not genuine:
         raise InvalidSignature("the signature does not match the body: it was altered, or signed with another key")
     return _claims(header, audience=audience, message_id=message_id, freshness=freshness, max_lifetime=max_lifetime)

@@ -27,6 +27,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -348,8 +349,9 @@ class Verifier:
             self._check_timestamp(signed[_TIMESTAMP_WHAT], at)
         try:
             return parse_untrusted(signed[_BODY_WHAT])
-        except (UnsafeXMLError, MalformedXMLError) as error:
-            raise SignatureRefused("signature-malformed", f"the signed Body cannot be read back: {error}") from None
+        except (UnsafeXMLError, MalformedXMLError):
+            raise SignatureRefused("signature-malformed", "the signed Body cannot be read back as safe, "
+                                   "well-formed XML") from None
 
     def _signed_info(
         self, signature: etree._Element, body: etree._Element, timestamp: etree._Element | None
@@ -678,6 +680,9 @@ def _names_a_certificate(signature: etree._Element) -> bool:
     ) is not None
 
 
+_SERIAL = re.compile(r"[0-9]{1,49}")
+
+
 def _named_certificates(signature: etree._Element, pinned: Sequence[PinnedCertificate]) -> list[PinnedCertificate]:
     """The pinned certificates KeyInfo names (by serial number or whole), to try first.
 
@@ -688,7 +693,9 @@ def _named_certificates(signature: etree._Element, pinned: Sequence[PinnedCertif
         return []
     serials, certificates = set(), set()
     for serial in key_info.iter(f"{{{DS}}}X509SerialNumber"):
-        if (serial.text or "").strip().isdigit():
+        # ASCII digits, at most what 20 octets hold (RFC 5280 §4.1.2.2): str.isdigit() admits
+        # "²", and int() refuses more than 4,300 digits.
+        if _SERIAL.fullmatch((serial.text or "").strip()):
             serials.add(int(serial.text.strip()))
     for encoded in key_info.iter(f"{{{DS}}}X509Certificate"):
         try:

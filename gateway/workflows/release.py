@@ -99,6 +99,10 @@ def _schedule(case_id: str, timer: ReleaseTimer, fire_at: float) -> ScheduleTime
     return schedule(KIND, case_id, timer, fire_at, TIMER_PAYLOADS[timer]())
 
 
+class AcknowledgementConflict(Exception):
+    """A notice already acknowledged otherwise: the first acknowledgement stands."""
+
+
 class ReleaseCases:
     kind = KIND
 
@@ -202,9 +206,11 @@ class ReleaseCases:
 
     async def _acknowledged(self, case: Case, ack: ClinicAcknowledgement, now: float) -> Step | None:
         state = state_of(case)
-        if state.acknowledgement is not None and \
-                ClinicAcknowledgement.model_validate(state.acknowledgement.model_dump(exclude={"at"})) == ack:
-            return None  # the same answer again
+        if state.acknowledgement is not None:
+            if ClinicAcknowledgement.model_validate(state.acknowledgement.model_dump(exclude={"at"})) == ack:
+                return None  # the same acknowledgement again: answered as the first
+            raise AcknowledgementConflict("this notice was already acknowledged with other content; "
+                                          "the first acknowledgement stands")
         state.acknowledgement = RecordedAcknowledgement(**ack.model_dump(), at=instant(now))
         commands = [cancel(KIND, case.id, ReleaseTimer.ACK_DEADLINE)]
         if case.state in FINAL_STATES:

@@ -33,6 +33,8 @@ from gateway.workflows.state import CaseState
 log = get_logger("gateway.workflows")
 
 _CONFLICT_RETRIES = 8
+MAX_TIMER_ATTEMPTS = 5
+"""A timer whose step fails this many times in a row is parked (see ``_park``)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,12 @@ class WorkflowRuntime:
         concurrency: int = 32,
         lease_seconds: float = 120.0,
         poll_interval: float = 1.0,
+        max_timer_attempts: int = MAX_TIMER_ATTEMPTS,
+        on_parked: Callable[[Timer], None] = lambda timer: None,
     ) -> None:
         self._store = store
+        self._max_timer_attempts = max_timer_attempts
+        self._on_parked = on_parked
         self._clock = clock
         self._workflows: dict[str, Workflow] = {}
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -222,8 +228,36 @@ class WorkflowRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if timer.attempts >= self._max_timer_attempts:
+                    await self._park(timer, exc)
+                    return
                 log.error("timer failed; it fires again when its lease expires", timer=timer.name,
-                          case_id=timer.case_id, error=f"{type(exc).__name__}: {exc}")
+                          case_id=timer.case_id, attempts=timer.attempts, error=type(exc).__name__)
+
+    async def _park(self, timer: Timer, exc: Exception) -> None:
+        """Stop firing a timer whose step fails every time (an OverflowError on every lease, say).
+
+        Firing it again would fail the same way for ever. The timer is completed without its step,
+        and the case — state unchanged — lists it under ``parked_timers`` (name, attempts, error
+        type, when) for an operator to act on; ``on_parked`` counts it (``/metrics``).
+        """
+        case = await self._store.get_case(timer.case_kind, timer.case_id)
+        commands: list[Command] = []
+        if case is not None:
+            data = dict(case.data)
+            data["parked_timers"] = [*data.get("parked_timers", []), {
+                "timer": timer.name, "attempts": timer.attempts, "error": type(exc).__name__,
+                "at": self._clock(),
+            }]
+            commands = [SaveCase(case.kind, case.id, case.state, data, case.version)]
+        try:
+            completed = await self._store.complete_timer(timer.id, timer.attempts, commands, self._clock())
+        except ConflictError:
+            completed = False  # the case moved on meanwhile: the timer comes back and is judged again
+        if completed:
+            self._on_parked(timer)
+            log.error("timer parked after failing every attempt: an operator must look at the case",
+                      timer=timer.name, case_id=timer.case_id, attempts=timer.attempts, error=type(exc).__name__)
 
     async def _fire_once(self, timer: Timer) -> bool:
         workflow = self._workflows.get(timer.case_kind)

@@ -22,7 +22,7 @@ import enum
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from gateway.domain import (
     IIN,
@@ -38,7 +38,7 @@ from gateway.domain import (
     RiskNeeds,
     SourceStatus,
 )
-from gateway.domain.canonical import Narrative, Text
+from gateway.domain.canonical import ExchangeDate, Narrative, Text
 from gateway.domain.justice import ErdrNumber
 
 SCHEMA_VERSION = 2
@@ -106,6 +106,12 @@ class ClinicAcknowledgement(BaseModel):
     accepted: bool
     attached: bool = False
     attached_since: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _since_exactly_when_attached(self) -> ClinicAcknowledgement:
+        if self.attached != (self.attached_since is not None):
+            raise ValueError("attached_since is the date the person was attached: send it exactly when attached is true")
+        return self
 
 
 class RecordedAcknowledgement(ClinicAcknowledgement):
@@ -184,7 +190,7 @@ class PretrialReportRequest(BaseModel):
     erdr_number: ErdrNumber
     court: Organisation
     requesting_body: Organisation
-    due_date: dt.date
+    due_date: ExchangeDate
     risk_needs: RiskNeeds | None = None
     officer_conclusion: Narrative | None = None
     legal_basis: Text | None = None

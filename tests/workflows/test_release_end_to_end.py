@@ -194,14 +194,44 @@ async def test_a_clinic_cannot_acknowledge_a_notice_sent_to_another_clinic(start
         (delivery,) = system.simulation.recorder("clinic").deliveries
         notice_id = json.loads(delivery.body)["entry"][0]["resource"]["id"]
         async with http.post(f"{system.gateway.url}/api/v1/continuity-notices/{notice_id}/acknowledgement",
-                             json={"clinic": "PMSP-other", "accepted": True, "attached": True},
+                             json={"clinic": "PMSP-other", "accepted": True, "attached": True,
+                                   "attached_since": "2026-01-01"},
                              headers={"X-Member-Id": "clinic"}) as response:
             assert response.status == 404
         async with http.post(f"{system.gateway.url}/api/v1/continuity-notices/{notice_id}/acknowledgement",
-                             json={"clinic": silent, "accepted": True, "attached": True},
+                             json={"clinic": silent, "accepted": True, "attached": True,
+                                   "attached_since": "2026-01-01"},
                              headers={"X-Member-Id": "clinic"}) as response:
             assert response.status == 200
         await case_reaches(http, system, case_id, "closed")
+
+
+async def test_a_first_acknowledgement_stands_and_attached_since_comes_exactly_with_attached(start_system, http):
+    silent = POPULATION.clinic_for(TREATED.release.destination).code
+    async with start_system(clinic=ClinicBehaviour(silent_clinics=[silent]),
+                            settings={"workflows.release.acknowledge_within_seconds": 60}) as system:
+        case_id = await notify_release(http, system, TREATED)
+        await case_reaches(http, system, case_id, "awaiting_acknowledgement")
+        await wait_until(lambda: system.simulation.recorder("clinic").deliveries, timeout=20)
+        (delivery,) = system.simulation.recorder("clinic").deliveries
+        url = (f"{system.gateway.url}/api/v1/continuity-notices/"
+               f"{json.loads(delivery.body)['entry'][0]['resource']['id']}/acknowledgement")
+
+        async def acknowledge(**ack) -> tuple[int, dict]:
+            async with http.post(url, json={"clinic": silent, "accepted": True, **ack},
+                                 headers={"X-Member-Id": "clinic"}) as response:
+                return response.status, await response.json(content_type=None)
+
+        for inconsistent in ({"attached": True}, {"attached": False, "attached_since": "2026-01-01"}):
+            status, problem = await acknowledge(**inconsistent)
+            assert status == 400 and "attached_since" in problem["detail"]
+        first = {"attached": True, "attached_since": "2026-01-01"}
+        assert (await acknowledge(**first))[0] == 200
+        assert (await acknowledge(**first))[0] == 200
+        status, problem = await acknowledge(attached=False)
+        assert status == 409 and problem["type"] == "urn:reentry-gateway:problem:conflict"
+        case = await release_case(http, system, case_id)
+        assert case["acknowledgement"]["attached_since"] == "2026-01-01"
 
 
 async def test_a_member_that_signs_json_must_sign_its_release_notices_too(start_system, http, tmp_path):

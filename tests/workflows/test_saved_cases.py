@@ -19,7 +19,7 @@ import pytest
 from adapters.health import codec as health_codec
 from adapters.health.client import HealthClient
 from gateway.store import SaveCase, ScheduleTimer, Timer, create_store
-from gateway.tooling.simulate import ClinicBehaviour, running_system
+from gateway.entrypoints.tools.simulate import ClinicBehaviour, running_system
 from gateway.workflows import pretrial, release
 from gateway.workflows.state import SCHEMA_VERSION, ReleaseCaseState, UnknownVersion, upgrade
 from support import wait_until

@@ -71,8 +71,10 @@ class Gateway:
         server = self.config.server
         # keepalive_timeout also closes a connection that has not sent a whole request by then
         # (slow headers); a slow body is cut off by the body deadline (gateway.web.intake).
+        # auto_decompress off: gateway.web.body inflates what it supports and refuses the rest
+        # with a 415 problem, where aiohttp would answer br or zstd with a plain-text 400.
         self._runner = web.AppRunner(create_app(self.services), access_log=None, handle_signals=False,
-                                     keepalive_timeout=server.receive_timeout_seconds)
+                                     keepalive_timeout=server.receive_timeout_seconds, auto_decompress=False)
         await self._runner.setup()
         tls = self.services.tls
         site = _Site(

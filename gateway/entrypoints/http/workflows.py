@@ -9,6 +9,7 @@ only where the caller asked about that IIN itself.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.entrypoints.http.context import services_of
 from gateway.web.identity import caller_of
-from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from gateway.web.query import token, whole_number
+from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
 from gateway.entrypoints.http.api import json_response as _json
 from gateway.web.body import parse_json, read_body, require_json_media_type
 from gateway.entrypoints.http.rendering import render_report
@@ -37,6 +39,7 @@ from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement
 
 PREFIX = "/api/v1"
+_PAGE_MAX = 500
 _READERS = {"operator", "oversight"}
 
 
@@ -166,12 +169,16 @@ async def release_notice(request: web.Request) -> web.Response:
     _require_purpose(request, "continuity_of_care")
     message_id = _message_id(request)
     envelope = await _body(request, ReleaseNoticeEnvelope, caller)
-    case_id = await _gateway(request).workflows.release.receive_release_notice(
+    gateway = _gateway(request)
+    # The same intake as SOAP: a notice counts once per message id, and an id reused with
+    # other content is refused (422) instead of answered with the first notice's receipt.
+    receipt = await gateway.release_intake.receive(
         envelope.event, envelope.notice, sender=caller, message_id=message_id,
         correlation_id=request.headers.get("X-Correlation-Id"),
+        received_at=dt.datetime.fromtimestamp(gateway.clock(), dt.UTC),
     )
-    return _json(ReleaseAccepted(case_id=case_id, status="accepted"), status=202,
-                 headers={"Location": f"{PREFIX}/release-cases/{case_id}"})
+    return _json(ReleaseAccepted(case_id=receipt.case_id, status="accepted"), status=202,
+                 headers={"Location": f"{PREFIX}/release-cases/{receipt.case_id}"})
 
 
 def _case_view(case) -> ReleaseCaseView:
@@ -208,11 +215,8 @@ async def release_cases(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in set(release.ReleaseState):
         raise BadRequest(f"state must be one of: {', '.join(release.ReleaseState)}")
-    try:
-        limit = min(int(request.query.get("limit", "100")), 500)
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
-    cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=request.query.get("after", ""),
+    limit = whole_number(request, "limit", minimum=1, maximum=_PAGE_MAX, default=100)
+    cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=token(request, "after"),
                                                      limit=limit)
     return _json(ReleaseCasePage(items=[_case_view(c) for c in cases],
                                  next_after=cases[-1].id if len(cases) == limit else None))
@@ -221,7 +225,10 @@ async def release_cases(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     caller = _member(request, "clinic")
     ack = await _body(request, ClinicAcknowledgement, caller)
-    case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
+    try:
+        case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
+    except release.AcknowledgementConflict as exc:
+        raise Conflict(str(exc)) from None
     if case is None:
         raise NotFound("no continuity-of-care notice with this id was sent to this clinic")
     return _json(AcknowledgementRecorded(case_id=case.id, state=case.state))
