@@ -9,6 +9,7 @@ and new ones are refused until ``restore()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 
@@ -58,7 +59,8 @@ class TcpProxy:
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 # SO_LINGER 0: close with a RST, as a server that died does.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                with contextlib.suppress(OSError):  # already closed by its other side
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
         self._connections.clear()
 
