@@ -18,11 +18,19 @@ from gateway.store.base import (
     Case,
     Command,
     ConflictError,
+    IndicatorEvents,
+    IndicatorReferral,
+    IndicatorRelease,
+    IndicatorReoffence,
     Message,
     MessageState,
     NewAuditEntry,
     NewMessage,
     RecordInbound,
+    RecordReferral,
+    RecordReferralOutcome,
+    RecordRelease,
+    RecordReoffence,
     SaveCase,
     ScheduleTimer,
     Store,
@@ -33,7 +41,8 @@ from gateway.store.base import (
 
 __all__ = [
     "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "CancelTimer", "Case",
-    "Command", "ConflictError", "Message", "MessageState", "NewAuditEntry", "NewMessage", "RecordInbound", "SaveCase",
+    "Command", "ConflictError", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "Message", "MessageState", "NewAuditEntry", "NewMessage", "RecordInbound", "RecordReferral",
+    "RecordReferralOutcome", "RecordRelease", "RecordReoffence", "SaveCase",
     "ScheduleTimer", "Store", "StoreError", "Timer", "TreeHead", "create_store",
 ]
 

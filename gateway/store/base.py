@@ -14,6 +14,7 @@ all three or none.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -233,7 +234,103 @@ class AppendAudit:
     entries: Sequence[NewAuditEntry]
 
 
-Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit
+# ---------------------------------------------------------------- indicator events
+# The events the Strategy's target indicators are computed from (gateway.services.indicators),
+# kept in tables of their own apart from identifiable data: a person is a pseudonym (a keyed
+# hash of the IIN under the indicators' own secret), a referral a keyed hash of its id. No
+# name, IIN, address, case id or time of recording is stored with them.
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRelease:
+    """An actual release, watched for re-offence until ``watch_until``. Result: True if new,
+    False if this (pseudonym, release date) is recorded already."""
+
+    pseudonym: str
+    release_date: dt.date
+    region: str
+    cohort: str
+    watch_until: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReferral:
+    """A referral sent to ``recipient`` (the member that reports its outcomes). Result: True if
+    new, False if this referral is recorded already."""
+
+    referral_key: str
+    pseudonym: str
+    recipient: str
+    category: str
+    region: str
+    release_date: dt.date
+    sent_on: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReferralOutcome:
+    """The referral reached ``state`` on ``on``; it must still be in ``expected_state`` (the state
+    the outcome was checked against), else ``ConflictError`` and nothing is written. Result: None."""
+
+    referral_key: str
+    expected_state: str
+    state: str
+    on: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReoffence:
+    """A new case or conviction of a watched person. Result: True if new, False if recorded already."""
+
+    pseudonym: str
+    kind: str
+    on: dt.date
+    region: str
+
+
+IndicatorCommand = RecordRelease | RecordReferral | RecordReferralOutcome | RecordReoffence
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorRelease:
+    pseudonym: str
+    release_date: dt.date
+    region: str
+    cohort: str
+    watch_until: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorReferral:
+    referral_key: str
+    pseudonym: str
+    recipient: str
+    category: str
+    region: str
+    release_date: dt.date
+    state: str
+    transitions: tuple[tuple[str, dt.date], ...]
+    """(state, date) from sent on, in the order they happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorReoffence:
+    pseudonym: str
+    kind: str
+    on: dt.date
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorEvents:
+    """Every indicator event, for computing the indicators."""
+
+    releases: tuple[IndicatorRelease, ...]
+    referrals: tuple[IndicatorReferral, ...]
+    reoffences: tuple[IndicatorReoffence, ...]
+
+
+Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit | IndicatorCommand
 
 
 # ---------------------------------------------------------------- protocol
@@ -375,3 +472,12 @@ class Store(Protocol):
     async def save_tree_head(self, head: TreeHead) -> None: ...
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]: ...
+
+    # -- indicator events (written with the Record* commands through ``apply``)
+
+    async def indicator_referral(self, referral_key: str) -> IndicatorReferral | None: ...
+
+    async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
+        """The person's recorded releases, oldest first."""
+
+    async def indicator_events(self) -> IndicatorEvents: ...

@@ -78,6 +78,14 @@ from gateway.store.base import (
     StoreError,
     Timer,
     TreeHead,
+    IndicatorEvents,
+    IndicatorReferral,
+    IndicatorRelease,
+    IndicatorReoffence,
+    RecordReferral,
+    RecordReferralOutcome,
+    RecordRelease,
+    RecordReoffence,
 )
 
 log = structlog.get_logger(__name__)
@@ -194,6 +202,39 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: answers to inbound messages that are not relayed (RecordInbound).
     """
     ALTER TABLE inbound ADD COLUMN answer BYTEA;
+    """,
+    # 4: indicator events, pseudonymous, apart from identifiable data (see "indicator events" below).
+    """
+    CREATE TABLE indicator_releases (
+        pseudonym    text NOT NULL,
+        release_date date NOT NULL,
+        region       text NOT NULL,
+        cohort       text NOT NULL,
+        watch_until  date NOT NULL,
+        PRIMARY KEY (pseudonym, release_date)
+    );
+    CREATE TABLE indicator_referrals (
+        referral_key text PRIMARY KEY,
+        pseudonym    text NOT NULL,
+        recipient    text NOT NULL,
+        category     text NOT NULL,
+        region       text NOT NULL,
+        release_date date NOT NULL,
+        state        text NOT NULL
+    );
+    CREATE TABLE indicator_referral_events (
+        referral_key text NOT NULL,
+        state        text NOT NULL,
+        on_date      date NOT NULL,
+        PRIMARY KEY (referral_key, state)
+    );
+    CREATE TABLE indicator_reoffences (
+        pseudonym text NOT NULL,
+        kind      text NOT NULL,
+        on_date   date NOT NULL,
+        region    text NOT NULL,
+        PRIMARY KEY (pseudonym, kind, on_date)
+    );
     """,
 )
 
@@ -794,6 +835,32 @@ class PostgresStore:
         )
         return [TreeHead(*row) for row in rows]
 
+    # -- indicator events (migration 4; the operations are under "indicator events" below)
+
+    async def indicator_referral(self, referral_key: str) -> IndicatorReferral | None:
+        async with self._connection() as conn:
+            found = await _indicator_referrals(conn, "WHERE referral_key = %s", (referral_key,))
+        return found[0] if found else None
+
+    async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
+        rows = await self._rows(
+            "SELECT pseudonym, release_date, region, cohort, watch_until FROM indicator_releases "
+            "WHERE pseudonym = %s ORDER BY release_date", (pseudonym,))
+        return [IndicatorRelease(*row) for row in rows]
+
+    async def indicator_events(self) -> IndicatorEvents:
+        # One snapshot for all three tables: the indicators are computed from one moment.
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            releases = await (await conn.execute(
+                "SELECT pseudonym, release_date, region, cohort, watch_until FROM indicator_releases")).fetchall()
+            referrals = await _indicator_referrals(conn, "", None)
+            reoffences = await (await conn.execute(
+                "SELECT pseudonym, kind, on_date, region FROM indicator_reoffences")).fetchall()
+        return IndicatorEvents(releases=tuple(IndicatorRelease(*row) for row in releases),
+                               referrals=tuple(referrals),
+                               reoffences=tuple(IndicatorReoffence(*row) for row in reoffences))
+
 
 # ------------------------------------------------------------------ operations
 # Functions of a connection, run inside the caller's transaction (or, for a
@@ -853,6 +920,8 @@ async def _apply_one(conn: psycopg.AsyncConnection, command: Command, now: float
             return cur.rowcount > 0
         case AppendAudit(entries=entries):
             return await _append_audit(conn, entries, now)
+        case RecordRelease() | RecordReferral() | RecordReferralOutcome() | RecordReoffence():
+            return await _record_indicator_event(conn, command)
     raise TypeError(f"not a store command: {command!r}")
 
 
@@ -933,3 +1002,67 @@ async def _append_audit(conn: psycopg.AsyncConnection, entries: Sequence[NewAudi
         (now, [entry.entry for entry in entries], [entry.subject_key for entry in entries]),
     )
     return sorted(seq for (seq,) in await cur.fetchall())
+
+
+# ------------------------------------------------------------------ indicator events
+# Migration 4 and everything below belong to the indicators (gateway.services.indicators):
+# pseudonymous events, written by the Record* commands, read whole to compute the indicators.
+
+
+async def _record_indicator_event(conn: psycopg.AsyncConnection, command: Any) -> Any:
+    match command:
+        case RecordRelease():
+            cur = await conn.execute(
+                "INSERT INTO indicator_releases (pseudonym, release_date, region, cohort, watch_until) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (command.pseudonym, command.release_date, command.region, command.cohort, command.watch_until),
+            )
+            return cur.rowcount > 0
+        case RecordReferral():
+            cur = await conn.execute(
+                "INSERT INTO indicator_referrals (referral_key, pseudonym, recipient, category, region, "
+                "release_date, state) VALUES (%s, %s, %s, %s, %s, %s, 'sent') ON CONFLICT DO NOTHING",
+                (command.referral_key, command.pseudonym, command.recipient, command.category, command.region,
+                 command.release_date),
+            )
+            if cur.rowcount > 0:
+                await conn.execute("INSERT INTO indicator_referral_events (referral_key, state, on_date) "
+                                   "VALUES (%s, 'sent', %s)", (command.referral_key, command.sent_on))
+            return cur.rowcount > 0
+        case RecordReferralOutcome():
+            # The row lock of this UPDATE makes a concurrent outcome wait, then find the state moved.
+            cur = await conn.execute(
+                "UPDATE indicator_referrals SET state = %s WHERE referral_key = %s AND state = %s",
+                (command.state, command.referral_key, command.expected_state),
+            )
+            if not cur.rowcount:
+                raise ConflictError("the referral changed while its outcome was being recorded")
+            await conn.execute("INSERT INTO indicator_referral_events (referral_key, state, on_date) "
+                               "VALUES (%s, %s, %s)", (command.referral_key, command.state, command.on))
+            return None
+        case RecordReoffence():
+            cur = await conn.execute(
+                "INSERT INTO indicator_reoffences (pseudonym, kind, on_date, region) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (command.pseudonym, command.kind, command.on, command.region),
+            )
+            return cur.rowcount > 0
+    raise TypeError(f"not an indicator command: {command!r}")
+
+
+async def _indicator_referrals(conn: psycopg.AsyncConnection, where: str, params: Any) -> list[IndicatorReferral]:
+    cur = await conn.execute(
+        f"SELECT referral_key, pseudonym, recipient, category, region, release_date, state "
+        f"FROM indicator_referrals {where}", params)
+    rows = await cur.fetchall()
+    transitions: dict[str, list[tuple[str, Any]]] = {row[0]: [] for row in rows}
+    cur = await conn.execute(
+        "SELECT referral_key, state, on_date FROM indicator_referral_events" + (" " + where if where else ""),
+        params)
+    for key, state, on in await cur.fetchall():
+        if key in transitions:
+            transitions[key].append((state, on))
+    rank = {"sent": 0, "accepted": 1}
+    return [IndicatorReferral(key, pseudonym, recipient, category, region, release_date, state,
+                              tuple(sorted(transitions[key], key=lambda t: (t[1], rank.get(t[0], 2)))))
+            for key, pseudonym, recipient, category, region, release_date, state in rows]

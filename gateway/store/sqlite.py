@@ -17,6 +17,7 @@ them wait their turn for the write lock.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import queue
 import sqlite3
@@ -46,6 +47,14 @@ from gateway.store.base import (
     StoreError,
     Timer,
     TreeHead,
+    IndicatorEvents,
+    IndicatorReferral,
+    IndicatorRelease,
+    IndicatorReoffence,
+    RecordReferral,
+    RecordReferralOutcome,
+    RecordRelease,
+    RecordReoffence,
 )
 
 # Each entry brings the schema from version i to i + 1. Never edit a released
@@ -157,6 +166,41 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: answers to inbound messages that are not relayed (RecordInbound).
     """
     ALTER TABLE inbound ADD COLUMN answer BLOB;
+    """,
+    # 4: indicator events, pseudonymous, apart from identifiable data (see "indicator events" below).
+    # WITHOUT ROWID: rows are kept in key order, not in the order they were recorded, so their
+    # order says nothing about when a case step wrote them.
+    """
+    CREATE TABLE indicator_releases (
+        pseudonym    TEXT NOT NULL,
+        release_date TEXT NOT NULL,
+        region       TEXT NOT NULL,
+        cohort       TEXT NOT NULL,
+        watch_until  TEXT NOT NULL,
+        PRIMARY KEY (pseudonym, release_date)
+    ) WITHOUT ROWID;
+    CREATE TABLE indicator_referrals (
+        referral_key TEXT PRIMARY KEY,
+        pseudonym    TEXT NOT NULL,
+        recipient    TEXT NOT NULL,
+        category     TEXT NOT NULL,
+        region       TEXT NOT NULL,
+        release_date TEXT NOT NULL,
+        state        TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE indicator_referral_events (
+        referral_key TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        on_date      TEXT NOT NULL,
+        PRIMARY KEY (referral_key, state)
+    ) WITHOUT ROWID;
+    CREATE TABLE indicator_reoffences (
+        pseudonym TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        on_date   TEXT NOT NULL,
+        region    TEXT NOT NULL,
+        PRIMARY KEY (pseudonym, kind, on_date)
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -502,6 +546,17 @@ class SQLiteStore:
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]:
         return await self._read(_tree_heads, after_size, limit)
 
+    # -- indicator events (migration 4; the operations are under "indicator events" below)
+
+    async def indicator_referral(self, referral_key: str) -> IndicatorReferral | None:
+        return await self._read(_indicator_referral, referral_key)
+
+    async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
+        return await self._read(_indicator_releases_of, pseudonym)
+
+    async def indicator_events(self) -> IndicatorEvents:
+        return await self._read(_indicator_events)
+
 
 def _operations(conn: sqlite3.Connection, batch: list, *, isolated: bool) -> list[tuple] | None:
     """Run a batch's operations inside its transaction: (future, loop, result, error) for each.
@@ -591,6 +646,8 @@ def _apply_one(conn: sqlite3.Connection, command: Command, now: float) -> Any:
             return conn.execute("DELETE FROM timers WHERE id = ?", (timer_id,)).rowcount > 0
         case AppendAudit(entries=entries):
             return _append_audit(conn, entries, now)
+        case RecordRelease() | RecordReferral() | RecordReferralOutcome() | RecordReoffence():
+            return _record_indicator_event(conn, command)
     raise TypeError(f"not a store command: {command!r}")
 
 
@@ -939,3 +996,103 @@ def _tree_heads(conn: sqlite3.Connection, after_size: int, limit: int) -> list[T
         (after_size, limit),
     ).fetchall()
     return [TreeHead(size, bytes(root), signed_at, bytes(signature)) for size, root, signed_at, signature in rows]
+
+
+# ------------------------------------------------------------------ indicator events
+# Migration 4 and everything below belong to the indicators (gateway.services.indicators):
+# pseudonymous events, written by the Record* commands, read whole to compute the indicators.
+
+
+def _record_indicator_event(conn: sqlite3.Connection, command: Any) -> Any:
+    match command:
+        case RecordRelease():
+            return conn.execute(
+                "INSERT INTO indicator_releases (pseudonym, release_date, region, cohort, watch_until) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (command.pseudonym, command.release_date.isoformat(), command.region, command.cohort,
+                 command.watch_until.isoformat()),
+            ).rowcount > 0
+        case RecordReferral():
+            created = conn.execute(
+                "INSERT INTO indicator_referrals (referral_key, pseudonym, recipient, category, region, "
+                "release_date, state) VALUES (?, ?, ?, ?, ?, ?, 'sent') ON CONFLICT DO NOTHING",
+                (command.referral_key, command.pseudonym, command.recipient, command.category, command.region,
+                 command.release_date.isoformat()),
+            ).rowcount > 0
+            if created:
+                conn.execute("INSERT INTO indicator_referral_events (referral_key, state, on_date) "
+                             "VALUES (?, 'sent', ?)", (command.referral_key, command.sent_on.isoformat()))
+            return created
+        case RecordReferralOutcome():
+            moved = conn.execute(
+                "UPDATE indicator_referrals SET state = ? WHERE referral_key = ? AND state = ?",
+                (command.state, command.referral_key, command.expected_state),
+            ).rowcount
+            if not moved:
+                raise ConflictError("the referral changed while its outcome was being recorded")
+            conn.execute("INSERT INTO indicator_referral_events (referral_key, state, on_date) VALUES (?, ?, ?)",
+                         (command.referral_key, command.state, command.on.isoformat()))
+            return None
+        case RecordReoffence():
+            return conn.execute(
+                "INSERT INTO indicator_reoffences (pseudonym, kind, on_date, region) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (command.pseudonym, command.kind, command.on.isoformat(), command.region),
+            ).rowcount > 0
+    raise TypeError(f"not an indicator command: {command!r}")
+
+
+def _day(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def _indicator_release(row: tuple) -> IndicatorRelease:
+    pseudonym, release_date, region, cohort, watch_until = row
+    return IndicatorRelease(pseudonym, _day(release_date), region, cohort, _day(watch_until))
+
+
+_REFERRAL_COLUMNS = "referral_key, pseudonym, recipient, category, region, release_date, state"
+
+
+def _indicator_referrals(conn: sqlite3.Connection, where: str, params: tuple) -> list[IndicatorReferral]:
+    rows = conn.execute(f"SELECT {_REFERRAL_COLUMNS} FROM indicator_referrals {where}", params).fetchall()
+    keys = [row[0] for row in rows]
+    transitions: dict[str, list[tuple[str, dt.date]]] = {key: [] for key in keys}
+    event_rows = conn.execute(
+        "SELECT referral_key, state, on_date FROM indicator_referral_events"
+        + (" WHERE referral_key = ?" if where else ""), params if where else ()).fetchall()
+    for key, state, on in event_rows:
+        if key in transitions:
+            transitions[key].append((state, _day(on)))
+    return [IndicatorReferral(key, pseudonym, recipient, category, region, _day(release_date), state,
+                              _in_order(transitions[key]))
+            for key, pseudonym, recipient, category, region, release_date, state in rows]
+
+
+def _in_order(transitions: list[tuple[str, dt.date]]) -> tuple[tuple[str, dt.date], ...]:
+    # By date; on one day, in lifecycle order: sent, accepted, then the outcome.
+    rank = {"sent": 0, "accepted": 1}
+    return tuple(sorted(transitions, key=lambda t: (t[1], rank.get(t[0], 2))))
+
+
+def _indicator_referral(conn: sqlite3.Connection, referral_key: str) -> IndicatorReferral | None:
+    found = _indicator_referrals(conn, "WHERE referral_key = ?", (referral_key,))
+    return found[0] if found else None
+
+
+def _indicator_releases_of(conn: sqlite3.Connection, pseudonym: str) -> list[IndicatorRelease]:
+    rows = conn.execute(
+        "SELECT pseudonym, release_date, region, cohort, watch_until FROM indicator_releases "
+        "WHERE pseudonym = ? ORDER BY release_date", (pseudonym,)).fetchall()
+    return [_indicator_release(row) for row in rows]
+
+
+def _indicator_events(conn: sqlite3.Connection) -> IndicatorEvents:
+    releases = conn.execute(
+        "SELECT pseudonym, release_date, region, cohort, watch_until FROM indicator_releases").fetchall()
+    reoffences = conn.execute("SELECT pseudonym, kind, on_date, region FROM indicator_reoffences").fetchall()
+    return IndicatorEvents(
+        releases=tuple(_indicator_release(row) for row in releases),
+        referrals=tuple(_indicator_referrals(conn, "", ())),
+        reoffences=tuple(IndicatorReoffence(p, kind, _day(on), region) for p, kind, on, region in reoffences),
+    )
