@@ -86,6 +86,11 @@ class IdempotencyKeyReused(GatewayError):
     status, slug, title = 422, "idempotency-key-reused", "The message id was used for a different message"
 
 
+class Unprocessable(GatewayError):
+    # The body is well-formed JSON but says something that cannot be recorded (RFC 9110 §15.5.21).
+    status, slug, title = 422, "unprocessable-content", "The content cannot be recorded as it stands"
+
+
 class Unavailable(GatewayError):
     status, slug, title = 503, "unavailable", "The gateway cannot take this request now"
 

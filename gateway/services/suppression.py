@@ -62,9 +62,15 @@ class SuppressedTable:
 _Position = tuple
 
 
-def suppress(values: Sequence[Sequence[int]], *, row_totals: bool = True, column_totals: bool = True
+def suppress(values: Sequence[Sequence[int]], *, row_totals: bool = True, column_totals: bool = True,
+             sensitive: Sequence[Sequence[bool]] | None = None, sensitive_totals: Sequence[bool] | None = None,
              ) -> SuppressedTable:
-    """``values`` (rows of non-negative counts) with totals, suppressed as the module describes."""
+    """``values`` (rows of non-negative counts) with totals, suppressed as the module describes.
+
+    ``sensitive`` marks more cells (and ``sensitive_totals`` column totals) to hide whatever their
+    value, shown ``x`` unless they are small: a count of those who re-offended that is a few short of
+    the cohort tells what happened to those few.
+    """
     rows = len(values)
     columns = len(values[0]) if rows else 0
     if any(len(row) != columns for row in values) or any(v < 0 for row in values for v in row):
@@ -84,7 +90,12 @@ def suppress(values: Sequence[Sequence[int]], *, row_totals: bool = True, column
         lines.append([(("row", r), 1) for r in range(rows)] + [(("grand",), -1)])
         lines.append([(("column", c), 1) for c in range(columns)] + [(("grand",), -1)])
 
-    hidden: dict[_Position, Hidden] = {p: Hidden.SMALL for p, v in entries.items() if v in SMALL}
+    hidden: dict[_Position, Hidden] = {}
+    for r, row in enumerate(sensitive or ()):
+        hidden.update({("cell", r, c): Hidden.COMPLEMENTARY for c, flag in enumerate(row) if flag})
+    if column_totals:
+        hidden.update({("column", c): Hidden.COMPLEMENTARY for c, flag in enumerate(sensitive_totals or ()) if flag})
+    hidden.update({p: Hidden.SMALL for p, v in entries.items() if v in SMALL})
     # Each complement is a new entry hidden for good, so this ends (at worst with all hidden).
     while (line := next((line for line in lines if _exposed(line, entries, hidden)), None)) is not None:
         candidates = sorted((p for p, _ in line if p not in hidden and entries[p] > 0),
