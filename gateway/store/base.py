@@ -244,7 +244,9 @@ class AppendAudit:
 @dataclass(frozen=True, slots=True)
 class RecordRelease:
     """An actual release, watched for re-offence until ``watch_until``. Result: True if new,
-    False if this (pseudonym, release date) is recorded already."""
+    False if this (pseudonym, release date) is recorded already. A new release also becomes the
+    release date of the person's referrals still ``sent``: those sent while preparing it knew only
+    the planned date."""
 
     pseudonym: str
     release_date: dt.date

@@ -1017,7 +1017,13 @@ async def _record_indicator_event(conn: psycopg.AsyncConnection, command: Any) -
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (command.pseudonym, command.release_date, command.region, command.cohort, command.watch_until),
             )
-            return cur.rowcount > 0
+            if cur.rowcount > 0:
+                # Referrals sent while preparing the release knew only its planned date.
+                await conn.execute(
+                    "UPDATE indicator_referrals SET release_date = %s WHERE pseudonym = %s AND state = 'sent'",
+                    (command.release_date, command.pseudonym))
+                return True
+            return False
         case RecordReferral():
             cur = await conn.execute(
                 "INSERT INTO indicator_referrals (referral_key, pseudonym, recipient, category, region, "

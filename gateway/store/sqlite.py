@@ -1006,12 +1006,17 @@ def _tree_heads(conn: sqlite3.Connection, after_size: int, limit: int) -> list[T
 def _record_indicator_event(conn: sqlite3.Connection, command: Any) -> Any:
     match command:
         case RecordRelease():
-            return conn.execute(
+            created = conn.execute(
                 "INSERT INTO indicator_releases (pseudonym, release_date, region, cohort, watch_until) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (command.pseudonym, command.release_date.isoformat(), command.region, command.cohort,
                  command.watch_until.isoformat()),
             ).rowcount > 0
+            if created:
+                # Referrals sent while preparing the release knew only its planned date.
+                conn.execute("UPDATE indicator_referrals SET release_date = ? WHERE pseudonym = ? AND state = 'sent'",
+                             (command.release_date.isoformat(), command.pseudonym))
+            return created
         case RecordReferral():
             created = conn.execute(
                 "INSERT INTO indicator_referrals (referral_key, pseudonym, recipient, category, region, "

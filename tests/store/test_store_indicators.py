@@ -78,3 +78,11 @@ async def test_every_event_is_read_back_for_the_computation(store):
     assert [(r.pseudonym, r.kind, r.region) for r in events.reoffences] == [("p-2", "NEW_CONVICTION", "55")]
     (second,) = [r for r in events.referrals if r.referral_key == "r-2"]
     assert second.transitions[-1] == ("accepted", dt.date(2026, 3, 20))
+
+
+async def test_an_actual_release_moves_the_release_date_of_referrals_not_yet_acted_on(store):
+    await store.apply([referral("r-1"), referral("r-2")], T0)
+    await store.apply([RecordReferralOutcome("r-2", "sent", "not_reached", dt.date(2026, 3, 12))], T0)
+    await store.apply([release(on=dt.date(2026, 2, 20))], T0)
+    assert (await store.indicator_referral("r-1")).release_date == dt.date(2026, 2, 20)
+    assert (await store.indicator_referral("r-2")).release_date == RELEASED
