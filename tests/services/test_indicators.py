@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.domain import Quarter
+from gateway.domain.outcomes import add_months
 from gateway.services.indicators import (
     NATIONAL,
     IndicatorFilter,
@@ -21,7 +22,7 @@ from gateway.store import IndicatorEvents, IndicatorReferral, IndicatorRelease, 
 
 
 def release(n: int, on: dt.date, region: str = "75") -> IndicatorRelease:
-    return IndicatorRelease(f"p{n}", on, region, str(Quarter.of(on)), on.replace(year=on.year + 3))
+    return IndicatorRelease(f"p{n}", on, region, str(Quarter.of(on)), add_months(on, 36))
 
 
 def cells(indicators, indicator_id: str, region: str = NATIONAL) -> dict[str, object]:
