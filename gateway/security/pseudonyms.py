@@ -17,6 +17,7 @@ import hmac
 from pathlib import Path
 
 from gateway.domain.iin import validate_iin
+from gateway.errors import ConfigError
 from gateway.security.audit_keys import _create_if_missing, _new_secret, _read_secret
 
 __all__ = ["Pseudonyms"]
@@ -33,7 +34,11 @@ class Pseudonyms:
     @classmethod
     def provision(cls, path: Path) -> Pseudonyms:
         """The secret at ``path``, generated there (mode 0600) when missing."""
-        return cls(_read_secret(_create_if_missing(path, _new_secret)))
+        try:
+            return cls(_read_secret(_create_if_missing(path, _new_secret)))
+        except ConfigError as exc:
+            # The audit keys' reader says "subject key secret"; this file is the pseudonyms'.
+            raise ConfigError(str(exc).replace("the subject key secret", "the pseudonym secret")) from None
 
     def person(self, iin: str) -> str:
         """The person's pseudonym. Raises ``InvalidIIN`` for a number that is not an IIN."""
