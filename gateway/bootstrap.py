@@ -158,7 +158,8 @@ def build(
     return Services(
         config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
         audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, release_intake=intake,
-        workflows=workflows, outcomes=outcomes, indicators=Indicators(store, clock), tls=server_tls,
+        workflows=workflows, outcomes=outcomes,
+        indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), tls=server_tls,
         client_ssl=client_ssl,
     )
 

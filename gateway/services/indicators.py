@@ -29,6 +29,7 @@ columns, the national row their total; the tables are suppressed whole, before a
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -182,18 +183,39 @@ def compute(events: IndicatorEvents, today: dt.date) -> list[Indicator]:
 
 
 class Indicators:
-    """The published indicators, computed from the store on the injected clock."""
+    """The published indicators, computed from the store on the injected clock.
 
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    The endpoint is public, so one computation serves every request for ``reuse_seconds`` (the
+    published Cache-Control max-age: no client expects fresher numbers), and requests arriving
+    meanwhile wait for it instead of computing again.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], float], *, reuse_seconds: float = 0) -> None:
         self._store = store
         self._clock = clock
+        self._reuse_seconds = reuse_seconds
+        self._computed: tuple[float, dt.date, list[Indicator]] | None = None
+        self._lock = asyncio.Lock()
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self._clock(), _ASTANA).date()
 
+    async def _indicators(self, today: dt.date) -> list[Indicator]:
+        async with self._lock:
+            now = self._clock()
+            if self._computed is not None:
+                at, day, indicators = self._computed
+                if day == today and 0 <= now - at < self._reuse_seconds:
+                    return indicators
+            events = await self._store.indicator_events()
+            # Pure computation over every event: off the event loop, which keeps serving.
+            indicators = await asyncio.to_thread(compute, events, today)
+            self._computed = (now, today, indicators)
+            return indicators
+
     async def report(self, wanted: IndicatorFilter) -> IndicatorReport:
         today = self.today()
-        indicators = compute(await self._store.indicator_events(), today)
+        indicators = await self._indicators(today)
         return IndicatorReport(
             computed_on=today, filters=wanted.as_dict(), regions={NATIONAL: "Казахстан", **ALL_REGIONS},
             suppression=_SUPPRESSION,
