@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean system-packages
 
 install: $(STAMP)
 
@@ -27,6 +27,15 @@ node_modules: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --no-audit --no-fund --loglevel=error && touch $@ || echo 'npm ci failed: the Node.js SOAP test will be skipped'; \
 	else echo 'npm not found: the Node.js SOAP test will be skipped'; fi
+
+# Debian packages the tests use as independent verifiers and as the browser (run as root; CI does).
+SYSTEM_PACKAGES := xmlsec1 libengine-gost-openssl chromium nodejs npm
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info node_modules

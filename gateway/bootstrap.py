@@ -130,7 +130,8 @@ def build(
     json_signatures = JsonSignatures.from_config(config, clock)
     server_tls, client_ssl = _tls(config)
     signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
-    verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
+    verifiers = {member_id: member_verifier(member_id, member, config.base_dir,
+                                            max_clock_skew_seconds=config.server.max_clock_skew_seconds)
                  for member_id, member in config.members.items()}
     transport = HttpTransport(connect_timeout=config.delivery.connect_timeout_seconds, ssl=client_ssl,
                               seal=OutboundSeal(signer, json_signatures.headers_for))

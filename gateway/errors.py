@@ -28,6 +28,11 @@ class GatewayError(Exception):
         return f"urn:reentry-gateway:problem:{self.slug}"
 
     @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the problem (``Retry-After``, ``Allow``)."""
+        return {}
+
+    @property
     def is_client_error(self) -> bool:
         return 400 <= self.status < 500
 
@@ -89,6 +94,20 @@ class IdempotencyKeyReused(GatewayError):
 class Unprocessable(GatewayError):
     # The body is well-formed JSON but says something that cannot be recorded (RFC 9110 §15.5.21).
     status, slug, title = 422, "unprocessable-content", "The content cannot be recorded as it stands"
+
+
+class TooManyRequests(GatewayError):
+    """The caller used up its rate for this service; it may try again after ``retry_after`` seconds."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests for this service"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Unavailable(GatewayError):

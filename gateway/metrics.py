@@ -48,5 +48,10 @@ class Metrics:
             ["destination"], registry=r,
         )
 
+        self.rate_limited = Counter(
+            "gateway_rate_limited_total", "Requests refused with 429 by member and service", ["member", "service"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -39,10 +39,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, RSAKey
 from joserfc.registry import HeaderParameter
 
-from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, GatewayError
 from gateway.security.replay import Freshness
 from gateway.store import Message
+
+if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
+    from gateway.config import GatewayConfig
 
 __all__ = ["ALGORITHMS", "SIGNATURE_HEADER", "InvalidSignature", "JsonSignatures", "SigningKey", "sign", "verify"]
 

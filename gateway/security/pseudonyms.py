@@ -17,8 +17,7 @@ import hmac
 from pathlib import Path
 
 from gateway.domain.iin import validate_iin
-from gateway.errors import ConfigError
-from gateway.security.audit_keys import _create_if_missing, _new_secret, _read_secret
+from gateway.security.secret_files import SECRET_BYTES, create_if_missing, new_secret, read_secret
 
 __all__ = ["Pseudonyms"]
 
@@ -27,18 +26,14 @@ class Pseudonyms:
     """Keyed hashes of IINs and referral ids under the indicators' secret."""
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < 32:
-            raise ValueError("the pseudonym secret must be at least 32 bytes")
+        if len(secret) < SECRET_BYTES:
+            raise ValueError(f"the pseudonym secret must be at least {SECRET_BYTES} bytes")
         self._secret = secret
 
     @classmethod
     def provision(cls, path: Path) -> Pseudonyms:
         """The secret at ``path``, generated there (mode 0600) when missing."""
-        try:
-            return cls(_read_secret(_create_if_missing(path, _new_secret)))
-        except ConfigError as exc:
-            # The audit keys' reader says "subject key secret"; this file is the pseudonyms'.
-            raise ConfigError(str(exc).replace("the subject key secret", "the pseudonym secret")) from None
+        return cls(read_secret(create_if_missing(path, new_secret), "the pseudonym secret"))
 
     def person(self, iin: str) -> str:
         """The person's pseudonym. Raises ``InvalidIIN`` for a number that is not an IIN."""

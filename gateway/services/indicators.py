@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.domain import AssistanceCategory, Quarter, ReferralState
 from gateway.domain.outcomes import REGIONS, UNKNOWN_REGION, add_months
 from gateway.services.suppression import Cell, suppress
-from gateway.store import IndicatorEvents, Store
+from gateway.store import IndicatorEvents, IndicatorStore
 
 __all__ = ["DEFINITIONS", "IndicatorFilter", "IndicatorReport", "Indicators", "InvalidFilter", "as_csv", "compute"]
 
@@ -190,7 +190,7 @@ class Indicators:
     meanwhile wait for it instead of computing again.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], float], *, reuse_seconds: float = 0) -> None:
+    def __init__(self, store: IndicatorStore, clock: Callable[[], float], *, reuse_seconds: float = 0) -> None:
         self._store = store
         self._clock = clock
         self._reuse_seconds = reuse_seconds

@@ -22,7 +22,7 @@ from gateway.domain import (
 )
 from gateway.domain.canonical import Text
 from gateway.domain.outcomes import REGIONS
-from gateway.store import ConflictError, RecordReferralOutcome, RecordReoffence, Store
+from gateway.store import ConflictError, IndicatorStore, RecordReferralOutcome, RecordReoffence
 from gateway.workflows.outcomes import OutcomeTracking, PseudonymKeys
 
 __all__ = ["NotWatched", "OutcomeIntake", "OutcomeReport", "ReferralRegistration", "UnknownReferral"]
@@ -70,7 +70,7 @@ class Recorded:
 
 
 class OutcomeIntake:
-    def __init__(self, store: Store, pseudonyms: PseudonymKeys, clock: Callable[[], float],
+    def __init__(self, store: IndicatorStore, pseudonyms: PseudonymKeys, clock: Callable[[], float],
                  providers: Callable[[str], bool]) -> None:
         self._store = store
         self._pseudonyms = pseudonyms

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.errors import Forbidden
-from gateway.store import RecordInbound, Store
+from gateway.store import Inbox, RecordInbound
 
 __all__ = ["RELEASE_NOTICE_SENDERS", "ReleaseIntake", "ReleaseNoticeReceiver", "ReleaseReceipt"]
 
@@ -64,7 +64,7 @@ class ReleaseIntake:
     def __init__(
         self,
         receiver: ReleaseNoticeReceiver,
-        inbox: Store,
+        inbox: Inbox,
         *,
         senders: Collection[str] = RELEASE_NOTICE_SENDERS,
         clock: Callable[[], float],

@@ -1,6 +1,8 @@
 """Durable storage behind one interface: embedded SQLite or PostgreSQL.
 
-``open_store(url)`` is the only place a backend is chosen from its URL.
+``create_store(url)`` is the only place a backend is chosen from its URL. ``base`` holds the
+records, the commands and the port (the role protocols and ``Store``, which combines them);
+``sql`` the SQL both backends share; ``sqlite`` and ``postgres`` what each does its own way.
 """
 
 from __future__ import annotations
@@ -14,18 +16,25 @@ from gateway.store.base import (
     AppendAudit,
     Attempt,
     AuditRecord,
+    AuditStore,
     CancelTimer,
     Case,
+    CaseStore,
     Command,
     ConflictError,
+    DeliveryStore,
+    Inbox,
     IndicatorEvents,
     IndicatorReferral,
     IndicatorRelease,
     IndicatorReoffence,
+    IndicatorStore,
+    Lifecycle,
     Message,
     MessageState,
     NewAuditEntry,
     NewMessage,
+    Outbox,
     RecordInbound,
     RecordReferral,
     RecordReferralOutcome,
@@ -37,13 +46,17 @@ from gateway.store.base import (
     StoreError,
     Timer,
     TreeHead,
+    Transactions,
+    WorkflowStore,
 )
 
 __all__ = [
-    "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "CancelTimer", "Case",
-    "Command", "ConflictError", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "Message", "MessageState", "NewAuditEntry", "NewMessage", "RecordInbound", "RecordReferral",
-    "RecordReferralOutcome", "RecordRelease", "RecordReoffence", "SaveCase",
-    "ScheduleTimer", "Store", "StoreError", "Timer", "TreeHead", "create_store",
+    "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "AuditStore", "CancelTimer", "Case",
+    "CaseStore", "Command", "ConflictError", "DeliveryStore", "Inbox", "IndicatorEvents", "IndicatorReferral",
+    "IndicatorRelease", "IndicatorReoffence", "IndicatorStore", "Lifecycle", "Message", "MessageState",
+    "NewAuditEntry", "NewMessage", "Outbox", "RecordInbound", "RecordReferral", "RecordReferralOutcome",
+    "RecordRelease", "RecordReoffence", "SaveCase", "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions",
+    "TreeHead", "WorkflowStore", "create_store",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The durable store's interface: records, commands and the ``Store`` protocol.
+"""The durable store's interface: records, commands, the role protocols and ``Store``.
 
 Every backend (embedded SQLite, PostgreSQL) implements ``Store`` with the same
 observable behaviour; the contract tests in ``tests/store`` run against each.
@@ -335,19 +335,23 @@ class IndicatorEvents:
 Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit | IndicatorCommand
 
 
-# ---------------------------------------------------------------- protocol
+# ---------------------------------------------------------------- protocols
+# The store's port, split into the roles its callers play. A caller names the narrowest role
+# that covers what it uses; ``Store`` combines them all, and each backend implements ``Store``.
 
 
-class Store(Protocol):
-    """What the gateway needs from durable storage. See the module docstring."""
+class Transactions(Protocol):
+    """Writes that commit together: the one way to write a case, a timer, an inbound answer
+    or an audit entry, and to accept messages along with them."""
 
-    async def open(self) -> None:
-        """Connect and bring the schema up to date (migrations)."""
+    async def apply(self, commands: Sequence[Command], now: float) -> list[Any]:
+        """Execute ``commands`` in one transaction; results in the same order.
+        Returns only after the transaction is durably committed."""
 
-    async def close(self) -> None: ...
 
-    async def ping(self) -> None:
-        """Raise ``StoreError`` unless the store answers a trivial query."""
+class Outbox(Transactions, Protocol):
+    """Messages to relay: accepted, claimed by delivery workers, delivered or dead-lettered,
+    replayed, counted and purged after their retention period."""
 
     def on_new_work(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(recipient)`` on the event loop after a message for
@@ -355,21 +359,12 @@ class Store(Protocol):
         backend can tell (PostgreSQL LISTEN/NOTIFY), by another instance — so idle
         delivery workers wake at once instead of polling."""
 
-    async def apply(self, commands: Sequence[Command], now: float) -> list[Any]:
-        """Execute ``commands`` in one transaction; results in the same order.
-        Returns only after the transaction is durably committed."""
-
     async def accept(self, message: NewMessage, now: float) -> Acceptance:
         """``apply([AcceptMessage(message)])`` — the relay's hot path."""
-
-    # -- outbox
 
     async def get_message(self, message_id: str) -> Message | None: ...
 
     async def find_message(self, sender: str, client_message_id: str) -> Message | None: ...
-
-    async def find_inbound(self, sender: str, key: str) -> bytes | None:
-        """The answer recorded by ``RecordInbound`` for (sender, key), if any."""
 
     async def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
@@ -439,10 +434,20 @@ class Store(Protocol):
         payloads hold personal data and are not kept longer than needed). The
         idempotency record of each message stays until ``purge_inbound``."""
 
+
+class Inbox(Transactions, Protocol):
+    """Inbound idempotency: the answers recorded (``RecordInbound``) for inbound messages that
+    are not relayed, and the retention of every idempotency record, the outbox's included."""
+
+    async def find_inbound(self, sender: str, key: str) -> bytes | None:
+        """The answer recorded by ``RecordInbound`` for (sender, key), if any."""
+
     async def purge_inbound(self, before: float, limit: int = 10_000) -> int:
         """Forget idempotency records older than ``before`` whose message is gone."""
 
-    # -- workflows
+
+class CaseStore(Transactions, Protocol):
+    """Workflow cases and their timers (written with ``SaveCase``, ``ScheduleTimer``, ``CancelTimer``)."""
 
     async def get_case(self, kind: str, case_id: str) -> Case | None: ...
 
@@ -463,7 +468,9 @@ class Store(Protocol):
         """Delete a fired timer and apply the commands its handling produced, atomically.
         False (and nothing applied) if the lease was lost: the timer fires once."""
 
-    # -- audit log
+
+class AuditStore(Transactions, Protocol):
+    """The audit log (appended with ``AppendAudit``) and its signed tree heads."""
 
     async def audit_size(self) -> int: ...
 
@@ -475,11 +482,44 @@ class Store(Protocol):
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]: ...
 
-    # -- indicator events (written with the Record* commands through ``apply``)
+
+class IndicatorStore(Transactions, Protocol):
+    """The indicator events (written with ``RecordRelease``, ``RecordReferral``,
+    ``RecordReferralOutcome`` and ``RecordReoffence``), pseudonymous, apart from identifiable data."""
 
     async def indicator_referral(self, referral_key: str) -> IndicatorReferral | None: ...
 
     async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
         """The person's recorded releases, oldest first."""
 
-    async def indicator_events(self) -> IndicatorEvents: ...
+    async def indicator_events(self) -> IndicatorEvents:
+        """Every indicator event, read from one snapshot: the indicators are computed from one moment."""
+
+
+class Lifecycle(Protocol):
+    """Opening and closing the store, and whether it answers (readiness)."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (migrations)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreError`` unless the store answers a trivial query."""
+
+    async def probe_write(self) -> None:
+        """Raise ``StoreError`` unless the store can commit (a full disk, a read-only or lost
+        connection fail here as an acceptance would)."""
+
+
+class DeliveryStore(Outbox, Inbox, Protocol):
+    """What the delivery engine uses: the outbox, and the retention of idempotency records."""
+
+
+class WorkflowStore(CaseStore, Outbox, Protocol):
+    """What the workflow runtime uses: cases and timers, and the messages its steps send."""
+
+
+class Store(Lifecycle, Outbox, Inbox, CaseStore, AuditStore, IndicatorStore, Protocol):
+    """What the gateway needs from durable storage. See the module docstring."""
+

@@ -94,7 +94,9 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
     @web.middleware
     async def record_refusals(request: web.Request, handler):
         response = await handler(request)
-        if not 400 <= response.status < 500:
+        # A throttled caller is counted (gateway_rate_limited_total), not written to a permanent
+        # log once per request: a flood would fill it.
+        if not 400 <= response.status < 500 or response.status == 429:
             return response
         caller = identified(request)
         if caller.member is None or not (caller.certified or caller.member in members):
@@ -109,7 +111,7 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
             member=caller.member,
             member_role=member.role if member is not None else None,
             counterpart=gateway_id,
-            service=_service_of(request),
+            service=service_of(request),
             purpose=purpose if purpose in PURPOSES else None,
             message_id=message_id if _TOKEN.match(message_id) else None,
             correlation_id=correlation_id if _TOKEN.match(correlation_id) else None,
@@ -127,7 +129,7 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
     return record_refusals
 
 
-def _service_of(request: web.Request) -> str:
+def service_of(request: web.Request) -> str:
     """What the request was for, in names the configuration uses — never a path that may hold an IIN."""
     match = request.match_info
     recipient, service = match.get("recipient", ""), match.get("service", "")

@@ -47,7 +47,7 @@ from gateway.entrypoints.http.server import build
 from gateway.security.audit import AuditEntry, EventKind, Outcome
 from gateway.security.jws import SIGNATURE_HEADER, SigningKey, sign
 from gateway.security.tls import DevelopmentPki
-from gateway.tooling.simulate import SYSTEMS, system_config
+from gateway.entrypoints.tools.simulate import SYSTEMS, system_config
 from gateway.soap.envelope import BusRequest, build_envelope, build_request, serialise
 from gateway.workflows import pretrial, release
 from support import PERSON_IIN, person_payload
@@ -114,6 +114,10 @@ async def exchange(tmp_path_factory):
         "members.clinic.sign_json": True,
         "members.clinic.jws_keys.clinic-1": str(directory / "clinic-1.pub.pem"),
         "audit.tree_head_interval_seconds": 3600,
+        # The hostile cases are unsigned SOAP (the signature cases are tests/security/test_signature_wrapping.py).
+        "members.penal.require_signature": False,
+        "members.interior.require_signature": False,
+        "members.court.require_signature": False,
     }
     config = system_config(directory / "config", urls={system: receiver_url for system in SYSTEMS},
                            gateway_port=0, store_url="sqlite:///gateway.db", settings=settings)

@@ -8,7 +8,7 @@ import json
 from adapters.health.client import HealthClient
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import AttachmentState, ReleaseEvent
-from gateway.tooling.simulate import ClinicBehaviour
+from gateway.entrypoints.tools.simulate import ClinicBehaviour
 from support import wait_until
 from workflow_steps import (
     HOMELESS,
@@ -37,6 +37,19 @@ async def test_a_treated_person_is_handed_to_the_new_clinic_and_the_case_closes(
         attachment = await health.attachment(TREATED.iin)
         assert attachment.clinic.code == clinic.code and attachment.state is AttachmentState.ATTACHED
         assert len(system.simulation.recorder("clinic").unique("clinic/continuity-of-care")) == 1
+
+
+async def test_every_workflow_disclosure_is_audited_with_its_document_type(start_system, http):
+    async with start_system() as system:
+        case_id = await notify_release(http, system, TREATED)
+        await case_reaches(http, system, case_id, "closed")
+        entries = await system.gateway.audit.by_subject(TREATED.iin)
+        disclosed = {(e.event.member, e.event.document_type) for e in entries
+                     if e.event.kind.value == "disclosure" and e.event.counterpart == system.gateway.config.server.member_id
+                     and e.event.document_type != "AuditTrail"}
+        assert ("clinic", "ContinuityOfCareNotice") in disclosed
+        assert ("employment", "EmploymentNotice") in disclosed
+        assert all(document_type for _, document_type in disclosed), disclosed
 
 
 async def test_the_employment_centre_receives_exactly_five_fields(start_system, http):

@@ -18,6 +18,7 @@ from gateway.logs import get_logger
 from gateway.web.problems import problem_response
 from gateway.web.identity import caller_identification
 from gateway.web.intake import body_deadline, refusal_audit
+from gateway.web.ratelimit import rate_limits
 from gateway.entrypoints.soap import relay as soap_endpoint
 from gateway.soap.envelope import build_envelope, serialise
 from gateway.soap.faults import SoapFault, fault_body
@@ -37,6 +38,8 @@ def create_app(services: Services) -> web.Application:
             refusal_audit(services.audit, services.config.members, server.member_id),
             _problems,
             caller_identification(server.identity, services.config.members),
+            *filter(None, [rate_limits(server.rate_limit, services.config.members, services.clock,
+                                       services.metrics)]),
             body_deadline(server.receive_timeout_seconds),
         ],
         client_max_size=server.max_body_bytes,
@@ -92,6 +95,7 @@ async def _problems(request: web.Request, handler):
             now = datetime.datetime.fromtimestamp(services_of(request).clock(), datetime.UTC)
             fault = fault_body(SoapFault.of(error), now=now)
             return web.Response(body=serialise(build_envelope(fault)), status=error.status, content_type="text/xml",
+                                headers=error.headers or None,
                                 charset="utf-8")
         return problem_response(error, request)
     except StoreError as exc:

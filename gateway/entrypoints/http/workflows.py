@@ -122,39 +122,40 @@ async def _report_case(request: web.Request):
     caller = _member(request, "probation", *_READERS)
     case = await _gateway(request).workflows.runtime.get(pretrial.KIND, request.match_info["report_id"])
     member = _gateway(request).config.members[caller]
-    if case is None or (case.data["caller"] != caller and not set(member.roles) & _READERS):
+    state = pretrial.state_of(case) if case is not None else None
+    if state is None or (state.caller != caller and not set(member.roles) & _READERS):
         raise NotFound("no pre-trial report with this id was requested by you")
-    return case
+    return case, state
 
 
 async def report_status(request: web.Request) -> web.Response:
-    case = await _report_case(request)
-    data = case.data
+    case, state = await _report_case(request)
     sections = {
-        name: SectionView(**{key: entry.get(key) for key in ("status", "source", "fetched_at", "reason")})
-        for name, entry in data["sections"].items()
+        str(name): SectionView(**entry.model_dump(mode="json", include={"status", "source", "fetched_at", "reason"}))
+        for name, entry in state.sections.items()
     }
     return _json(ReportStatus(
         report_id=case.id,
         status=case.state,
-        version=len(data["versions"]),
-        due_date=data["request"]["due_date"],
+        version=len(state.versions),
+        due_date=state.request.due_date.isoformat(),
         sections=sections,
         gaps=sorted(name for name, entry in sections.items() if entry.status != "OK"),
-        versions=[VersionView(**{key: v.get(key) for key in VersionView.model_fields}) for v in data["versions"]],
-        failure=data.get("failure"),
+        versions=[VersionView(**v.model_dump(mode="json", include=set(VersionView.model_fields)))
+                  for v in state.versions],
+        failure=state.failure,
     ))
 
 
 async def report_document(request: web.Request) -> web.Response:
-    case = await _report_case(request)
+    _, state = await _report_case(request)
     language = request.query.get("lang", "ru")
     if language not in ("ru", "kk"):
         raise BadRequest("lang must be ru or kk")
-    report = case.data.get("report")
-    if report is None:
+    if state.report is None:
         raise NotFound("no version of this report has been assembled yet")
-    return web.Response(text=render_report(report, language), content_type="text/html", charset="utf-8")
+    return web.Response(text=render_report(state.report.model_dump(mode="json"), language),
+                        content_type="text/html", charset="utf-8")
 
 
 # -- release
@@ -174,22 +175,22 @@ async def release_notice(request: web.Request) -> web.Response:
 
 
 def _case_view(case) -> ReleaseCaseView:
-    data = case.data
-    notice = data["notice"]
+    state = release.state_of(case)
+    notice = state.notice
     return ReleaseCaseView(
         case_id=case.id,
         state=case.state,
-        facility=notice["facility"]["code"],
-        release_type=notice["release_type"],
-        release_date=notice.get("actual_date") or notice["planned_date"],
-        destination_region=notice["destination"].get("region"),
-        events=data["events"],
-        clinic=(data.get("clinic") or {}).get("code"),
-        notices={name: len(sent["message_ids"]) for name, sent in data["sent"].items()},
-        acknowledgement=data.get("acknowledgement"),
-        hold=data.get("hold"),
-        escalations=data["escalations"],
-        problem=data.get("problem"),
+        facility=notice.facility.code,
+        release_type=notice.release_type.value,
+        release_date=notice.release_date.isoformat(),
+        destination_region=notice.destination.region,
+        events=[e.model_dump(mode="json") for e in state.events],
+        clinic=state.clinic.code if state.clinic else None,
+        notices={str(name): len(sent.message_ids) for name, sent in state.sent.items()},
+        acknowledgement=state.acknowledgement.model_dump(mode="json") if state.acknowledgement else None,
+        hold=state.hold.model_dump(mode="json") if state.hold else None,
+        escalations=[e.model_dump(mode="json") for e in state.escalations],
+        problem=state.problem,
         updated_at=case.updated_at,
     )
 
