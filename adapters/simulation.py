@@ -15,7 +15,7 @@ bus's ``SendMessage`` of one WSDL (``soap_simulator``), "not found" being a Clie
 errorCode ``not-found`` (``not_found``), as the gateway's SOAP client expects.
 
 Every simulator module offers ``create_simulator(population, behaviour=None, recorder=None, …)``,
-the one interface ``gateway.tooling.simulate`` and the tests start simulators by, and declares
+the one interface ``gateway.entrypoints.tools.simulate`` and the tests start simulators by, and declares
 its path and body limits above it. The duplicate finder sees these few declarations as the same
 shape from one simulator to the next (employment and probation, health and social); they are
 the interface, not logic, and are meant to stay alike.

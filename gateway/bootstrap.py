@@ -36,12 +36,16 @@ from gateway.security.audit_keys import AuditKeys
 from gateway.security.disclosure import DisclosurePolicy
 from gateway.security.jws import JsonSignatures
 from gateway.security.keys import gateway_signer, member_verifier
+from gateway.security.pseudonyms import Pseudonyms
 from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
+from gateway.services.indicators import Indicators
+from gateway.services.outcomes import OutcomeIntake
 from gateway.services.relay import Relay
 from gateway.services.release_intake import RELEASE_NOTICE_SENDERS, ReleaseIntake, ReleaseNoticeReceiver
 from gateway.store import Store, create_store
 from gateway.workflows.egress import Egress
+from gateway.workflows.outcomes import OutcomeTracking
 from gateway.workflows.pretrial import PretrialReports
 from gateway.workflows.release import ReleaseCases
 from gateway.workflows.runtime import WorkflowRuntime
@@ -82,6 +86,10 @@ class Services:
     release_intake: ReleaseIntake | None
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
     workflows: Workflows | None
+    outcomes: OutcomeIntake
+    """Referrals, their outcomes and re-offence signals in, as pseudonymous indicator events."""
+    indicators: Indicators
+    """The Strategy's target indicators, computed from those events, published openly."""
     tls: ServerTls | None
     """The listener's TLS in ``mtls`` identity mode; None: plain HTTP (``header`` mode)."""
     client_ssl: ssl.SSLContext | None = field(repr=False)
@@ -137,11 +145,13 @@ def build(
     engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
                             audit=audit)
     relay = Relay(config, store, metrics, audit, clock)
+    pseudonyms = Pseudonyms.provision(config.base_dir / config.indicators.pseudonym_key_secret)
+    outcomes = OutcomeIntake(store, pseudonyms, clock, providers=lambda member: member in config.members)
     workflows = None
     if config.workflows is not None:
         workflows = _workflows(config, config.workflows, store=store, clock=clock, policy=policy, audit=audit,
                                engine=engine, signer=signer, verifiers=verifiers, client_ssl=client_ssl,
-                               metrics=metrics)
+                               metrics=metrics, tracking=OutcomeTracking(pseudonyms))
         release_notice_receiver = release_notice_receiver or workflows.release
     intake = None
     if release_notice_receiver is not None:
@@ -149,7 +159,9 @@ def build(
     return Services(
         config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
         audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, release_intake=intake,
-        workflows=workflows, tls=server_tls, client_ssl=client_ssl,
+        workflows=workflows, outcomes=outcomes,
+        indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), tls=server_tls,
+        client_ssl=client_ssl,
     )
 
 
@@ -181,6 +193,7 @@ def _workflows(
     verifiers: Mapping[str, Verifier],
     client_ssl: ssl.SSLContext | None,
     metrics: Metrics,
+    tracking: OutcomeTracking,
 ) -> Workflows:
     """The workflows with their agency clients and outbound codecs."""
     members = config.members
@@ -229,7 +242,7 @@ def _workflows(
     release_cases = ReleaseCases(
         runtime, release, egress, interior=interior(release.interior),
         health=HealthClient(endpoint(release.health), session, timeout=timeout, sender_id=me),
-        subject_key=audit.subject_key,
+        subject_key=audit.subject_key, outcomes=tracking,
     )
     engine.listen(pretrial_settings.court.member, pretrial_settings.court.service, pretrial)
     engine.listen(release.clinic.member, release.clinic.service, release_cases)

@@ -313,6 +313,16 @@ class AuditConfig(_Section):
         return self
 
 
+class IndicatorsConfig(_Section):
+    """The Strategy's target indicators (docs/indicators.md). Relative paths are relative to the
+    configuration folder; a missing secret is generated (mode 0600) when the gateway starts."""
+
+    pseudonym_key_secret: Path = Path("var/keys/indicator-pseudonym.key")
+    """The HMAC key of the indicator events' pseudonyms: never the audit subject key, so neither
+    set of keyed hashes can be joined with the other without both secrets."""
+    cache_seconds: int = Field(3600, ge=0, le=86_400, description="Cache-Control max-age of the published indicators")
+
+
 class TlsConfig(_Section):
     """The listener's TLS in ``identity = "mtls"`` mode, and the gateway's client certificate for
     https member endpoints. Relative paths are relative to the configuration folder; the
@@ -382,12 +392,19 @@ class GatewayConfig(_Section):
     workflows: WorkflowsConfig | None = None
     members: dict[Name, MemberConfig] = {}
     audit: AuditConfig = AuditConfig()
+    indicators: IndicatorsConfig = IndicatorsConfig()
     signing: SigningConfig = SigningConfig()
     tls: TlsConfig = TlsConfig()
     jws: JwsConfig = JwsConfig()
     policy: DisclosurePolicyConfig = {}
     # Where relative paths (the SQLite file) are resolved: the config folder.
     base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _pseudonyms_under_their_own_key(self) -> GatewayConfig:
+        if self.indicators.pseudonym_key_secret in (self.audit.subject_key_secret, self.audit.signing_key):
+            raise ValueError("indicators.pseudonym_key_secret must be a file of its own, not one of the audit keys")
+        return self
 
     @field_validator("policy")
     @classmethod

@@ -97,6 +97,11 @@ class InternalError(GatewayError):
     status, slug, title = 500, "internal-error", "The gateway failed"
 
 
+class Unprocessable(GatewayError):
+    # The body is well-formed JSON but says something that cannot be recorded (RFC 9110 §15.5.21).
+    status, slug, title = 422, "unprocessable-content", "The content cannot be recorded as it stands"
+
+
 class TooManyRequests(GatewayError):
     """The caller used up its rate for this service; it may try again after ``retry_after`` seconds."""
 

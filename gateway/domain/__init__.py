@@ -29,6 +29,20 @@ from gateway.domain.justice import (
     Sentence,
     SentenceKind,
 )
+from gateway.domain.outcomes import (
+    AccompanimentStage,
+    ImplausibleDate,
+    OutcomeRefused,
+    PlannedMeasure,
+    Quarter,
+    ReferralConflict,
+    ReferralHistory,
+    ReferralState,
+    ReferralTransition,
+    ReoffenceKind,
+    ReoffenceSignal,
+    ResocialisationPlan,
+)
 from gateway.domain.person import Address, Person
 from gateway.domain.release import (
     ContinuityOfCareNotice,
@@ -64,6 +78,18 @@ from gateway.domain.social import (
 __all__ = [
     "ExchangeDate",
     "IIN",
+    "AccompanimentStage",
+    "ImplausibleDate",
+    "OutcomeRefused",
+    "PlannedMeasure",
+    "Quarter",
+    "ReferralConflict",
+    "ReferralHistory",
+    "ReferralState",
+    "ReferralTransition",
+    "ReoffenceKind",
+    "ReoffenceSignal",
+    "ResocialisationPlan",
     "Address",
     "AssistanceCategory",
     "AssistanceReferral",

@@ -122,13 +122,25 @@ class SocialStatus(CanonicalModel):
 
 
 class AssistanceCategory(StrEnum):
-    """The categories of social-legal assistance whose delivery the Strategy monitors (§1.1, §4)."""
+    """The categories of social-legal assistance whose delivery the Strategy monitors (§1.1, §3.3, §4).
+
+    §3.3 lists what social adaptation and rehabilitation consist of; each item is one category.
+    """
 
     TREATMENT = "TREATMENT"
+    """Medical care (медицинская помощь)."""
     PSYCHOLOGICAL_SUPPORT = "PSYCHOLOGICAL_SUPPORT"
     EDUCATION = "EDUCATION"
+    """Education and vocational training: training, retraining, raising qualifications."""
     EMPLOYMENT = "EMPLOYMENT"
     DOCUMENT_RESTORATION = "DOCUMENT_RESTORATION"
+    """Identity documents and registration at a place of residence or temporary stay."""
+    BENEFITS = "BENEFITS"
+    """Benefits and social payments the law provides."""
+    SOCIAL_TIES = "SOCIAL_TIES"
+    """Restoring family and other socially positive ties, social patronage."""
+    PLACE_TO_STAY = "PLACE_TO_STAY"
+    """A place to stay: a medico-social institution or a social adaptation centre (ЦСА)."""
     OTHER = "OTHER"
 
 

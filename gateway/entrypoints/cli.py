@@ -29,6 +29,7 @@ from gateway.security.audit_keys import AuditKeys, fingerprint
 from gateway.security.keys import DevelopmentKeys
 from gateway.security.tls import DevelopmentPki, PkiError
 from gateway.services.dead_letters import replay_dead_letters
+from gateway.services.indicators import IndicatorFilter, Indicators, InvalidFilter, as_csv
 from gateway.services.oversight import subject_disclosures
 from gateway.store import Message, MessageState, StoreError, create_store
 
@@ -134,6 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (init, issue, revoke, crl):
         sub.add_argument("--dir", type=Path, help="the PKI folder (default: the folder of [tls] ca_certificate)")
         sub.add_argument("--config", type=Path)
+
+    indicators = with_config(command("indicators", _indicators,
+                                     "the Strategy's target indicators as published (small cells suppressed)"))
+    indicators.add_argument("--from", dest="start", metavar="QUARTER", help="first quarter, e.g. 2026Q1")
+    indicators.add_argument("--to", dest="end", metavar="QUARTER", help="last quarter")
+    indicators.add_argument("--region", help="КАТО region code, or KZ for the national figures")
+    indicators.add_argument("--format", choices=("json", "csv"), default="json")
 
     openapi = command("openapi", _openapi, "print the OpenAPI document (or --write it to schemas/)")
     openapi.add_argument("--write", action="store_true")
@@ -436,6 +444,24 @@ def _bench(args: argparse.Namespace) -> int:
         print("gateway: the benchmarks live in the checkout's bench/ package; run this from a checkout", file=sys.stderr)
         return 2
     return bench(args.arguments, program=["gateway", "bench"])
+
+
+def _indicators(args: argparse.Namespace) -> int:
+    """What GET /api/v1/indicators publishes, computed from the store now."""
+
+    async def action(store, _config):
+        indicators = Indicators(store, time.time)
+        wanted = IndicatorFilter.parse(args.start, args.end, args.region, today=indicators.today())
+        return await indicators.report(wanted)
+
+    try:
+        report = asyncio.run(_with_store(args, action))
+    except InvalidFilter as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    print(as_csv(report) if args.format == "csv" else report.model_dump_json(indent=2), end="" if args.format == "csv"
+          else "\n")
+    return 0
 
 
 def _openapi(args: argparse.Namespace) -> int:

@@ -11,10 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import hashlib
-import os
-import secrets
-import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.errors import ConfigError
+from gateway.security.secret_files import create_if_missing, new_secret, private_bytes, read_secret
 
 if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
     from gateway.config import AuditConfig
 
 __all__ = ["AuditKeys", "fingerprint"]
-
-_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +42,8 @@ class AuditKeys:
     @classmethod
     def provision(cls, config: AuditConfig, base_dir: Path) -> AuditKeys:
         """The keys for a running gateway: read, or generated where missing."""
-        signing_key = _read_signing_key(_create_if_missing(base_dir / config.signing_key, _new_signing_key))
-        secret = _read_secret(_create_if_missing(base_dir / config.subject_key_secret, _new_secret))
+        signing_key = _read_signing_key(create_if_missing(base_dir / config.signing_key, _new_signing_key))
+        secret = _read_subject_secret(create_if_missing(base_dir / config.subject_key_secret, new_secret))
         return cls(signing_key, _verification_keys(signing_key, config, base_dir), secret)
 
     @classmethod
@@ -57,7 +52,7 @@ class AuditKeys:
         signing_path = base_dir / config.signing_key
         secret_path = base_dir / config.subject_key_secret
         signing_key = _read_signing_key(signing_path) if signing_path.exists() else None
-        secret = _read_secret(secret_path) if secret_path.exists() else None
+        secret = _read_subject_secret(secret_path) if secret_path.exists() else None
         return cls(signing_key, _verification_keys(signing_key, config, base_dir), secret)
 
     def genuine(self, message: bytes, signature: bytes) -> bool:
@@ -90,42 +85,9 @@ def _new_signing_key() -> bytes:
     )
 
 
-def _new_secret() -> bytes:
-    return (secrets.token_hex(_SECRET_BYTES) + "\n").encode("ascii")
-
-
-def _create_if_missing(path: Path, content: Callable[[], bytes]) -> Path:
-    """Write ``content()`` to ``path`` unless it exists; readable by its owner only."""
-    if path.exists():
-        return path
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        # O_EXCL: when two instances start at once, one creates the file and both use it.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(content())
-    return path
-
-
-def _private_bytes(path: Path) -> bytes:
-    try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{path}: other users may read or change this key (mode {stat.S_IMODE(mode):04o}); "
-            f"restrict it with: chmod 600 {path}"
-        )
-    return data
-
-
 def _read_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(_private_bytes(path), password=None)
+        key = serialization.load_pem_private_key(private_bytes(path), password=None)
     except (ValueError, TypeError):
         raise ConfigError(f"{path}: not an unencrypted PEM private key (PKCS#8)") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -145,15 +107,5 @@ def _read_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def _read_secret(path: Path) -> bytes:
-    text = _private_bytes(path).decode("ascii", errors="replace").strip()
-    try:
-        secret = bytes.fromhex(text)
-    except ValueError:
-        secret = b""
-    if len(secret) < _SECRET_BYTES:
-        raise ConfigError(
-            f"{path}: the subject key secret must be at least {_SECRET_BYTES} random bytes written as hex "
-            f"(for example: openssl rand -hex {_SECRET_BYTES})"
-        )
-    return secret
+def _read_subject_secret(path: Path) -> bytes:
+    return read_secret(path, "the subject key secret")

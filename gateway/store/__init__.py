@@ -24,6 +24,11 @@ from gateway.store.base import (
     ConflictError,
     DeliveryStore,
     Inbox,
+    IndicatorEvents,
+    IndicatorReferral,
+    IndicatorRelease,
+    IndicatorReoffence,
+    IndicatorStore,
     Lifecycle,
     Message,
     MessageState,
@@ -31,6 +36,10 @@ from gateway.store.base import (
     NewMessage,
     Outbox,
     RecordInbound,
+    RecordReferral,
+    RecordReferralOutcome,
+    RecordRelease,
+    RecordReoffence,
     SaveCase,
     ScheduleTimer,
     Store,
@@ -43,9 +52,11 @@ from gateway.store.base import (
 
 __all__ = [
     "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "AuditStore", "CancelTimer", "Case",
-    "CaseStore", "Command", "ConflictError", "DeliveryStore", "Inbox", "Lifecycle", "Message", "MessageState",
-    "NewAuditEntry", "NewMessage", "Outbox", "RecordInbound", "SaveCase", "ScheduleTimer", "Store", "StoreError",
-    "Timer", "Transactions", "TreeHead", "WorkflowStore", "create_store",
+    "CaseStore", "Command", "ConflictError", "DeliveryStore", "Inbox", "IndicatorEvents", "IndicatorReferral",
+    "IndicatorRelease", "IndicatorReoffence", "IndicatorStore", "Lifecycle", "Message", "MessageState",
+    "NewAuditEntry", "NewMessage", "Outbox", "RecordInbound", "RecordReferral", "RecordReferralOutcome",
+    "RecordRelease", "RecordReoffence", "SaveCase", "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions",
+    "TreeHead", "WorkflowStore", "create_store",
 ]
 
 

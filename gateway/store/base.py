@@ -14,6 +14,7 @@ all three or none.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -233,7 +234,105 @@ class AppendAudit:
     entries: Sequence[NewAuditEntry]
 
 
-Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit
+# ---------------------------------------------------------------- indicator events
+# The events the Strategy's target indicators are computed from (gateway.services.indicators),
+# kept in tables of their own apart from identifiable data: a person is a pseudonym (a keyed
+# hash of the IIN under the indicators' own secret), a referral a keyed hash of its id. No
+# name, IIN, address, case id or time of recording is stored with them.
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRelease:
+    """An actual release, watched for re-offence until ``watch_until``. Result: True if new,
+    False if this (pseudonym, release date) is recorded already. A new release also becomes the
+    release date of the person's referrals still ``sent``: those sent while preparing it knew only
+    the planned date."""
+
+    pseudonym: str
+    release_date: dt.date
+    region: str
+    cohort: str
+    watch_until: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReferral:
+    """A referral sent to ``recipient`` (the member that reports its outcomes). Result: True if
+    new, False if this referral is recorded already."""
+
+    referral_key: str
+    pseudonym: str
+    recipient: str
+    category: str
+    region: str
+    release_date: dt.date
+    sent_on: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReferralOutcome:
+    """The referral reached ``state`` on ``on``; it must still be in ``expected_state`` (the state
+    the outcome was checked against), else ``ConflictError`` and nothing is written. Result: None."""
+
+    referral_key: str
+    expected_state: str
+    state: str
+    on: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReoffence:
+    """A new case or conviction of a watched person. Result: True if new, False if recorded already."""
+
+    pseudonym: str
+    kind: str
+    on: dt.date
+    region: str
+
+
+IndicatorCommand = RecordRelease | RecordReferral | RecordReferralOutcome | RecordReoffence
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorRelease:
+    pseudonym: str
+    release_date: dt.date
+    region: str
+    cohort: str
+    watch_until: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorReferral:
+    referral_key: str
+    pseudonym: str
+    recipient: str
+    category: str
+    region: str
+    release_date: dt.date
+    state: str
+    transitions: tuple[tuple[str, dt.date], ...]
+    """(state, date) from sent on, in the order they happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorReoffence:
+    pseudonym: str
+    kind: str
+    on: dt.date
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorEvents:
+    """Every indicator event, for computing the indicators."""
+
+    releases: tuple[IndicatorRelease, ...]
+    referrals: tuple[IndicatorReferral, ...]
+    reoffences: tuple[IndicatorReoffence, ...]
+
+
+Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit | IndicatorCommand
 
 
 # ---------------------------------------------------------------- protocols
@@ -384,6 +483,19 @@ class AuditStore(Transactions, Protocol):
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]: ...
 
 
+class IndicatorStore(Transactions, Protocol):
+    """The indicator events (written with ``RecordRelease``, ``RecordReferral``,
+    ``RecordReferralOutcome`` and ``RecordReoffence``), pseudonymous, apart from identifiable data."""
+
+    async def indicator_referral(self, referral_key: str) -> IndicatorReferral | None: ...
+
+    async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
+        """The person's recorded releases, oldest first."""
+
+    async def indicator_events(self) -> IndicatorEvents:
+        """Every indicator event, read from one snapshot: the indicators are computed from one moment."""
+
+
 class Lifecycle(Protocol):
     """Opening and closing the store, and whether it answers (readiness)."""
 
@@ -408,5 +520,6 @@ class WorkflowStore(CaseStore, Outbox, Protocol):
     """What the workflow runtime uses: cases and timers, and the messages its steps send."""
 
 
-class Store(Lifecycle, Outbox, Inbox, CaseStore, AuditStore, Protocol):
+class Store(Lifecycle, Outbox, Inbox, CaseStore, AuditStore, IndicatorStore, Protocol):
     """What the gateway needs from durable storage. See the module docstring."""
+

@@ -106,6 +106,7 @@ class PostgresDialect(Dialect):
         "IDENTITY": "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "TEXT": "text", "BLOB": "bytea",
         "INTEGER": "integer", "BIGINT": "bigint", "REAL": "double precision",
         "PENDING_ONLY": " AND state IN ('accepted', 'in_flight')",
+        "DATE": "date", "WITHOUT_ROWID": "",
     }
 
     def __init__(self, channel: str) -> None:
@@ -423,6 +424,13 @@ class PostgresStore(SQLStore):
 
     async def _read(self, operation: Callable[..., Operation], *args: Any) -> Any:
         async with self._connection() as conn:
+            return await _execute(conn, operation(*args))
+
+    async def _read_snapshot(self, operation: Callable[..., Operation], *args: Any) -> Any:
+        # In autocommit each statement has a snapshot of its own: one read-only transaction at
+        # REPEATABLE READ gives every statement of the operation the first one's.
+        async with self._transaction() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             return await _execute(conn, operation(*args))
 
     async def _write(self, operation: Callable[..., Operation], *args: Any, atomic: Sequence[Command] | None = None) -> Any:

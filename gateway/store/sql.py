@@ -16,6 +16,7 @@ starts, stay with the backend: ``SQLStore`` says which writes must be atomic, an
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import re
@@ -34,11 +35,19 @@ from gateway.store.base import (
     Case,
     Command,
     ConflictError,
+    IndicatorEvents,
+    IndicatorReferral,
+    IndicatorRelease,
+    IndicatorReoffence,
     Message,
     MessageState,
     NewAuditEntry,
     NewMessage,
     RecordInbound,
+    RecordReferral,
+    RecordReferralOutcome,
+    RecordRelease,
+    RecordReoffence,
     SaveCase,
     ScheduleTimer,
     StoreError,
@@ -70,8 +79,9 @@ Operation = Generator[Statement, Any, T]
 # ---------------------------------------------------------------- schema
 
 # Each entry brings the schema from version i to i + 1. Never edit a released entry: append a
-# new one. Types are written as {TEXT}, {BLOB}, {INTEGER}, {BIGINT}, {REAL}, and {IDENTITY} for
-# a primary key numbered by the database; ``Dialect.types`` names each for its backend. The
+# new one. Types are written as {TEXT}, {BLOB}, {INTEGER}, {BIGINT}, {REAL}, {DATE} (a calendar
+# day), and {IDENTITY} for a primary key numbered by the database; ``Dialect.types`` names each
+# for its backend, and the table options {WITHOUT_ROWID} too. The
 # scripts as released before this file existed are kept in tests/store/legacy: the rendered
 # scripts must build exactly the schema those did (tests/store/test_store_migrations.py).
 MIGRATIONS: tuple[str, ...] = (
@@ -183,6 +193,41 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE inbound ADD COLUMN answer {BLOB};
     """,
+    # 4: indicator events, pseudonymous, apart from identifiable data (see "indicator events" below).
+    # SQLite's tables are WITHOUT ROWID: rows are kept in key order, not in the order they were
+    # recorded, so their order says nothing about when a case step wrote them.
+    """
+    CREATE TABLE indicator_releases (
+        pseudonym    {TEXT} NOT NULL,
+        release_date {DATE} NOT NULL,
+        region       {TEXT} NOT NULL,
+        cohort       {TEXT} NOT NULL,
+        watch_until  {DATE} NOT NULL,
+        PRIMARY KEY (pseudonym, release_date)
+    ){WITHOUT_ROWID};
+    CREATE TABLE indicator_referrals (
+        referral_key {TEXT} PRIMARY KEY,
+        pseudonym    {TEXT} NOT NULL,
+        recipient    {TEXT} NOT NULL,
+        category     {TEXT} NOT NULL,
+        region       {TEXT} NOT NULL,
+        release_date {DATE} NOT NULL,
+        state        {TEXT} NOT NULL
+    ){WITHOUT_ROWID};
+    CREATE TABLE indicator_referral_events (
+        referral_key {TEXT} NOT NULL,
+        state        {TEXT} NOT NULL,
+        on_date      {DATE} NOT NULL,
+        PRIMARY KEY (referral_key, state)
+    ){WITHOUT_ROWID};
+    CREATE TABLE indicator_reoffences (
+        pseudonym {TEXT} NOT NULL,
+        kind      {TEXT} NOT NULL,
+        on_date   {DATE} NOT NULL,
+        region    {TEXT} NOT NULL,
+        PRIMARY KEY (pseudonym, kind, on_date)
+    ){WITHOUT_ROWID};
+    """,
 )
 
 
@@ -197,6 +242,9 @@ _MESSAGE_WIDTH = len(MESSAGE_COLUMNS.split(","))
 CASE_COLUMNS = "kind, id, state, data, version, subject_key, created_at, updated_at"
 TIMER_COLUMNS = "id, case_kind, case_id, name, fire_at, payload, attempts"
 _AUDIT_COLUMNS = "seq, entry, recorded_at, subject_key"
+_RELEASE_COLUMNS = "pseudonym, release_date, region, cohort, watch_until"
+_REFERRAL_COLUMNS = "referral_key, pseudonym, recipient, category, region, release_date, state"
+_REOFFENCE_COLUMNS = "pseudonym, kind, on_date, region"
 
 # A new message: each column, the named parameter (or constant) that fills it, and its type.
 _NEW_MESSAGE = (
@@ -257,6 +305,27 @@ def timer_of(row: Sequence[Any]) -> Timer:
     return Timer(timer_id, case_kind, case_id, name, fire_at, json.loads(payload), attempts)
 
 
+def day_of(value: dt.date | str) -> dt.date:
+    """A {DATE} column's value: PostgreSQL's driver gives a date, SQLite the ISO text it stored."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+def release_of(row: Sequence[Any]) -> IndicatorRelease:
+    pseudonym, release_date, region, cohort, watch_until = row
+    return IndicatorRelease(pseudonym, day_of(release_date), region, cohort, day_of(watch_until))
+
+
+def reoffence_of(row: Sequence[Any]) -> IndicatorReoffence:
+    pseudonym, kind, on, region = row
+    return IndicatorReoffence(pseudonym, kind, day_of(on), region)
+
+
+def _in_order(transitions: list[tuple[str, dt.date]]) -> tuple[tuple[str, dt.date], ...]:
+    # By date; on one day, in lifecycle order: sent, accepted, then the outcome.
+    rank = {"sent": 0, "accepted": 1}
+    return tuple(sorted(transitions, key=lambda t: (t[1], rank.get(t[0], 2))))
+
+
 def new_message_params(message: NewMessage, now: float) -> dict[str, Any]:
     return {
         "id": message.id or str(uuid.uuid4()), "sender": message.sender, "client_message_id": message.client_message_id,
@@ -313,6 +382,10 @@ class Dialect:
 
     def array(self, values: Sequence[Any]) -> Any:
         raise NotImplementedError
+
+    def day(self, value: dt.date) -> Any:
+        """A parameter for a {DATE} column: SQLite stores the ISO text, PostgreSQL takes the date."""
+        return value
 
     def unindexed(self, column: str) -> str:
         """``column`` in a condition or an order that the planner should not choose an index for."""
@@ -409,6 +482,8 @@ class Dialect:
                 return (yield self.statement("DELETE FROM timers WHERE id = ?", (timer_id,))) > 0
             case AppendAudit(entries=entries):
                 return (yield from self.append_audit(entries, now))
+            case RecordRelease() | RecordReferral() | RecordReferralOutcome() | RecordReoffence():
+                return (yield from self.record_indicator_event(command))
         raise TypeError(f"not a store command: {command!r}")
 
     def accept(self, message: NewMessage, now: float) -> Operation[Acceptance]:
@@ -595,6 +670,98 @@ class Dialect:
         )
         return [TreeHead(size, bytes(root), signed_at, bytes(signature)) for size, root, signed_at, signature in rows]
 
+    # -- indicator events (migration 4): pseudonymous events, written by the Record* commands,
+    # read whole to compute the indicators (gateway.services.indicators).
+
+    def record_indicator_event(
+        self, command: RecordRelease | RecordReferral | RecordReferralOutcome | RecordReoffence
+    ) -> Operation[bool | None]:
+        day = self.day
+        match command:
+            case RecordRelease():
+                created = yield self.statement(
+                    f"INSERT INTO indicator_releases ({_RELEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (command.pseudonym, day(command.release_date), command.region, command.cohort,
+                     day(command.watch_until)),
+                )
+                if created:
+                    # Referrals sent while preparing the release knew only its planned date.
+                    yield self.statement(
+                        "UPDATE indicator_referrals SET release_date = ? WHERE pseudonym = ? AND state = 'sent'",
+                        (day(command.release_date), command.pseudonym),
+                    )
+                return created > 0
+            case RecordReferral():
+                created = yield self.statement(
+                    f"INSERT INTO indicator_referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'sent') "
+                    "ON CONFLICT DO NOTHING",
+                    (command.referral_key, command.pseudonym, command.recipient, command.category, command.region,
+                     day(command.release_date)),
+                )
+                if created:
+                    yield self.statement(
+                        "INSERT INTO indicator_referral_events (referral_key, state, on_date) VALUES (?, 'sent', ?)",
+                        (command.referral_key, day(command.sent_on)),
+                    )
+                return created > 0
+            case RecordReferralOutcome():
+                # On PostgreSQL the row lock of this UPDATE makes a concurrent outcome wait, then
+                # find the state moved.
+                moved = yield self.statement(
+                    "UPDATE indicator_referrals SET state = ? WHERE referral_key = ? AND state = ?",
+                    (command.state, command.referral_key, command.expected_state),
+                )
+                if not moved:
+                    raise ConflictError("the referral changed while its outcome was being recorded")
+                yield self.statement(
+                    "INSERT INTO indicator_referral_events (referral_key, state, on_date) VALUES (?, ?, ?)",
+                    (command.referral_key, command.state, day(command.on)),
+                )
+                return None
+            case RecordReoffence():
+                return (yield self.statement(
+                    f"INSERT INTO indicator_reoffences ({_REOFFENCE_COLUMNS}) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (command.pseudonym, command.kind, day(command.on), command.region),
+                )) > 0
+        raise TypeError(f"not an indicator command: {command!r}")
+
+    def indicator_referrals(self, referral_key: str | None = None) -> Operation[list[IndicatorReferral]]:
+        """The referral ``referral_key`` (a list of it or of nothing), or every referral."""
+        where, params = ("WHERE referral_key = ?", (referral_key,)) if referral_key is not None else ("", ())
+        rows = yield self.rows(f"SELECT {_REFERRAL_COLUMNS} FROM indicator_referrals {where}", params)
+        events = yield self.rows(f"SELECT referral_key, state, on_date FROM indicator_referral_events {where}", params)
+        transitions: dict[str, list[tuple[str, dt.date]]] = {row[0]: [] for row in rows}
+        for key, state, on in events:
+            if key in transitions:
+                transitions[key].append((state, day_of(on)))
+        return [
+            IndicatorReferral(key, pseudonym, recipient, category, region, day_of(release_date), state,
+                              _in_order(transitions[key]))
+            for key, pseudonym, recipient, category, region, release_date, state in rows
+        ]
+
+    def indicator_referral(self, referral_key: str) -> Operation[IndicatorReferral | None]:
+        found = yield from self.indicator_referrals(referral_key)
+        return found[0] if found else None
+
+    def indicator_releases_of(self, pseudonym: str) -> Operation[list[IndicatorRelease]]:
+        rows = yield self.rows(
+            f"SELECT {_RELEASE_COLUMNS} FROM indicator_releases WHERE pseudonym = ? ORDER BY release_date",
+            (pseudonym,),
+        )
+        return [release_of(row) for row in rows]
+
+    def indicator_events(self) -> Operation[IndicatorEvents]:
+        releases = yield self.rows(f"SELECT {_RELEASE_COLUMNS} FROM indicator_releases")
+        referrals = yield from self.indicator_referrals()
+        reoffences = yield self.rows(f"SELECT {_REOFFENCE_COLUMNS} FROM indicator_reoffences")
+        return IndicatorEvents(
+            releases=tuple(release_of(row) for row in releases),
+            referrals=tuple(referrals),
+            reoffences=tuple(reoffence_of(row) for row in reoffences),
+        )
+
 
 def _conditions(clauses: list[str], params: list[Any], **equal: Any) -> tuple[str, list[Any]]:
     """A WHERE clause of ``clauses`` and ``column = value`` for each given (not None) value."""
@@ -636,6 +803,12 @@ class SQLStore:
     ) -> T:
         """A write that a crash may lose, because it is redone then (a claim, a signed tree head)."""
         return await self._write(operation, *args, atomic=atomic)
+
+    async def _read_snapshot(self, operation: Callable[..., Operation[T]], *args: Any) -> T:
+        """A read whose statements all see one moment. SQLite's writer thread runs an operation's
+        statements with no write of this store in between, so this is ``_read``; PostgreSQL opens
+        a snapshot for it."""
+        return await self._read(operation, *args)
 
     # -- lifecycle
 
@@ -801,3 +974,15 @@ class SQLStore:
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]:
         return await self._read(self._dialect.tree_heads, after_size, limit)
+
+    # -- indicator events (written with the Record* commands through ``apply``)
+
+    async def indicator_referral(self, referral_key: str) -> IndicatorReferral | None:
+        return await self._read(self._dialect.indicator_referral, referral_key)
+
+    async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
+        return await self._read(self._dialect.indicator_releases_of, pseudonym)
+
+    async def indicator_events(self) -> IndicatorEvents:
+        # One snapshot for all three tables: the indicators are computed from one moment.
+        return await self._read_snapshot(self._dialect.indicator_events)

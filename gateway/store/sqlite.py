@@ -21,6 +21,7 @@ inserts, and the audit log numbers from ``max(seq) + 1`` without a lock.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import queue
@@ -44,6 +45,8 @@ class SQLiteDialect(Dialect):
         "IDENTITY": "INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT": "TEXT", "BLOB": "BLOB", "INTEGER": "INTEGER",
         # INTEGER, not BIGINT: only an INTEGER PRIMARY KEY is the rowid (and SQLite's integers have 64 bits).
         "BIGINT": "INTEGER", "REAL": "REAL", "PENDING_ONLY": "",
+        # A day as ISO 8601 text (``day``, ``sql.day_of``); indicator events are kept in key order.
+        "DATE": "TEXT", "WITHOUT_ROWID": " WITHOUT ROWID",
     }
 
     def __init__(self) -> None:
@@ -55,6 +58,9 @@ class SQLiteDialect(Dialect):
 
     def array(self, values: Sequence[Any]) -> Any:
         return json.dumps(list(values))
+
+    def day(self, value: dt.date) -> Any:
+        return value.isoformat()
 
     def unindexed(self, column: str) -> str:
         # The unary + keeps SQLite's planner off any index on the column.

@@ -49,8 +49,9 @@ from gateway.domain import (
     ReleaseNotice,
 )
 from gateway.logs import get_logger
-from gateway.store import Case, ConflictError, Message, ScheduleTimer, Timer
-from gateway.workflows.egress import DisclosureRefused, Egress
+from gateway.store import Case, ConflictError, Message, RecordRelease, ScheduleTimer, Timer
+from gateway.workflows.egress import DisclosureRefused, Egress, message_id_for
+from gateway.workflows.outcomes import OutcomeTracking
 from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, SourceError
 from gateway.workflows.runtime import Step, WorkflowRuntime, cancel, schedule
 from gateway.workflows.state import (
@@ -116,6 +117,7 @@ class ReleaseCases:
         health: HealthPort,
         subject_key: Callable[[str], str],
         today: Callable[[float], dt.date] | None = None,
+        outcomes: OutcomeTracking | None = None,
     ) -> None:
         self._runtime = runtime
         self._config = config
@@ -124,6 +126,7 @@ class ReleaseCases:
         self._health = health
         self._subject_key = subject_key
         self._today = today or (lambda now: dt.datetime.fromtimestamp(now, _ASTANA).date())
+        self._outcomes = outcomes
         runtime.register(self)
 
     # -- notices from the penal system
@@ -148,7 +151,7 @@ class ReleaseCases:
                 except ConflictError:
                     continue  # the same release arrived twice at once: update the one that won
             await self._runtime.handle(KIND, latest.id,
-                                       lambda c, now: self._updated(c, event, notice, message_id, now))
+                                       lambda c, now: self._updated_and_tracked(c, event, notice, message_id, now))
             return latest.id
         raise ConflictError("the release case kept changing; send the notice again")
 
@@ -162,7 +165,21 @@ class ReleaseCases:
         state = ReleaseCaseState(notice=notice, events=[_event(event, message_id, now)])
         if event is ReleaseEvent.CANCELLED:
             return Step(ReleaseState.CANCELLED, state)
-        return Step(ReleaseState.NOTIFIED, state, [_schedule(case_id, ReleaseTimer.PREPARE, now)])
+        return Step(ReleaseState.NOTIFIED, state, [_schedule(case_id, ReleaseTimer.PREPARE, now),
+                                                   *self._released(event, state.notice)])
+
+    async def _updated_and_tracked(self, case: Case, event: ReleaseEvent, notice: ReleaseNotice, message_id: str,
+                                   now: float) -> Step | None:
+        step = await self._updated(case, event, notice, message_id, now)
+        if step is None or step.state == ReleaseState.CANCELLED:
+            return step
+        return Step(step.state, step.data, [*step.commands, *self._released(event, notice)], step.after_commit)
+
+    def _released(self, event: ReleaseEvent, notice: ReleaseNotice) -> list[RecordRelease]:
+        """An actual release starts the indicators' 36-month watch (gateway.workflows.outcomes)."""
+        if self._outcomes is None or event is not ReleaseEvent.ACTUAL:
+            return []
+        return self._outcomes.released(notice)
 
     async def _updated(self, case: Case, event: ReleaseEvent, notice: ReleaseNotice, message_id: str, now: float
                        ) -> Step | None:
@@ -318,9 +335,15 @@ class ReleaseCases:
         employment = EmploymentNotice.from_release(notice, person, as_of=self._today(now))
         commands += self._send(Recipient.EMPLOYMENT, self._config.employment, "employment_assistance", employment,
                                notice.iin, case_id, f"{case_id}:employment{suffix}", now, state)
+        if not revision and self._outcomes is not None:
+            # The centre knows the notice by its X-Message-Id: that is the referral it reports on.
+            commands.append(self._outcomes.referred_on_release(
+                message_id_for(f"{case_id}:employment"), notice, recipient=self._config.employment.member,
+                category=AssistanceCategory.EMPLOYMENT, sent_on=self._today(now)))
         if not revision and (not notice.housing.available or not notice.identity_documents):
-            category = (AssistanceCategory.DOCUMENT_RESTORATION if not notice.identity_documents
-                        else AssistanceCategory.OTHER)
+            # A place to stay first: it also gives the address to register at (Strategy §3.2).
+            category = (AssistanceCategory.PLACE_TO_STAY if not notice.housing.available
+                        else AssistanceCategory.DOCUMENT_RESTORATION)
             reasons = [text for missing, text in ((not notice.housing.available, "no housing"),
                                                   (not notice.identity_documents, "no identity document")) if missing]
             referral = AssistanceReferral(
@@ -330,6 +353,10 @@ class ReleaseCases:
             )
             commands += self._send(Recipient.SOCIAL, self._config.social, "social_assistance", referral, notice.iin,
                                    case_id, f"{case_id}:social", now, state)
+            if self._outcomes is not None:
+                commands.append(self._outcomes.referred_on_release(
+                    referral.referral_id, notice, recipient=self._config.social.member, category=category,
+                    sent_on=self._today(now)))
         if notice.probation_office is not None:
             event = ReleaseEvent.CHANGED if revision else ReleaseEvent.PLANNED
             commands += self._send(Recipient.PROBATION, self._config.probation, "probation_supervision",

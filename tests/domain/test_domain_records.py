@@ -108,13 +108,16 @@ def test_an_open_referral_with_an_outcome_is_refused():
         referral(status=ReferralStatus.IN_PROGRESS, outcome=ReferralOutcome.ASSISTED)
 
 
-def test_there_are_six_assistance_categories():
+def test_the_assistance_categories_are_the_strategys_nine():
     assert {category.value for category in AssistanceCategory} == {
         "TREATMENT",
         "PSYCHOLOGICAL_SUPPORT",
         "EDUCATION",
         "EMPLOYMENT",
         "DOCUMENT_RESTORATION",
+        "BENEFITS",
+        "SOCIAL_TIES",
+        "PLACE_TO_STAY",
         "OTHER",
     }
 

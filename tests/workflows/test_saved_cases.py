@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.health import codec as health_codec
+from adapters import rpn
 from adapters.health.client import HealthClient
 from gateway.store import SaveCase, ScheduleTimer, Timer, create_store
 from gateway.entrypoints.tools.simulate import ClinicBehaviour, running_system
@@ -69,7 +69,7 @@ async def _restore_holds(http, system) -> None:
 async def _attach_at_destination(http, system, label: str) -> None:
     """The person attaches at the clinic of the new address, as a clinic records in РПН."""
     state = ReleaseCaseState.load(CASES[label]["data"])
-    request = health_codec.attach_request(state.notice.iin, state.clinic.code, state.notice.release_date)
+    request = rpn.attach_request(state.notice.iin, state.clinic.code, state.notice.release_date)
     async with http.post(f"{system.simulation.urls['health']}/rpn/v1/attachments", json=request,
                          headers={"X-Sender": "clinic"}) as response:
         assert response.status in (200, 201), await response.text()

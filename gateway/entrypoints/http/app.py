@@ -21,7 +21,7 @@ from gateway.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from gateway.entrypoints.http import api, ops, oversight, workflows
+from gateway.entrypoints.http import api, ops, outcomes, oversight, workflows
 from gateway.logs import get_logger
 from gateway.web.problems import problem_response
 from gateway.web.identity import caller_identification
@@ -58,6 +58,7 @@ def create_app(services: Services) -> web.Application:
     ops.add_routes(app)
     oversight.add_routes(app)
     workflows.add_routes(app)
+    outcomes.add_routes(app)
     soap_endpoint.add_routes(app, services)
     return app
 

@@ -18,6 +18,7 @@ from gateway.entrypoints.http.schemas import (
     DeadLetterPage,
     Health,
     MessageStatus,
+    OutcomeRecorded,
     Problem,
     RelayAccepted,
     ReleaseAccepted,
@@ -28,7 +29,10 @@ from gateway.entrypoints.http.schemas import (
     ReportAccepted,
     ReportStatus,
 )
+from gateway.domain import ReoffenceSignal
 from gateway.entrypoints.http.workflows import ReleaseNoticeEnvelope
+from gateway.services.indicators import IndicatorReport
+from gateway.services.outcomes import OutcomeReport, ReferralRegistration
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement
@@ -72,8 +76,10 @@ def _path(name: str, description: str) -> dict[str, Any]:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     models = [RelayAccepted, MessageStatus, DeadLetter, DeadLetterPage, ReplayRequest, ReplayResult, Problem, Health,
-              ReportAccepted, ReportStatus, ReleaseAccepted, ReleaseCaseView, ReleaseCasePage, AcknowledgementRecorded]
-    inputs = [PretrialReportRequest, ReleaseNoticeEnvelope, ClinicAcknowledgement]
+              ReportAccepted, ReportStatus, ReleaseAccepted, ReleaseCaseView, ReleaseCasePage, AcknowledgementRecorded,
+              OutcomeRecorded, IndicatorReport]
+    inputs = [PretrialReportRequest, ReleaseNoticeEnvelope, ClinicAcknowledgement, ReferralRegistration,
+              OutcomeReport, ReoffenceSignal]
     _, schemas = models_json_schema([(m, "serialization") for m in models] + [(m, "validation") for m in inputs],
                                     ref_template=_REF)
     denied = _problems((401, "The caller is not identified"), (403, "The caller may not do this"))
@@ -162,6 +168,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **_workflow_paths(denied),
             **_oversight_paths(denied),
+            **_outcome_paths(denied),
             "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness",
                                  "responses": {"200": _json(Health, "The process answers")}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: store reachable, workers running",
@@ -278,5 +285,79 @@ def _oversight_paths(denied: dict[str, Any]) -> dict[str, Any]:
                            {"name": "new", "in": "query", "required": True, "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "The proof", **json_object}, **_problems((400, "Bad sizes")),
                           **denied},
+        }},
+    }
+
+
+def _outcome_paths(denied: dict[str, Any]) -> dict[str, Any]:
+    unprocessable = _problems(
+        (400, "Malformed JSON"), (415, "Not application/json"),
+        (422, "Well-formed but not recordable: an unknown category or state, a date in the future or before the "
+              "release, an unknown region or provider"))
+    quarter = {"type": "string", "pattern": "^[0-9]{4}-?[Qq][1-4]$"}
+    return {
+        "/api/v1/referrals": {"post": {
+            "operationId": "registerReferral",
+            "summary": "Record a referral a probation office made, for the indicators (probation)",
+            "description": "The referral reaches its provider through the relay; this records it as sent, "
+            "pseudonymously. Registering the same referral again is answered 200 with duplicate true.",
+            "parameters": [_MEMBER, _JWS],
+            "requestBody": _request_body(ReferralRegistration),
+            "responses": {"201": _json(OutcomeRecorded, "Recorded as sent"),
+                          "200": _json(OutcomeRecorded, "Recorded before: nothing changed"),
+                          **_problems((409, "The referral id is registered for another referral")),
+                          **unprocessable, **denied},
+        }},
+        "/api/v1/referrals/{referral_id}/outcomes": {"post": {
+            "operationId": "reportReferralOutcome",
+            "summary": "Where a referral sent to you stands: accepted, provided, refused_by_person, not_reached, "
+                       "not_eligible (the provider)",
+            "description": "Idempotent by referral and outcome: the same outcome with the same date again changes "
+            "nothing. An outcome the referral's history contradicts (provided before accepted, a second final "
+            "outcome, a date before the previous state) is 409 and nothing changes. The referral id of an "
+            "employment notice is its X-Message-Id; of a social referral, its referral_id. See docs/workflows.md.",
+            "parameters": [_path("referral_id", "The referral"), _MEMBER, _JWS],
+            "requestBody": _request_body(OutcomeReport),
+            "responses": {"200": _json(OutcomeRecorded, "Recorded, or recorded before (duplicate)"),
+                          **_problems((404, "No referral with this id was sent to you"),
+                                      (409, "The outcome contradicts the referral's history")),
+                          **unprocessable, **denied},
+        }},
+        "/api/v1/reoffence-signals": {"post": {
+            "operationId": "signalReoffence",
+            "summary": "A new pre-trial case or conviction of a person released in the last 36 months (interior)",
+            "description": "Stored only as a pseudonymous event for indicator 1; relayed to nobody.",
+            "parameters": [_MEMBER, _JWS],
+            "requestBody": _request_body(ReoffenceSignal),
+            "responses": {"200": _json(OutcomeRecorded, "Recorded, or recorded before (duplicate)"),
+                          **_problems((404, "No release of this person is recorded: not watched")),
+                          **unprocessable, **denied},
+        }},
+        "/api/v1/indicators": {"get": {
+            "operationId": "indicators",
+            "summary": "The Strategy's target indicators by release cohort or quarter and region (open data)",
+            "description": "No credentials. Aggregates only: a count of 1-4 persons is <5, and cells that would "
+            "let one be worked out from the national totals are x. Each indicator comes with its definition and "
+            "the date computed. Re-offence rates appear for a cohort only when its window has closed. Cached: "
+            "ETag and Cache-Control; If-None-Match gives 304. See docs/indicators.md.",
+            "security": [],
+            "parameters": [
+                {"name": "from", "in": "query", "schema": quarter, "description": "First quarter, e.g. 2026Q1"},
+                {"name": "to", "in": "query", "schema": quarter, "description": "Last quarter"},
+                {"name": "region", "in": "query", "schema": {"type": "string", "pattern": "^([0-9]{2}|KZ)$"},
+                 "description": "КАТО region code, or KZ for the national figures"},
+                {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"], "default": "json"}},
+                {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "The indicators",
+                        "headers": {"ETag": {"schema": {"type": "string"}},
+                                    "Cache-Control": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": _ref(IndicatorReport)},
+                                    "text/csv": {"schema": {"type": "string"}}}},
+                "304": {"description": "Not modified since the ETag sent"},
+                **_problems((400, "An unknown region, a quarter not begun yet, from after to, or an unknown "
+                                  "parameter; the detail lists what is valid")),
+            },
         }},
     }

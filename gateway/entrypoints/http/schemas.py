@@ -198,3 +198,11 @@ class ReleaseCasePage(_Model):
 class AcknowledgementRecorded(_Model):
     case_id: str
     state: str
+
+
+class OutcomeRecorded(_Model):
+    """The answer to a referral registration, an outcome report or a re-offence signal."""
+
+    referral_id: str | None = Field(None, description="The referral, for registrations and outcome reports")
+    state: str = Field(description="Where the referral stands now; `recorded` for a re-offence signal")
+    duplicate: bool = Field(description="True when exactly this was recorded before: nothing changed")

@@ -1,0 +1,137 @@
+"""Outcomes in, indicators out.
+
+- ``POST /api/v1/referrals`` — probation registers a referral it made (category, provider).
+- ``POST /api/v1/referrals/{referral_id}/outcomes`` — the provider the referral went to reports
+  where it stands; the same outcome again is answered as a duplicate, a contradicting one is 409.
+- ``POST /api/v1/reoffence-signals`` — the interior ministry's new case or conviction for a person
+  released in the last 36 months; kept only as a pseudonymous event.
+- ``GET /api/v1/indicators`` — the Strategy's target indicators, open data: no credentials,
+  aggregates only, no cell under 5; JSON or ``?format=csv``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.bootstrap import Services
+from gateway.domain import ImplausibleDate, InvalidIIN, ReferralConflict, ReoffenceSignal
+from gateway.entrypoints.http.api import json_response
+from gateway.entrypoints.http.context import services_of
+from gateway.entrypoints.http.schemas import OutcomeRecorded
+from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
+from gateway.security.jws import SIGNATURE_HEADER
+from gateway.services.indicators import IndicatorFilter, InvalidFilter, as_csv
+from gateway.services.outcomes import NotWatched, OutcomeReport, ReferralRegistration, UnknownReferral
+from gateway.web.body import parse_json, read_body, require_json_media_type
+from gateway.web.identity import caller_of
+
+PREFIX = "/api/v1"
+_PROVIDERS = ("social", "employment_centre", "health", "clinic", "probation")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(PREFIX + "/referrals", register_referral)
+    app.router.add_post(PREFIX + "/referrals/{referral_id}/outcomes", report_outcome)
+    app.router.add_post(PREFIX + "/reoffence-signals", reoffence_signal)
+    app.router.add_get(PREFIX + "/indicators", indicators)
+
+
+def _member(request: web.Request, *roles: str) -> str:
+    services = services_of(request)
+    caller = caller_of(request)
+    member = services.config.members.get(caller or "")
+    if member is None:
+        raise Unauthenticated("identify yourself with X-Member-Id")
+    if member.role not in roles:
+        raise Forbidden(f"member {caller!r} ({member.role}) may not do this; it takes: {', '.join(roles)}")
+    return caller
+
+
+async def _body(request: web.Request, model: type[BaseModel], caller: str) -> Any:
+    services: Services = services_of(request)
+    require_json_media_type(request)
+    body = await read_body(request, services.config.server.max_body_bytes)
+    document = parse_json(body, services.config.server.max_json_depth)
+    services.json_signatures.verify(caller, request.headers.get(SIGNATURE_HEADER), body,
+                                    message_id=request.headers.get("X-Message-Id"))
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        # Well-formed JSON that cannot be recorded (an unknown category, a date that is not one): 422.
+        raise Unprocessable(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        ) from None
+
+
+def _refused(exc: Exception) -> Exception:
+    if isinstance(exc, ReferralConflict):
+        return Conflict(str(exc))
+    if isinstance(exc, (UnknownReferral, NotWatched)):
+        return NotFound(str(exc))
+    return Unprocessable(str(exc))
+
+
+async def register_referral(request: web.Request) -> web.Response:
+    caller = _member(request, "probation")
+    registration = await _body(request, ReferralRegistration, caller)
+    try:
+        recorded = await services_of(request).outcomes.register(registration)
+    except (ReferralConflict, ImplausibleDate, InvalidIIN, ValueError) as exc:
+        raise _refused(exc) from None
+    return json_response(OutcomeRecorded(referral_id=registration.referral_id, state=recorded.state,
+                                         duplicate=recorded.duplicate), status=200 if recorded.duplicate else 201)
+
+
+async def report_outcome(request: web.Request) -> web.Response:
+    caller = _member(request, *_PROVIDERS)
+    referral_id = request.match_info["referral_id"]
+    outcome = await _body(request, OutcomeReport, caller)
+    try:
+        recorded = await services_of(request).outcomes.report(caller, referral_id, outcome)
+    except (UnknownReferral, ReferralConflict, ImplausibleDate) as exc:
+        raise _refused(exc) from None
+    return json_response(OutcomeRecorded(referral_id=referral_id, state=recorded.state, duplicate=recorded.duplicate))
+
+
+async def reoffence_signal(request: web.Request) -> web.Response:
+    caller = _member(request, "interior")
+    signal = await _body(request, ReoffenceSignal, caller)
+    try:
+        recorded = await services_of(request).outcomes.reoffence(signal)
+    except (NotWatched, ImplausibleDate) as exc:
+        raise _refused(exc) from None
+    return json_response(OutcomeRecorded(state=recorded.state, duplicate=recorded.duplicate))
+
+
+# -- the open indicators
+
+
+async def indicators(request: web.Request) -> web.Response:
+    services = services_of(request)
+    query = request.query
+    unknown = sorted(set(query) - {"from", "to", "region", "format"})
+    if unknown:
+        raise BadRequest(f"unknown parameters: {', '.join(unknown)}; valid: from, to, region, format")
+    output = query.get("format", "json")
+    if output not in ("json", "csv"):
+        raise BadRequest("format must be json or csv")
+    try:
+        wanted = IndicatorFilter.parse(query.get("from"), query.get("to"), query.get("region"),
+                                       today=services.indicators.today())
+    except InvalidFilter as exc:
+        raise BadRequest(str(exc)) from None
+    report = await services.indicators.report(wanted)
+    if output == "csv":
+        body, content_type = as_csv(report).encode("utf-8"), "text/csv"
+    else:
+        body, content_type = report.model_dump_json().encode("utf-8"), "application/json"
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={services.config.indicators.cache_seconds}",
+               "Vary": "Accept-Encoding", "Access-Control-Allow-Origin": "*"}
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type=content_type, charset="utf-8", headers=headers)
