@@ -18,7 +18,11 @@ from gateway.store.base import (
     Case,
     Command,
     ConflictError,
+    ConsoleAccount,
+    ConsoleSession,
+    ConsoleStore,
     Message,
+    MessageQuery,
     MessageState,
     NewAuditEntry,
     NewMessage,
@@ -33,7 +37,7 @@ from gateway.store.base import (
 
 __all__ = [
     "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "CancelTimer", "Case",
-    "Command", "ConflictError", "Message", "MessageState", "NewAuditEntry", "NewMessage", "RecordInbound", "SaveCase",
+    "Command", "ConflictError", "ConsoleAccount", "ConsoleSession", "ConsoleStore", "Message", "MessageQuery", "MessageState", "NewAuditEntry", "NewMessage", "RecordInbound", "SaveCase",
     "ScheduleTimer", "Store", "StoreError", "Timer", "TreeHead", "create_store",
 ]
 

@@ -69,7 +69,10 @@ from gateway.store.base import (
     Case,
     Command,
     ConflictError,
+    ConsoleAccount,
+    ConsoleSession,
     Message,
+    MessageQuery,
     MessageState,
     NewAuditEntry,
     NewMessage,
@@ -195,6 +198,28 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE inbound ADD COLUMN answer BYTEA;
     """,
+    # 4: the console's accounts (people, not members) and their server-side sessions.
+    """
+    CREATE TABLE console_accounts (
+        username      text PRIMARY KEY,
+        role          text NOT NULL,
+        password_hash text NOT NULL,
+        display_name  text NOT NULL,
+        office        text,
+        region        text,
+        disabled      boolean NOT NULL DEFAULT false,
+        created_at    double precision NOT NULL
+    );
+    CREATE TABLE console_sessions (
+        id           text PRIMARY KEY,
+        username     text NOT NULL REFERENCES console_accounts (username),
+        csrf_token   text NOT NULL,
+        created_at   double precision NOT NULL,
+        last_seen_at double precision NOT NULL
+    );
+    CREATE INDEX console_sessions_user ON console_sessions (username);
+    CREATE INDEX messages_correlation ON messages (correlation_id);
+    """,
 )
 
 # Delivery workers of every instance wake on this channel; the payload is the recipient.
@@ -212,6 +237,8 @@ _MESSAGE_COLUMNS = (
 _MESSAGE_WIDTH = len(_MESSAGE_COLUMNS.split(","))
 _CASE_COLUMNS = "kind, id, state, data, version, subject_key, created_at, updated_at"
 _TIMER_COLUMNS = "id, case_kind, case_id, name, fire_at, payload, attempts"
+# The console's accounts (migration 4).
+_ACCOUNT_COLUMNS = "username, role, password_hash, display_name, office, region, disabled, created_at"
 
 
 
@@ -786,6 +813,91 @@ class PostgresStore:
             "ON CONFLICT (size) DO NOTHING",
             (head.size, head.root, head.signed_at, head.signature),
         )
+
+    # -- console accounts and sessions (migration 4): one block
+
+    async def add_console_account(self, account: ConsoleAccount) -> None:
+        added = await self._rowcount(
+            f"INSERT INTO console_accounts ({_ACCOUNT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (username) DO NOTHING",
+            (account.username, account.role, account.password_hash, account.display_name, account.office,
+             account.region, account.disabled, account.created_at),
+        )
+        if added != 1:
+            raise ConflictError(f"an account named {account.username!r} already exists")
+
+    async def console_account(self, username: str) -> ConsoleAccount | None:
+        rows = await self._rows(f"SELECT {_ACCOUNT_COLUMNS} FROM console_accounts WHERE username = %s", (username,))
+        return ConsoleAccount(*rows[0]) if rows else None
+
+    async def console_accounts(self) -> list[ConsoleAccount]:
+        rows = await self._rows(f"SELECT {_ACCOUNT_COLUMNS} FROM console_accounts ORDER BY username")
+        return [ConsoleAccount(*row) for row in rows]
+
+    async def update_console_account(self, username: str, *, password_hash: str | None = None,
+                                     disabled: bool | None = None) -> bool:
+        changed = await self._rowcount(
+            "UPDATE console_accounts SET password_hash = coalesce(%s, password_hash), "
+            "disabled = coalesce(%s, disabled) WHERE username = %s",
+            (password_hash, disabled, username),
+        )
+        return changed == 1
+
+    async def add_console_session(self, session: ConsoleSession) -> None:
+        await self._rowcount(
+            "INSERT INTO console_sessions (id, username, csrf_token, created_at, last_seen_at) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (session.id, session.username, session.csrf_token, session.created_at, session.last_seen_at),
+        )
+
+    async def console_session(self, session_id: str) -> ConsoleSession | None:
+        rows = await self._rows(
+            "SELECT id, username, csrf_token, created_at, last_seen_at FROM console_sessions WHERE id = %s",
+            (session_id,),
+        )
+        return ConsoleSession(*rows[0]) if rows else None
+
+    async def touch_console_session(self, session_id: str, now: float) -> None:
+        await self._rowcount("UPDATE console_sessions SET last_seen_at = %s WHERE id = %s", (now, session_id))
+
+    async def end_console_sessions(self, *, session_id: str | None = None, username: str | None = None,
+                                   idle_before: float | None = None, created_before: float | None = None) -> int:
+        clauses, params = [], []
+        for clause, value in (("id = %s", session_id), ("username = %s", username),
+                              ("last_seen_at < %s", idle_before), ("created_at < %s", created_before)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if not clauses:
+            return 0
+        return await self._rowcount(f"DELETE FROM console_sessions WHERE {' OR '.join(clauses)}", params)
+
+    async def search_messages(self, query: MessageQuery, *, before_seq: int | None = None,
+                              limit: int = 50) -> list[Message]:
+        clauses, params = [], []
+        for clause, value in (
+            ("id = %s", query.message_id), ("correlation_id = %s", query.correlation_id),
+            ("sender = %s", query.sender), ("recipient = %s", query.recipient), ("service = %s", query.service),
+            ("state = %s", query.state.value if query.state else None), ("accepted_at >= %s", query.accepted_from),
+            ("accepted_at < %s", query.accepted_until), ("seq < %s", before_seq),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._rows(f"SELECT {_MESSAGE_COLUMNS} FROM messages {where} ORDER BY seq DESC LIMIT %s",
+                                (*params, limit))
+        return [_message(row) for row in rows]
+
+    async def delivered_since(self, since: float) -> dict[str, int]:
+        rows = await self._rows(
+            "SELECT recipient, count(*) FROM messages WHERE state = 'delivered' AND delivered_at >= %s "
+            "GROUP BY recipient",
+            (since,),
+        )
+        return {recipient: count for recipient, count in rows}
+
+    # -- end of the console block
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]:
         rows = await self._rows(

@@ -38,7 +38,10 @@ from gateway.store.base import (
     Case,
     Command,
     ConflictError,
+    ConsoleAccount,
+    ConsoleSession,
     Message,
+    MessageQuery,
     MessageState,
     NewMessage,
     SaveCase,
@@ -157,6 +160,28 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: answers to inbound messages that are not relayed (RecordInbound).
     """
     ALTER TABLE inbound ADD COLUMN answer BLOB;
+    """,
+    # 4: the console's accounts (people, not members) and their server-side sessions.
+    """
+    CREATE TABLE console_accounts (
+        username      TEXT PRIMARY KEY,
+        role          TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        display_name  TEXT NOT NULL,
+        office        TEXT,
+        region        TEXT,
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL
+    );
+    CREATE TABLE console_sessions (
+        id           TEXT PRIMARY KEY,
+        username     TEXT NOT NULL REFERENCES console_accounts (username),
+        csrf_token   TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        last_seen_at REAL NOT NULL
+    );
+    CREATE INDEX console_sessions_user ON console_sessions (username);
+    CREATE INDEX messages_correlation ON messages (correlation_id);
     """,
 )
 
@@ -501,6 +526,41 @@ class SQLiteStore:
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]:
         return await self._read(_tree_heads, after_size, limit)
+
+    # -- console accounts and sessions (migration 4): one block, see the module functions below
+
+    async def add_console_account(self, account: ConsoleAccount) -> None:
+        await self._write(_add_console_account, account)
+
+    async def console_account(self, username: str) -> ConsoleAccount | None:
+        return await self._read(_console_account, username)
+
+    async def console_accounts(self) -> list[ConsoleAccount]:
+        return await self._read(_console_accounts)
+
+    async def update_console_account(self, username: str, *, password_hash: str | None = None,
+                                     disabled: bool | None = None) -> bool:
+        return await self._write(_update_console_account, username, password_hash, disabled)
+
+    async def add_console_session(self, session: ConsoleSession) -> None:
+        await self._write_redoable(_add_console_session, session)
+
+    async def console_session(self, session_id: str) -> ConsoleSession | None:
+        return await self._read(_console_session, session_id)
+
+    async def touch_console_session(self, session_id: str, now: float) -> None:
+        await self._write_redoable(_touch_console_session, session_id, now)
+
+    async def end_console_sessions(self, *, session_id: str | None = None, username: str | None = None,
+                                   idle_before: float | None = None, created_before: float | None = None) -> int:
+        return await self._write(_end_console_sessions, session_id, username, idle_before, created_before)
+
+    async def search_messages(self, query: MessageQuery, *, before_seq: int | None = None,
+                              limit: int = 50) -> list[Message]:
+        return await self._read(_search_messages, query, before_seq, limit)
+
+    async def delivered_since(self, since: float) -> dict[str, int]:
+        return await self._read(_delivered_since, since)
 
 
 def _operations(conn: sqlite3.Connection, batch: list, *, isolated: bool) -> list[tuple] | None:
@@ -939,3 +999,102 @@ def _tree_heads(conn: sqlite3.Connection, after_size: int, limit: int) -> list[T
         (after_size, limit),
     ).fetchall()
     return [TreeHead(size, bytes(root), signed_at, bytes(signature)) for size, root, signed_at, signature in rows]
+
+
+# ---------------------------------------------------------------- console accounts and sessions (migration 4)
+
+_ACCOUNT_COLUMNS = "username, role, password_hash, display_name, office, region, disabled, created_at"
+
+
+def _account(row: tuple) -> ConsoleAccount:
+    username, role, password_hash, display_name, office, region, disabled, created_at = row
+    return ConsoleAccount(username, role, password_hash, display_name, office, region, bool(disabled), created_at)
+
+
+def _add_console_account(conn: sqlite3.Connection, account: ConsoleAccount) -> None:
+    try:
+        conn.execute(
+            f"INSERT INTO console_accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (account.username, account.role, account.password_hash, account.display_name, account.office,
+             account.region, int(account.disabled), account.created_at),
+        )
+    except sqlite3.IntegrityError:
+        raise ConflictError(f"an account named {account.username!r} already exists") from None
+
+
+def _console_account(conn: sqlite3.Connection, username: str) -> ConsoleAccount | None:
+    row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM console_accounts WHERE username = ?", (username,)).fetchone()
+    return _account(row) if row else None
+
+
+def _console_accounts(conn: sqlite3.Connection) -> list[ConsoleAccount]:
+    rows = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM console_accounts ORDER BY username").fetchall()
+    return [_account(row) for row in rows]
+
+
+def _update_console_account(conn: sqlite3.Connection, username: str, password_hash: str | None,
+                            disabled: bool | None) -> bool:
+    changed = conn.execute(
+        "UPDATE console_accounts SET password_hash = coalesce(?, password_hash), "
+        "disabled = coalesce(?, disabled) WHERE username = ?",
+        (password_hash, None if disabled is None else int(disabled), username),
+    ).rowcount
+    return changed == 1
+
+
+def _add_console_session(conn: sqlite3.Connection, session: ConsoleSession) -> None:
+    conn.execute(
+        "INSERT INTO console_sessions (id, username, csrf_token, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
+        (session.id, session.username, session.csrf_token, session.created_at, session.last_seen_at),
+    )
+
+
+def _console_session(conn: sqlite3.Connection, session_id: str) -> ConsoleSession | None:
+    row = conn.execute(
+        "SELECT id, username, csrf_token, created_at, last_seen_at FROM console_sessions WHERE id = ?", (session_id,)
+    ).fetchone()
+    return ConsoleSession(*row) if row else None
+
+
+def _touch_console_session(conn: sqlite3.Connection, session_id: str, now: float) -> None:
+    conn.execute("UPDATE console_sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
+
+
+def _end_console_sessions(conn: sqlite3.Connection, session_id: str | None, username: str | None,
+                          idle_before: float | None, created_before: float | None) -> int:
+    clauses, params = [], []
+    for clause, value in (("id = ?", session_id), ("username = ?", username), ("last_seen_at < ?", idle_before),
+                          ("created_at < ?", created_before)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    if not clauses:
+        return 0
+    return conn.execute(f"DELETE FROM console_sessions WHERE {' OR '.join(clauses)}", params).rowcount
+
+
+def _search_messages(conn: sqlite3.Connection, query: MessageQuery, before_seq: int | None,
+                     limit: int) -> list[Message]:
+    clauses, params = [], []
+    for clause, value in (
+        ("id = ?", query.message_id), ("correlation_id = ?", query.correlation_id), ("sender = ?", query.sender),
+        ("recipient = ?", query.recipient), ("service = ?", query.service),
+        ("state = ?", query.state.value if query.state else None), ("accepted_at >= ?", query.accepted_from),
+        ("accepted_at < ?", query.accepted_until), ("seq < ?", before_seq),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages {where} ORDER BY seq DESC LIMIT ?", (*params, limit)
+    ).fetchall()
+    return [_message(row) for row in rows]
+
+
+def _delivered_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT recipient, count(*) FROM messages WHERE state = 'delivered' AND delivered_at >= ? GROUP BY recipient",
+        (since,),
+    ).fetchall()
+    return dict(rows)
