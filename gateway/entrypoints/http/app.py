@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway.bootstrap import Services
 from gateway.entrypoints.http.context import SERVICES, services_of
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
-from gateway.entrypoints.http import api, ops, oversight, workflows
+from gateway.entrypoints.http import api, console, ops, oversight, workflows
 from gateway.logs import get_logger
 from gateway.web.problems import problem_response
 from gateway.web.identity import caller_identification
@@ -47,6 +47,7 @@ def create_app(services: Services) -> web.Application:
     oversight.add_routes(app)
     workflows.add_routes(app)
     soap_endpoint.add_routes(app, services)
+    console.add_routes(app)
     return app
 
 
