@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean console-vendor
+.PHONY: demo test install clean console-vendor console-messages
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ console-vendor: node_modules
 	cp node_modules/htmx.org/LICENSE $(CONSOLE_VENDOR)/htmx.LICENSE
 	cp node_modules/chart.js/dist/chart.umd.min.js $(CONSOLE_VENDOR)/chart.umd.min.js
 	cp node_modules/chart.js/LICENSE.md $(CONSOLE_VENDOR)/chart.js.LICENSE.md
+
+# The console's catalogues (ru, kk, en) from the messages in its code and templates.
+console-messages: $(STAMP)
+	$(BIN)/python -m gateway.entrypoints.http.console.locale.translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info node_modules

@@ -20,6 +20,7 @@ from gateway.entrypoints.http.console.views import (
 )
 from gateway.errors import GatewayError
 from gateway.logs import get_logger
+from gateway.store import StoreError
 
 PREFIX = "/console"
 _HERE = Path(__file__).resolve().parent
@@ -28,7 +29,7 @@ log = get_logger("gateway.console")
 
 def add_routes(app: web.Application) -> None:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(_HERE / "templates"), app_key=JINJA,
-                         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
+                         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.ChainableUndefined)
     app.middlewares.append(_console)
     app.router.add_static(PREFIX + "/static/", _HERE / "static", append_version=False)
     session_pages.add_routes(app, PREFIX)
@@ -54,6 +55,12 @@ async def _console(request: web.Request, handler):
             response = _error_page(request, exc.status, exc.reason)
     except GatewayError as error:
         response = _error_page(request, error.status, error.detail)
+    except StoreError as exc:
+        log.error("store unavailable", route=request.path, error=str(exc))
+        response = _error_page(request, 503, None)
+    except Exception:
+        log.exception("unexpected console error", route=request.path)
+        response = _error_page(request, 500, None)
     _secure(response, request)
     if isinstance(response, web.HTTPException):
         raise response

@@ -19,8 +19,8 @@ from gateway.entrypoints.http.context import services_of
 from gateway.security.audit import AuditEvent, EventKind, Outcome
 
 JINJA = web.AppKey("console_jinja", jinja2.Environment)
-SIGNED = "console_signed"
-LANGUAGE = "console_language"
+SIGNED = web.RequestKey("console_signed", Signed)
+LANGUAGE = web.RequestKey("console_language", str)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
