@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from console.harness import CHROMIUM, PASSWORD, ConsoleGateway
 
@@ -17,12 +18,27 @@ def console(tmp_path):
     started.close()
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    # Playwright cannot download its own browsers here: Debian's chromium (apt-get install chromium).
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless (Playwright cannot download its own browsers here).
+
+    Started and stopped per module instead of pytest-playwright's session-wide fixtures: the
+    sync API keeps an event loop running on the main thread while it is open, and the
+    asyncio tests that run after these must find none."""
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail("the browser tests need chromium: apt-get install -y chromium")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True}
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="en-GB")
+    opened = context.new_page()
+    yield opened
+    context.close()
 
 
 @pytest.fixture
