@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = command("demo", _demo, "run the whole system on loopback and print what happened")
     demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
     demo.add_argument("--store", help="store URL (default: an embedded SQLite file in a temporary folder)")
+    demo.add_argument("--keep", action="store_true",
+                      help="leave the gateway running after the summary, with console logins for each role")
     demo.add_argument("--relay", action="store_true", help="run the relay alone: senders, a flaky receiver, the DLQ")
     demo.add_argument("--messages", type=int, default=3000, help="with --relay: how many messages")
 
@@ -432,7 +434,7 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging("error", "json")
     if args.relay:
         return relay_demo.main(as_json=args.json, messages=args.messages, store_url=args.store)
-    return demo.main(as_json=args.json, store_url=args.store)
+    return demo.main(as_json=args.json, store_url=args.store, keep=args.keep)
 
 
 def _simulate(args: argparse.Namespace) -> int:
