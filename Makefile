@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean console-vendor console-messages
+.PHONY: demo test install clean system-packages console-vendor console-messages
 
 install: $(STAMP)
 
@@ -40,6 +40,15 @@ console-vendor: node_modules
 # The console's catalogues (ru, kk, en) from the messages in its code and templates.
 console-messages: $(STAMP)
 	$(BIN)/python -m gateway.entrypoints.http.console.locale.translations
+
+# Debian packages the tests use as independent verifiers and as the browser (run as root; CI does).
+SYSTEM_PACKAGES := xmlsec1 libengine-gost-openssl chromium nodejs npm
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info node_modules

@@ -36,7 +36,7 @@ from gateway.domain import ReleaseEvent, ReleaseType
 from gateway.logs import configure_logging
 from gateway.security.keys import DevelopmentKeys, gateway_signer
 from gateway.security.xmldsig import PinnedCertificate, Verifier
-from gateway.tooling.simulate import SIGNING_SYSTEMS, SYSTEMS
+from gateway.entrypoints.tools.simulate import SIGNING_SYSTEMS, SYSTEMS
 
 SINK = "sink"
 _CONTROL = web.AppKey("control", object)

@@ -2,7 +2,7 @@
 the agency systems once and gateways on demand.
 
 A gateway is always a ``gateway serve`` child process on the shipped configuration
-(``gateway.tooling.simulate.system_config``), pointed at the agency systems and the store through the
+(``gateway.entrypoints.tools.simulate.system_config``), pointed at the agency systems and the store through the
 same ``GATEWAY__…`` variables an operator uses; a scenario adds only the overrides it states.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.processes import Agencies, Children, GatewayProcess
 from gateway.config import load_config
-from gateway.tooling.simulate import SYSTEMS, free_ports, system_config, system_environment
+from gateway.entrypoints.tools.simulate import SYSTEMS, free_ports, system_config, system_environment
 
 __all__ = ["POSTGRES_URL", "PROFILES", "Bench", "Figure", "Profile", "Section", "ratio", "timed", "wait_for_arrivals"]
 

@@ -31,7 +31,7 @@ from gateway.config import load_config
 from gateway.domain import CustodyBasis, CustodyEpisode, Organisation, ReleaseType
 from gateway.security.keys import DevelopmentKeys, gateway_signer
 from gateway.security.xmldsig import PinnedCertificate, Verifier
-from gateway.tooling.simulate import SIGNING_SYSTEMS
+from gateway.entrypoints.tools.simulate import SIGNING_SYSTEMS
 from gateway.soap.client import ServiceMessages, zeep_client
 from gateway.soap.envelope import BusResponse, Channel, build_envelope, build_response, serialise
 

@@ -30,7 +30,7 @@ from bench.load import Latencies, LoadResult, Request, closed_loop, request
 from bench.processes import Nginx
 from gateway.config import GatewayConfig, load_config
 from gateway.security.keys import DevelopmentKeys, gateway_signer
-from gateway.tooling.simulate import SIGNING_SYSTEMS
+from gateway.entrypoints.tools.simulate import SIGNING_SYSTEMS
 from gateway.soap.client import ServiceMessages
 from gateway.soap.envelope import BusRequest, build_envelope, build_request, parse_envelope, read_response, serialise
 

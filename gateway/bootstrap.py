@@ -122,7 +122,8 @@ def build(
     json_signatures = JsonSignatures.from_config(config, clock)
     server_tls, client_ssl = _tls(config)
     signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
-    verifiers = {member_id: member_verifier(member_id, member, config.base_dir)
+    verifiers = {member_id: member_verifier(member_id, member, config.base_dir,
+                                            max_clock_skew_seconds=config.server.max_clock_skew_seconds)
                  for member_id, member in config.members.items()}
     transport = HttpTransport(connect_timeout=config.delivery.connect_timeout_seconds, ssl=client_ssl,
                               seal=OutboundSeal(signer, json_signatures.headers_for))
@@ -139,7 +140,8 @@ def build(
     workflows = None
     if config.workflows is not None:
         workflows = _workflows(config, config.workflows, store=store, clock=clock, policy=policy, audit=audit,
-                               engine=engine, signer=signer, verifiers=verifiers, client_ssl=client_ssl)
+                               engine=engine, signer=signer, verifiers=verifiers, client_ssl=client_ssl,
+                               metrics=metrics)
         release_notice_receiver = release_notice_receiver or workflows.release
     intake = None
     if release_notice_receiver is not None:
@@ -178,6 +180,7 @@ def _workflows(
     signer: Signer | None,
     verifiers: Mapping[str, Verifier],
     client_ssl: ssl.SSLContext | None,
+    metrics: Metrics,
 ) -> Workflows:
     """The workflows with their agency clients and outbound codecs."""
     members = config.members
@@ -204,6 +207,7 @@ def _workflows(
     runtime = WorkflowRuntime(
         store, clock=clock, concurrency=settings.concurrency,
         lease_seconds=settings.timer_lease_seconds, poll_interval=settings.poll_interval_seconds,
+        on_parked=lambda timer: metrics.parked_timers.labels(timer.case_kind, timer.name).inc(),
     )
 
     def interior(member: str) -> InteriorClient:

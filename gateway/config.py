@@ -48,6 +48,12 @@ Purpose = Literal[
 ]
 
 
+# The XML signature algorithms (gateway.security.signature_algorithms.ALGORITHMS), by name.
+SignatureAlgorithmName = Literal[
+    "rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256", "ecdsa-sha384", "gost2015-256", "gost2015-512",
+]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,6 +76,13 @@ class ServerConfig(_Section):
     # connection that sends no complete request within it is closed: a client trickling
     # bytes must not hold a handler and a connection for ever.
     receive_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # Every member's rate per service unless its own [members.ID] rate_limit says otherwise;
+    # absent: no limit.
+    rate_limit: RateLimit | None = None
+    # Where callers reach the gateway (scheme, host, optional port; no path), as published in
+    # its WSDLs (soap:address, schemaLocation). Unset: the scheme, the configured host and
+    # the port the listener is bound to. Never taken from a request's Host header.
+    public_url: str | None = Field(None, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class StoreConfig(_Section):
@@ -156,6 +169,13 @@ class CertificateConfig(_Section):
         return self
 
 
+class RateLimit(_Section):
+    """A token bucket: ``per_second`` requests on average, bursts of up to ``burst``."""
+
+    per_second: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(ge=1, le=1_000_000)
+
+
 class MemberConfig(_Section):
     name: str
     # What kind of body the member is: the disclosure policy decides by (role, purpose).
@@ -167,12 +187,20 @@ class MemberConfig(_Section):
     # The certificates that verify the member's XML signatures, relative to the config folder;
     # two while its key is rotated. Unsigned SOAP from the member is refused when required.
     certificates: list[CertificateConfig] = []
-    require_signature: bool = False
+    # Unsigned SOAP is refused from a member with pinned certificates unless this says false
+    # (a development setting: `gateway config check` warns about it).
+    require_signature: bool | None = None
+    # The one algorithm the member signs with (the certificates must hold its kind of key);
+    # any other is refused. Unset: any algorithm whose key a pinned certificate holds.
+    signature_algorithm: SignatureAlgorithmName | None = None
     # JSON signed both ways (detached JWS in X-JWS-Signature): what the member relays is
     # verified with one of jws_keys (key id -> PEM public key, relative to the config
     # folder; two while a key is rotated), and what the gateway delivers to it is signed
     # with [jws] signing_key.
     sign_json: bool = False
+    # Requests per service (each relay destination, each API route) this member may make;
+    # absent: [server] rate_limit, if any.
+    rate_limit: RateLimit | None = None
     jws_keys: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")], Path] = {}
 
     @model_validator(mode="after")
@@ -188,6 +216,24 @@ class MemberConfig(_Section):
             return [{"path": entry} if isinstance(entry, str) else entry for entry in entries]
         return entries
 
+    @field_validator("role", mode="before")
+    @classmethod
+    def _not_an_access_role(cls, role: Any) -> Any:
+        if role == "operator":
+            raise ValueError('role = "operator" is not a kind of body: access is granted by roles = ["operator"], '
+                             'and role names the kind (operations, say)')
+        return role
+
+    @model_validator(mode="after")
+    def _access_in_roles(self) -> MemberConfig:
+        # `roles` is the one place access is granted; `role` only says what kind of body the
+        # member is (the disclosure policy's key). An oversight body without the oversight
+        # access would pass one check and fail another: refuse it here.
+        if self.role == "oversight" and "oversight" not in self.roles:
+            raise ValueError('role = "oversight" says what kind of body the member is; access is granted by roles, '
+                             'so add roles = ["oversight"] (or give the member another role)')
+        return self
+
     @model_validator(mode="after")
     def _endpoint_for_services(self) -> MemberConfig:
         if self.services and not self.endpoint:
@@ -199,6 +245,11 @@ class MemberConfig(_Section):
         if self.require_signature and not self.certificates:
             raise ValueError("require_signature needs at least one certificate to verify the member's signatures with")
         return self
+
+    @property
+    def signature_required(self) -> bool:
+        """Unsigned SOAP from this member is refused: the default wherever certificates are pinned."""
+        return bool(self.certificates) if self.require_signature is None else self.require_signature
 
 
 class Route(_Section):
@@ -294,7 +345,7 @@ class SigningConfig(_Section):
 
     key: Path = Path("var/keys/gateway-signing.pem")
     certificate: Path = Path("var/keys/gateway-signing.cert.pem")
-    algorithm: Literal["rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256", "ecdsa-sha384"] = "rsa-sha256"
+    algorithm: SignatureAlgorithmName = "rsa-sha256"
 
     @model_validator(mode="after")
     def _separate_files(self) -> SigningConfig:
@@ -396,6 +447,16 @@ class GatewayConfig(_Section):
                         and value not in self.members:
                     problems.append(f"{prefix}.{key}: no member {value!r}")
         return problems
+
+    def warnings(self) -> list[str]:
+        """What is allowed but should not be in production."""
+        found = [f"members.{member_id}.require_signature = false: unsigned SOAP from {member_id!r} is accepted "
+                 "(a development setting; production agencies sign)"
+                 for member_id, member in self.members.items() if member.require_signature is False]
+        if self.server.identity == "header":
+            found.append("server.identity = \"header\": callers are trusted by X-Member-Id (development on loopback "
+                         "only; use \"mtls\" in production)")
+        return found
 
     def grant(self, caller: str, recipient: str, service: str) -> Grant | None:
         member = self.members.get(caller)

@@ -28,6 +28,11 @@ class GatewayError(Exception):
         return f"urn:reentry-gateway:problem:{self.slug}"
 
     @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the problem (``Retry-After``, ``Allow``)."""
+        return {}
+
+    @property
     def is_client_error(self) -> bool:
         return 400 <= self.status < 500
 
@@ -84,6 +89,26 @@ class UnsupportedMediaType(GatewayError):
 class IdempotencyKeyReused(GatewayError):
     # 422 as the IETF Idempotency-Key draft recommends for a key reused with another payload.
     status, slug, title = 422, "idempotency-key-reused", "The message id was used for a different message"
+
+
+class InternalError(GatewayError):
+    """The gateway's own fault: not the caller's, and not worth retrying as it stands."""
+
+    status, slug, title = 500, "internal-error", "The gateway failed"
+
+
+class TooManyRequests(GatewayError):
+    """The caller used up its rate for this service; it may try again after ``retry_after`` seconds."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests for this service"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Unavailable(GatewayError):

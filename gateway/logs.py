@@ -4,6 +4,13 @@ The pipeline is structlog's: small processors, each a function of
 ``(logger, method, event_dict)``. ``redact_personal_data`` runs last before
 rendering, so whatever a caller binds, IIN-shaped numbers and values under
 personal-data keys never reach a log line. Payloads are never logged at all.
+
+Ids and paths that come from outside (``correlation_id``, ``message_id``, ``service``,
+``route``, ``path``) are free text a caller chose: ``X-Correlation-Id: Ivanov Ivan`` or
+``POST /soap/Ivanov`` would carry a name past a digits-only mask. So they are logged only in
+a strict id shape — a UUID, or a short lower-case prefix and digits/hex (``penal-0001``,
+``rel-3f2a…``), or a path of lower-case segments of such ids — and replaced with
+``[unrecognised]`` otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +33,31 @@ _PERSONAL_KEYS = frozenset(
     }
 )
 _MASK = "[redacted]"
+_UNRECOGNISED = "[unrecognised]"
+_ID_KEYS = frozenset({"correlation_id", "message_id", "client_message_id", "request_key", "case_id", "notice_id"})
+_PATH_KEYS = frozenset({"service", "route", "path"})
+# A UUID, or an optional lower-case prefix of at most 16 letters and then digits, hex and
+# separators (a name has letters that are no hex digit: "ivanov" fails, "case-42" passes).
+_ID_SHAPE = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|(?:[a-z]{1,16}[-_.:])*[0-9a-f][0-9a-f._:-]{0,110}"
+)
+# Path segments: lower-case words joined by - or _ (route and service names), ids of the
+# shape above, or a route's {placeholder}.
+_SEGMENT = re.compile(r"[a-z0-9]{1,24}(?:[-_][a-z0-9]{1,24}){0,6}|\{[a-z_]{1,32}\}")
+_KNOWN_WORD = re.compile(r"[a-z]{1,24}")
+
+
+def _loggable_id(value: str) -> str:
+    return value if _ID_SHAPE.fullmatch(value) else _UNRECOGNISED
+
+
+def _loggable_path(value: str) -> str:
+    parts = value.split("/")
+    if len(value) > 256 or not all(not part or _ID_SHAPE.fullmatch(part) or _SEGMENT.fullmatch(part)
+                                   for part in parts):
+        return _UNRECOGNISED
+    return value
 
 
 def _redact(value: Any) -> Any:
@@ -45,10 +77,15 @@ def _redact(value: Any) -> Any:
 def redact_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask personal data in every field of the event (processor)."""
     for key in list(event_dict):
+        value = event_dict[key]
         if key.lower() in _PERSONAL_KEYS:
             event_dict[key] = _MASK
-        else:
-            event_dict[key] = _redact(event_dict[key])
+            continue
+        if isinstance(value, str) and key in _ID_KEYS:
+            value = _loggable_id(value)
+        elif isinstance(value, str) and key in _PATH_KEYS:
+            value = _loggable_path(value)
+        event_dict[key] = _redact(value)
     return event_dict
 
 

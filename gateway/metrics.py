@@ -16,6 +16,18 @@ class Metrics:
             "gateway_http_requests", "HTTP requests served, by route, method and status",
             ["route", "method", "status"], registry=r,
         )
+        self.internal_errors = Counter(
+            "gateway_internal_errors", "Requests answered 500: the gateway's own fault, by route",
+            ["route"], registry=r,
+        )
+        self.disconnects = Counter(
+            "gateway_client_disconnects", "Requests whose caller went away before the answer, by route",
+            ["route"], registry=r,
+        )
+        self.parked_timers = Counter(
+            "gateway_workflow_timers_parked", "Workflow timers parked after failing every attempt, by case kind and timer",
+            ["kind", "timer"], registry=r,
+        )
         self.http_latency = Histogram(
             "gateway_http_request_duration_seconds", "Time to answer an HTTP request",
             ["route"], buckets=_LATENCY_BUCKETS, registry=r,
@@ -46,6 +58,11 @@ class Metrics:
         self.breaker_state = Gauge(
             "gateway_circuit_breaker_state", "Circuit breaker per destination: 0 closed, 1 half-open, 2 open",
             ["destination"], registry=r,
+        )
+
+        self.rate_limited = Counter(
+            "gateway_rate_limited_total", "Requests refused with 429 by member and service", ["member", "service"],
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -22,6 +22,23 @@ def test_config_check_accepts_the_shipped_configuration():
     assert result.stdout.startswith("configuration ok: ")
 
 
+def test_the_shipped_configuration_requires_signed_soap_and_config_check_warns_of_unsigned(tmp_path):
+    import shutil
+
+    from gateway.resources import resource_dir
+
+    shipped = load_config(resource_dir("config"), environ={})
+    assert all(shipped.members[m].signature_required for m in ("penal", "interior", "court"))
+    assert "require_signature" not in gateway_command("config", "check").stderr
+    directory = tmp_path / "config"
+    shutil.copytree(resource_dir("config"), directory)
+    members = directory / "members.toml"
+    members.write_text(members.read_text().replace("require_signature = true", "require_signature = false", 1))
+    result = gateway_command("config", "check", "--config", str(directory))
+    assert result.returncode == 0
+    assert "warning: members.penal.require_signature = false: unsigned SOAP" in result.stderr
+
+
 def test_config_check_says_what_is_wrong_and_fails(tmp_path):
     directory = write_config(tmp_path, receiver_url="not a url")
     result = gateway_command("config", "check", "--config", str(directory))

@@ -89,3 +89,33 @@ services.reports = { path = "/reports" }
 """)
     with pytest.raises(ConfigError, match="members.court: a member that offers services needs an endpoint"):
         load_config(directory, environ={})
+
+
+def test_an_oversight_body_without_the_oversight_access_is_refused_at_start(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
+[members.prosecutor]
+name = "Prosecutor's office"
+role = "oversight"
+""")
+    with pytest.raises(ConfigError, match=r'members.prosecutor: role = "oversight" says .* add roles = \["oversight"\]'):
+        load_config(directory, environ={})
+
+
+def test_operator_written_as_a_role_is_refused_naming_roles(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
+[members.ops2]
+name = "Second operations desk"
+role = "operator"
+""")
+    with pytest.raises(ConfigError, match=r'members.ops2.role: .*access is granted by roles = \["operator"\]'):
+        load_config(directory, environ={})
+
+
+def test_an_oversight_body_with_the_oversight_access_is_accepted(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
+[members.prosecutor]
+name = "Prosecutor's office"
+role = "oversight"
+roles = ["oversight"]
+""")
+    assert load_config(directory, environ={}).members["prosecutor"].roles == ["oversight"]

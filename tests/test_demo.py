@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from gateway.tooling.demo import run_demo
-from gateway.tooling.relay_demo import run_demo as run_relay_demo
+from gateway.entrypoints.tools.demo import run_demo
+from gateway.entrypoints.tools.relay_demo import run_demo as run_relay_demo
 from support import leaks
 
 

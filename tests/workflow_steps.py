@@ -25,6 +25,10 @@ FAST = {
     "workflows.release.attachment_check_seconds": 0.3,
     "workflows.release.retry_seconds": 0.3,
     "audit.tree_head_interval_seconds": 0.5,
+    # The workflow tests push some SOAP unsigned; signed exchanges are tested in tests/soap and the demo.
+    "members.penal.require_signature": False,
+    "members.interior.require_signature": False,
+    "members.court.require_signature": False,
 }
 
 # A suspect with at least one expunged and one live conviction, and a dispensary registration.

@@ -11,12 +11,12 @@ and the JSON of ``Acknowledgement``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from adapters.clinic.fhir import MEDIA_TYPE, bundle_from_notice
+from adapters.continuity_fhir import MEDIA_TYPE, bundle_from_notice
+from adapters.outbox_json import json_body
 from gateway.domain import ContinuityOfCareNotice
 from gateway.workflows.egress import Envelope
 
@@ -32,8 +32,7 @@ def continuity_notice_body(notice: ContinuityOfCareNotice, *, notice_id: str, se
     ``notice_id`` becomes ``MessageHeader.id`` and comes back in the acknowledgement's
     URL; keep it stable for one notice, so that a resent notice is acknowledged once.
     """
-    bundle = bundle_from_notice(notice, notice_id=notice_id, sent_at=sent_at)
-    return json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode()
+    return json_body(bundle_from_notice(notice, notice_id=notice_id, sent_at=sent_at))
 
 
 class Acknowledgement(BaseModel):

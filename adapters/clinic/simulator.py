@@ -31,15 +31,13 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
+from adapters import rpn
 from adapters.clinic.client import Acknowledgement
-from adapters.clinic.fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
-from adapters.health import codec as health_codec
+from adapters.continuity_fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
+from adapters.simulation import Behaviour, Recorder, Refused, read_json, simulator_app, simulator_of
 from gateway.domain import ContinuityOfCareNotice
-from gateway.errors import BadRequest, GatewayError
-from gateway.web.problems import problem_response
-from gateway.web.body import parse_json, read_body, require_json_media_type
+from gateway.errors import BadRequest
 
 __all__ = ["PATH", "create_simulator"]
 
@@ -52,8 +50,8 @@ _CALLBACK_BACKOFF = 0.1  # seconds, doubled after each failed attempt
 _REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
-class _Refused(BadRequest):
-    status, slug, title = 422, "profile-violation", "The bundle does not follow the continuity-of-care profile"
+class _Refused(Refused):
+    slug, title = "profile-violation", "The bundle does not follow the continuity-of-care profile"
 
 
 class _Clinics:
@@ -131,18 +129,13 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _receive(request: web.Request) -> web.Response:
+    bundle, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
     try:
-        require_json_media_type(request)
-        body = await read_body(request, _MAX_BODY)
-        bundle = parse_json(body, _MAX_DEPTH)
-        try:
-            notice = notice_from_bundle(bundle)
-        except InvalidBundle as error:
-            raise BadRequest(f"not a valid FHIR R4B Bundle: {error}") from None
-        except ProfileViolation as error:
-            raise _Refused(str(error)) from None
-    except GatewayError as error:
-        return problem_response(error, request)
+        notice = notice_from_bundle(bundle)
+    except InvalidBundle as error:
+        raise BadRequest(f"not a valid FHIR R4B Bundle: {error}") from None
+    except ProfileViolation as error:
+        raise _Refused(str(error)) from None
     notice_id = notice_id_of(bundle)
     simulator_of(request).recorder.record(_SERVICE, request, body)
     clinics = request.app[_CLINICS]
@@ -177,12 +170,12 @@ async def _acknowledge(clinics: _Clinics, notice_id: str, notice: ContinuityOfCa
 
 async def _attach(clinics: _Clinics, notice: ContinuityOfCareNotice, clinic: str) -> dt.date | None:
     """Attach the person from the release date; the date the register recorded, or None if it refused."""
-    request = health_codec.attach_request(notice.person.iin, clinic, notice.release_date)
+    request = rpn.attach_request(notice.person.iin, clinic, notice.release_date)
     status, answer = await _post(clinics, f"{clinics.health_url}/rpn/v1/attachments", request, {"X-Sender": "clinic"})
     if status not in (200, 201):
         return None
     try:
-        attachment = health_codec.attachment_from_json(answer)
+        attachment = rpn.attachment_from_json(answer)
     except ValueError:
         return None
     return None if attachment is None else attachment.since

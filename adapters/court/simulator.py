@@ -17,11 +17,10 @@ from aiohttp import web
 from adapters.court import codec
 from adapters.court.client import PRETRIAL_REPORTS
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
+from adapters.simulation import Behaviour, Recorder, simulator_of, soap_simulator
 from gateway.security.xmldsig import Signer, Verifier
-from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusResponse
-from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+from gateway.soap.server import SoapCall
 
 __all__ = ["create_simulator"]
 
@@ -29,22 +28,14 @@ __all__ = ["create_simulator"]
 _MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
-def create_simulator(
-    population: Population | None = None,
-    behaviour: Behaviour | None = None,
-    recorder: Recorder | None = None,
-    *,
-    signer: Signer | None = None,
-    verifier: Verifier | None = None,
-) -> web.Application:
-    """A court's SOAP service at /soap/court (WSDL at /soap/court?wsdl).
+def create_simulator(population: Population | None = None, behaviour: Behaviour | None = None,
+                     recorder: Recorder | None = None, *, signer: Signer | None = None,
+                     verifier: Verifier | None = None) -> web.Application:
+    """A court's SOAP service at /soap/court; the keys as in ``soap_simulator``.
 
     ``population`` is accepted for symmetry with the other simulators; a court registers
     whatever report arrives and looks nobody up.
-    ``signer`` (the member's key) signs every answer; ``verifier`` (pinned to the gateway's
-    certificate) checks every request before it is read, and refuses unsigned ones.
     """
-    app = simulator_app("court", behaviour, recorder)
     receipts: dict[str, codec.CourtReceipt] = {}
 
     async def send_message(call: SoapCall) -> BusResponse:
@@ -63,10 +54,5 @@ def create_simulator(
             )
         return call.reply(codec.encode_court_receipt(receipt), message="registered")
 
-    SoapEndpoint(
-        [SoapService(contract("court.wsdl"), {"SendMessage": send_message})],
-        max_bytes=_MAX_BODY_BYTES,
-        signer=signer,
-        verifier_for=lambda _request: verifier,
-    ).add_routes(app)
-    return app
+    return soap_simulator("court", "court.wsdl", send_message, behaviour, recorder,
+                          max_bytes=_MAX_BODY_BYTES, signer=signer, verifier=verifier)

@@ -7,27 +7,22 @@ store-and-forward guarantees; the centre deduplicates by ``X-Message-Id``.
 
 from __future__ import annotations
 
-import json
-
 from adapters.employment.codec import employment_notice_json
+from adapters.outbox_json import JsonOutboundCodec
 from gateway.domain import EmploymentNotice
-from gateway.workflows.egress import Envelope
 
 __all__ = ["EmploymentNoticeCodec", "CONTENT_TYPE", "SERVICE", "employment_notice_body"]
 
 SERVICE = "release-notices"
-CONTENT_TYPE = "application/json"
+CONTENT_TYPE = JsonOutboundCodec.content_type
+
+
+class EmploymentNoticeCodec(JsonOutboundCodec):
+    """The outbound codec of employment notices: the five fields, nothing more."""
+
+    document = staticmethod(employment_notice_json)
 
 
 def employment_notice_body(notice: EmploymentNotice) -> bytes:
     """The outbox body (``CONTENT_TYPE``): the five fields as UTF-8 JSON."""
-    return json.dumps(employment_notice_json(notice), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class EmploymentNoticeCodec:
-    """The outbound codec of employment notices (``gateway.workflows.egress.OutboundCodec``)."""
-
-    content_type = CONTENT_TYPE
-
-    def encode(self, notice: EmploymentNotice, envelope: Envelope) -> bytes:
-        return employment_notice_body(notice)
+    return EmploymentNoticeCodec().body(notice)

@@ -10,14 +10,10 @@ services, so the social simulator mounts it too (``add_reception``).
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from adapters.employment.codec import employment_notice_from_json
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
-from gateway.errors import BadRequest, GatewayError
-from gateway.web.problems import problem_response
-from gateway.web.body import parse_json, read_body, require_json_media_type
+from adapters.simulation import Behaviour, NoticeRefused, Recorder, decoded, read_json, simulator_app, simulator_of
 
 __all__ = ["PATH", "add_reception", "create_simulator"]
 
@@ -25,10 +21,6 @@ PATH = "/employment/release-notices"
 _SERVICE = "employment/release-notices"
 _MAX_BODY = 64 * 1024
 _MAX_DEPTH = 8
-
-
-class _Refused(BadRequest):
-    status, slug, title = 422, "contract-violation", "The notice does not follow the contract"
 
 
 def create_simulator(
@@ -40,21 +32,12 @@ def create_simulator(
 
 
 def add_reception(app: web.Application, population: Population) -> None:
-    """Serve ``POST /employment/release-notices`` on ``app``, recording with its recorder."""
+    """Serve ``POST /employment/release-notices`` on ``app`` (a ``simulator_app``), recording with its recorder."""
     centres = {district.kato: district.employment_centre for district in population.districts}
 
     async def receive(request: web.Request) -> web.Response:
-        try:
-            require_json_media_type(request)
-            body = await read_body(request, _MAX_BODY)
-            try:
-                notice = employment_notice_from_json(parse_json(body, _MAX_DEPTH))
-            except ValidationError as error:
-                raise _Refused(_without_values(error)) from None
-            except ValueError as error:
-                raise _Refused(str(error)) from None
-        except GatewayError as error:
-            return problem_response(error, request)
+        payload, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+        notice = decoded(employment_notice_from_json, payload, NoticeRefused)
         seen = simulator_of(request).recorder.record(_SERVICE, request, body)
         # The centre serving the residence takes the person on; null where the territory has none.
         centre = centres.get(notice.residence.kato or "")
@@ -65,10 +48,3 @@ def add_reception(app: web.Application, population: Population) -> None:
         return web.json_response(answer, status=202 if seen == 1 else 200)
 
     app.router.add_post(PATH, receive)
-
-
-def _without_values(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
-        for detail in error.errors(include_input=False, include_url=False)
-    )

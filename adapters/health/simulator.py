@@ -14,25 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from adapters.clinic.fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
+from adapters import rpn
+from adapters.continuity_fhir import InvalidBundle, ProfileViolation, notice_from_bundle, notice_id_of
 from adapters.health import codec
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
+from adapters.simulation import Behaviour, Recorder, Refused, decoded, read_json, simulator_app, simulator_of
 from gateway.domain import IIN, Attachment, AttachmentState, ContinuityHold, Organisation, ReleaseNotice
-from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
-from gateway.web.problems import problem_response
-from gateway.web.body import parse_json, read_body, require_json_media_type
+from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.web.body import parse_json, read_body
 
 __all__ = ["create_simulator"]
 
 _MAX_BODY = 1024 * 1024
 _MAX_DEPTH = 32
-
-
-class _Refused(BadRequest):
-    status, slug, title = 422, "contract-violation", "The request does not follow the contract"
 
 
 @dataclass
@@ -43,7 +38,7 @@ class _Hold:
     released: bool = False
 
     def json(self) -> dict[str, Any]:
-        return codec.hold_json(self.hold, iin=self.iin, reference=self.reference, released=self.released)
+        return rpn.hold_json(self.hold, iin=self.iin, reference=self.reference, released=self.released)
 
 
 class _Register:
@@ -78,7 +73,7 @@ class _Register:
         self._known(iin)
         clinic: Organisation | None = self._clinics.get(clinic_code)
         if clinic is None:
-            raise _Refused("the medical organisation is not in the register")
+            raise Refused("the medical organisation is not in the register")
         current = self._current(iin)
         if current is not None and current.clinic == clinic and current.state is AttachmentState.ATTACHED:
             return self.attachment(iin), False
@@ -125,7 +120,6 @@ def create_simulator(
 ) -> web.Application:
     """The Ministry of Healthcare's services (``schemas/openapi/health.json``) on one application."""
     app = simulator_app("health", behaviour, recorder)
-    app.middlewares.append(_problems)
     app[_POPULATION] = population
     app[_REGISTER] = _Register(population)
     app.router.add_post("/rpn/v1/attachments/_search", _attachment)
@@ -140,34 +134,9 @@ def create_simulator(
     return app
 
 
-@web.middleware
-async def _problems(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except GatewayError as error:
-        return problem_response(error, request)
-
-
-async def _body(request: web.Request) -> tuple[Any, bytes]:
-    """The parsed JSON body and its bytes; malformed JSON is a 400."""
-    require_json_media_type(request)
-    body = await read_body(request, _MAX_BODY)
-    return parse_json(body, _MAX_DEPTH), body
-
-
-def _decode(decode, payload: Any) -> Any:
-    """``decode(payload)``; a payload that breaks the contract is a 422."""
-    try:
-        return decode(payload)
-    except ValidationError as error:
-        raise _Refused(_without_values(error)) from None
-    except ValueError as error:
-        raise _Refused(str(error)) from None
-
-
 async def _read(request: web.Request, decode) -> Any:
-    payload, _ = await _body(request)
-    return _decode(decode, payload)
+    payload, _ = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+    return decoded(decode, payload)
 
 
 def _person_of(request: web.Request, iin: IIN):
@@ -179,17 +148,17 @@ def _person_of(request: web.Request, iin: IIN):
 
 async def _attachment(request: web.Request) -> web.Response:
     iin = await _read(request, codec.iin_from_query)
-    return web.json_response(codec.attachment_json(iin, request.app[_REGISTER].attachment(iin)))
+    return web.json_response(rpn.attachment_json(iin, request.app[_REGISTER].attachment(iin)))
 
 
 async def _attach(request: web.Request) -> web.Response:
-    iin, clinic_code, attached_on = await _read(request, codec.attach_request_from_json)
+    iin, clinic_code, attached_on = await _read(request, rpn.attach_request_from_json)
     attachment, created = request.app[_REGISTER].attach(iin, clinic_code, attached_on)
-    return web.json_response(codec.attachment_json(iin, attachment), status=201 if created else 200)
+    return web.json_response(rpn.attachment_json(iin, attachment), status=201 if created else 200)
 
 
 async def _place_hold(request: web.Request) -> web.Response:
-    iin, until, reference = await _read(request, codec.hold_request_from_json)
+    iin, until, reference = await _read(request, rpn.hold_request_from_json)
     held, created = request.app[_REGISTER].place_hold(iin, until, reference)
     return web.json_response(held.json(), status=201 if created else 200)
 
@@ -205,7 +174,7 @@ async def _service_area(request: web.Request) -> web.Response:
     district = request.app[_POPULATION].district(kato)
     if district is None or not district.has_clinic:
         raise NotFound("the register assigns no medical organisation to this КАТО code")
-    return web.json_response(codec.clinic_json(kato, district.clinic))
+    return web.json_response(rpn.clinic_json(kato, district.clinic))
 
 
 async def _registrations(request: web.Request) -> web.Response:
@@ -220,8 +189,8 @@ async def _disability(request: web.Request) -> web.Response:
 
 async def _release_notice(request: web.Request) -> web.Response:
     """The penal system's release notices, relayed by the gateway: recorded, not acted on."""
-    payload, body = await _body(request)
-    _decode(ReleaseNotice.model_validate, payload)
+    payload, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+    decoded(ReleaseNotice.model_validate, payload)
     seen = simulator_of(request).recorder.record("health/release-notices", request, body)
     return web.json_response({"received": True, "duplicate": seen > 1}, status=202 if seen == 1 else 200)
 
@@ -237,10 +206,3 @@ async def _escalation(request: web.Request) -> web.Response:
         raise BadRequest(f"not a continuity-of-care notice: {error}") from None
     seen = simulator_of(request).recorder.record("health/escalations", request, body)
     return web.json_response({"notice_id": notice_id_of(bundle), "duplicate": seen > 1}, status=202 if seen == 1 else 200)
-
-
-def _without_values(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
-        for detail in error.errors(include_input=False, include_url=False)
-    )

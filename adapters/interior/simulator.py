@@ -10,13 +10,10 @@ from aiohttp import web
 from adapters.interior import codec
 from adapters.interior.client import PERSON, PRETRIAL_CASE, REGISTERED_RESIDENCE, SPECIAL_RECORDS
 from adapters.population import Population, SyntheticPerson
-from adapters.simulation import Behaviour, Recorder, simulator_app
-from gateway.soap.client import NOT_FOUND
+from adapters.simulation import Behaviour, Recorder, not_found, soap_simulator
 from gateway.security.xmldsig import Signer, Verifier
-from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusResponse
-from gateway.soap.faults import SoapFault
-from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+from gateway.soap.server import SoapCall
 
 __all__ = ["create_simulator"]
 
@@ -28,25 +25,14 @@ _REQUESTS = {
 }
 
 
-def create_simulator(
-    population: Population,
-    behaviour: Behaviour | None = None,
-    recorder: Recorder | None = None,
-    *,
-    signer: Signer | None = None,
-    verifier: Verifier | None = None,
-) -> web.Application:
-    """The interior ministry's SOAP service at /soap/interior (WSDL at /soap/interior?wsdl).
-
-    ``signer`` (the member's key) signs every answer; ``verifier`` (pinned to the gateway's
-    certificate) checks every request before it is read, and refuses unsigned ones.
-    """
-    app = simulator_app("interior", behaviour, recorder)
+def create_simulator(population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None,
+                     *, signer: Signer | None = None, verifier: Verifier | None = None) -> web.Application:
+    """The interior ministry's SOAP service at /soap/interior; the keys as in ``soap_simulator``."""
 
     def known(iin: str) -> SyntheticPerson:
         person = population.by_iin(iin)
         if person is None:
-            raise SoapFault.client(NOT_FOUND, "no person with this IIN in the population register", http_status=404)
+            raise not_found("no person with this IIN in the population register")
         return person
 
     async def send_message(call: SoapCall) -> BusResponse:
@@ -55,7 +41,7 @@ def create_simulator(
             erdr_number = call.decode(codec.decode_pretrial_case_request, codec.PRETRIAL_CASE_REQUEST)
             suspect = population.by_erdr(erdr_number)
             if suspect is None or suspect.pretrial_case is None:
-                raise SoapFault.client(NOT_FOUND, "no pre-trial case with this ЕРДР number", http_status=404)
+                raise not_found("no pre-trial case with this ЕРДР number")
             return call.reply(codec.encode_pretrial_case(suspect.pretrial_case))
         person = known(call.decode(codec.decode_person_query, _REQUESTS[service_id]))
         if service_id == PERSON:
@@ -64,10 +50,5 @@ def create_simulator(
             return call.reply(codec.encode_special_records(person.iin, person.convictions))
         return call.reply(codec.encode_registered_residence(person.iin, person.residence))
 
-    SoapEndpoint(
-        [SoapService(contract("interior.wsdl"), {"SendMessage": send_message})],
-        max_bytes=_MAX_BODY_BYTES,
-        signer=signer,
-        verifier_for=lambda _request: verifier,
-    ).add_routes(app)
-    return app
+    return soap_simulator("interior", "interior.wsdl", send_message, behaviour, recorder,
+                          max_bytes=_MAX_BODY_BYTES, signer=signer, verifier=verifier)

@@ -16,14 +16,12 @@ from aiohttp import web
 from adapters.penal import codec
 from adapters.penal.client import CUSTODY_HISTORY
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, simulator_app
+from adapters.simulation import Behaviour, Recorder, not_found, soap_simulator
 from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.security.xmldsig import Signer, Verifier
-from gateway.soap.client import NOT_FOUND, ServiceClient, ServiceMessages
-from gateway.soap.contracts import contract
+from gateway.soap.client import ServiceClient, ServiceMessages
 from gateway.soap.envelope import BusResponse, MessageType
-from gateway.soap.faults import SoapFault
-from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+from gateway.soap.server import SoapCall
 
 __all__ = ["create_simulator", "push_release_notices"]
 
@@ -38,36 +36,20 @@ _MESSAGE_TYPES = {
 }
 
 
-def create_simulator(
-    population: Population,
-    behaviour: Behaviour | None = None,
-    recorder: Recorder | None = None,
-    *,
-    signer: Signer | None = None,
-    verifier: Verifier | None = None,
-) -> web.Application:
-    """The penal system's SOAP service at /soap/penal (WSDL at /soap/penal?wsdl).
-
-    ``signer`` (the member's key) signs every answer; ``verifier`` (pinned to the gateway's
-    certificate) checks every request before it is read, and refuses unsigned ones.
-    """
-    app = simulator_app("penal", behaviour, recorder)
+def create_simulator(population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None,
+                     *, signer: Signer | None = None, verifier: Verifier | None = None) -> web.Application:
+    """The penal system's SOAP service at /soap/penal; the keys as in ``soap_simulator``."""
 
     async def send_message(call: SoapCall) -> BusResponse:
         call.expect_service(CUSTODY_HISTORY)
         iin = call.decode(codec.decode_custody_history_request, codec.CUSTODY_HISTORY_REQUEST)
         held = population.by_iin(iin)
         if held is None:
-            raise SoapFault.client(NOT_FOUND, "the penal system holds no record of this IIN", http_status=404)
+            raise not_found("the penal system holds no record of this IIN")
         return call.reply(codec.encode_custody_history(iin, held.custody))
 
-    SoapEndpoint(
-        [SoapService(contract("penal.wsdl"), {"SendMessage": send_message})],
-        max_bytes=_MAX_BODY_BYTES,
-        signer=signer,
-        verifier_for=lambda _request: verifier,
-    ).add_routes(app)
-    return app
+    return soap_simulator("penal", "penal.wsdl", send_message, behaviour, recorder,
+                          max_bytes=_MAX_BODY_BYTES, signer=signer, verifier=verifier)
 
 
 async def push_release_notices(

@@ -9,27 +9,22 @@ not overtake the PLANNED it cancels.
 
 from __future__ import annotations
 
-import json
-
+from adapters.outbox_json import JsonOutboundCodec
 from adapters.probation.codec import probation_notice_json
 from gateway.domain import ProbationNotice
-from gateway.workflows.egress import Envelope
 
 __all__ = ["ProbationNoticeCodec", "CONTENT_TYPE", "SERVICE", "probation_notice_body"]
 
 SERVICE = "release-notices"
-CONTENT_TYPE = "application/json"
+CONTENT_TYPE = JsonOutboundCodec.content_type
+
+
+class ProbationNoticeCodec(JsonOutboundCodec):
+    """The outbound codec of probation notices: the canonical notice."""
+
+    document = staticmethod(probation_notice_json)
 
 
 def probation_notice_body(notice: ProbationNotice) -> bytes:
     """The outbox body (``CONTENT_TYPE``): the notice as UTF-8 JSON."""
-    return json.dumps(probation_notice_json(notice), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class ProbationNoticeCodec:
-    """The outbound codec of probation notices (``gateway.workflows.egress.OutboundCodec``)."""
-
-    content_type = CONTENT_TYPE
-
-    def encode(self, notice: ProbationNotice, envelope: Envelope) -> bytes:
-        return probation_notice_body(notice)
+    return ProbationNoticeCodec().body(notice)

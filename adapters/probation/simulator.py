@@ -8,14 +8,10 @@ it with its ``X-Message-Id``, and answers a repeated id with 200.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from adapters.population import Population
 from adapters.probation.codec import probation_notice_from_json
-from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
-from gateway.errors import BadRequest, GatewayError
-from gateway.web.problems import problem_response
-from gateway.web.body import parse_json, read_body, require_json_media_type
+from adapters.simulation import Behaviour, NoticeRefused, Recorder, decoded, read_json, simulator_app, simulator_of
 
 __all__ = ["PATH", "create_simulator"]
 
@@ -25,10 +21,6 @@ _MAX_BODY = 64 * 1024
 _MAX_DEPTH = 8
 
 
-class _Refused(BadRequest):
-    status, slug, title = 422, "contract-violation", "The notice does not follow the contract"
-
-
 def create_simulator(
     population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None
 ) -> web.Application:
@@ -36,24 +28,10 @@ def create_simulator(
     offices = frozenset(district.probation_office.code for district in population.districts)
 
     async def receive(request: web.Request) -> web.Response:
-        try:
-            require_json_media_type(request)
-            body = await read_body(request, _MAX_BODY)
-            try:
-                notice = probation_notice_from_json(parse_json(body, _MAX_DEPTH))
-            except ValidationError as error:
-                raise _Refused(
-                    "; ".join(
-                        f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
-                        for detail in error.errors(include_input=False, include_url=False)
-                    )
-                ) from None
-            except ValueError as error:
-                raise _Refused(str(error)) from None
-            if notice.probation_office.code not in offices:
-                raise _Refused("probation_office.code names no probation office in the register")
-        except GatewayError as error:
-            return problem_response(error, request)
+        payload, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+        notice = decoded(probation_notice_from_json, payload, NoticeRefused)
+        if notice.probation_office.code not in offices:
+            raise NoticeRefused("probation_office.code names no probation office in the register")
         seen = simulator_of(request).recorder.record(_SERVICE, request, body)
         return web.json_response({"received": True, "duplicate": seen > 1}, status=202 if seen == 1 else 200)
 

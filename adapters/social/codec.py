@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.native_json import json_object
 from gateway.domain import (
     IIN,
     AssistanceReferral,
@@ -36,12 +37,6 @@ __all__ = [
     "social_status_from_json",
     "social_status_json",
 ]
-
-
-def _object(payload: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(payload, Mapping):
-        raise ValueError(f"{where} must be a JSON object")
-    return payload
 
 
 def _lower(value: Any) -> str | None:
@@ -71,7 +66,7 @@ def iin_query(iin: IIN) -> dict[str, Any]:
 
 
 def iin_from_query(payload: Any) -> IIN:
-    iin = _object(payload, "the query").get("iin")
+    iin = json_object(payload, "the query").get("iin")
     if not isinstance(iin, str):
         raise ValueError("query.iin must be a string of 12 digits")
     return IIN(iin)
@@ -92,11 +87,11 @@ def social_status_json(status: SocialStatus) -> dict[str, Any]:
 
 
 def social_status_from_json(payload: Any) -> SocialStatus:
-    payload = _object(payload, "the social status")
-    family = _object(payload.get("family") or {}, "family")
+    payload = json_object(payload, "the social status")
+    family = json_object(payload.get("family") or {}, "family")
     housing = payload.get("housing")
     if housing is not None:
-        housing = _object(housing, "housing")
+        housing = json_object(housing, "housing")
         housing = Housing(
             available=housing.get("hasHousing"), kind=_upper(HousingKind, housing.get("kind"), "housing.kind")
         )
@@ -122,7 +117,7 @@ def referral_json(referral: AssistanceReferral) -> dict[str, Any]:
 
 
 def referral_from_json(payload: Any) -> AssistanceReferral:
-    return AssistanceReferral.model_validate(_object(payload, "the referral"))
+    return AssistanceReferral.model_validate(json_object(payload, "the referral"))
 
 
 def referral_receipt(register_id: str, referral: AssistanceReferral) -> dict[str, Any]:

@@ -8,28 +8,19 @@ reception, as the Ministry's system does. Everything received is recorded.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
-from pydantic import ValidationError
 
 from adapters.employment.simulator import add_reception
 from adapters.population import Population
-from adapters.simulation import Behaviour, Recorder, simulator_app, simulator_of
+from adapters.simulation import Behaviour, Recorder, decoded, read_json, simulator_app, simulator_of
 from adapters.social import codec
-from gateway.errors import BadRequest, GatewayError, NotFound
-from gateway.web.problems import problem_response
-from gateway.web.body import parse_json, read_body, require_json_media_type
+from gateway.errors import BadRequest, NotFound
 
 __all__ = ["create_simulator"]
 
 _MAX_BODY = 256 * 1024
 _MAX_DEPTH = 16
 _REFERRALS = "social/referrals"
-
-
-class _Refused(BadRequest):
-    status, slug, title = 422, "contract-violation", "The request does not follow the contract"
 
 
 _POPULATION = web.AppKey("social_population", Population)
@@ -42,7 +33,6 @@ def create_simulator(
 ) -> web.Application:
     """The Ministry's services (``schemas/openapi/social.json``) and the employment centres' reception."""
     app = simulator_app("social", behaviour, recorder)
-    app.middlewares.append(_problems)
     app[_POPULATION] = population
     app[_REGISTER_IDS] = {}
     app.router.add_post("/social/v1/status/_search", _social_status)
@@ -51,34 +41,9 @@ def create_simulator(
     return app
 
 
-@web.middleware
-async def _problems(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except GatewayError as error:
-        return problem_response(error, request)
-
-
-async def _read(request: web.Request, decode) -> tuple[Any, bytes]:
-    """The body decoded by ``decode``, and its bytes: bad JSON is a 400, a contract violation a 422."""
-    require_json_media_type(request)
-    body = await read_body(request, _MAX_BODY)
-    payload = parse_json(body, _MAX_DEPTH)
-    try:
-        return decode(payload), body
-    except ValidationError as error:
-        raise _Refused(
-            "; ".join(
-                f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
-                for detail in error.errors(include_input=False, include_url=False)
-            )
-        ) from None
-    except ValueError as error:
-        raise _Refused(str(error)) from None
-
-
 async def _social_status(request: web.Request) -> web.Response:
-    iin, _ = await _read(request, codec.iin_from_query)
+    payload, _ = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+    iin = decoded(codec.iin_from_query, payload)
     person = request.app[_POPULATION].by_iin(iin)
     if person is None or person.social is None:
         raise NotFound("no person with this IIN is known to the Ministry")
@@ -89,7 +54,8 @@ async def _referral(request: web.Request) -> web.Response:
     message_id = request.headers.get("X-Message-Id")
     if not message_id:
         raise BadRequest("send X-Message-Id: referrals are deduplicated by it")
-    referral, body = await _read(request, codec.referral_from_json)
+    payload, body = await read_json(request, max_bytes=_MAX_BODY, max_depth=_MAX_DEPTH)
+    referral = decoded(codec.referral_from_json, payload)
     register_ids = request.app[_REGISTER_IDS]
     seen = simulator_of(request).recorder.record(_REFERRALS, request, body)
     register_id = register_ids.setdefault(message_id, f"SSS-{len(register_ids) + 1:06d}")

@@ -33,7 +33,7 @@ from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.security.audit import AuditEvent, AuditLog, EventKind
 from gateway.security.audit import Outcome as AuditOutcome
-from gateway.store import Message, Store
+from gateway.store import DeliveryStore, Message
 
 log = get_logger("gateway.delivery")
 
@@ -52,7 +52,7 @@ class DeliveryListener(Protocol):
 class DeliveryEngine:
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         members: dict[str, MemberConfig],
         config: DeliveryConfig,
         metrics: Metrics,

@@ -6,7 +6,7 @@ immutable, and strict: an unknown field or an invalid IIN is refused, with a mes
 sender can act on.
 """
 
-from gateway.domain.canonical import Organisation
+from gateway.domain.canonical import ExchangeDate, Organisation
 from gateway.domain.health import (
     Attachment,
     AttachmentState,
@@ -62,6 +62,7 @@ from gateway.domain.social import (
 )
 
 __all__ = [
+    "ExchangeDate",
     "IIN",
     "Address",
     "AssistanceCategory",

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["CanonicalModel", "Narrative", "Organisation", "Text"]
+__all__ = ["EARLIEST_DATE", "LATEST_DATE", "CanonicalModel", "ExchangeDate", "Narrative", "Organisation", "Text"]
+
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2100, 12, 31)
+ExchangeDate = Annotated[dt.date, Field(ge=EARLIEST_DATE, le=LATEST_DATE)]
+"""A date an exchange acts on (a release, a court's deadline): within 1900-01-01..2100-12-31.
+Without a clock the model cannot say "near now", but it can refuse what no process means —
+9999-12-31 would be accepted and then overflow every deadline computed from it."""
 
 
 class CanonicalModel(BaseModel):

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from gateway.domain.canonical import CanonicalModel, Organisation, Text
+from gateway.domain.canonical import CanonicalModel, ExchangeDate, Organisation, Text
 from gateway.domain.health import Attachment, HealthSummary
 from gateway.domain.iin import IIN
 from gateway.domain.justice import ReleaseType
@@ -42,8 +42,8 @@ class ReleaseNotice(CanonicalModel):
     iin: IIN
     facility: Organisation
     release_type: ReleaseType
-    planned_date: dt.date
-    actual_date: dt.date | None = None
+    planned_date: ExchangeDate
+    actual_date: ExchangeDate | None = None
     """Empty until the person has actually been released."""
     destination: Address
     housing: Housing

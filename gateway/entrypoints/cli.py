@@ -27,6 +27,7 @@ from gateway.logs import configure_logging
 from gateway.resources import resource_dir
 from gateway.security.audit import AuditLog
 from gateway.security.audit_keys import AuditKeys, fingerprint
+from gateway.security.keys import DevelopmentKeys
 from gateway.security.tls import DevelopmentPki, PkiError
 from gateway.services.dead_letters import replay_dead_letters
 from gateway.services.oversight import subject_disclosures
@@ -141,6 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(run=_pki_init)
     init.add_argument("--members", nargs="+", metavar="ID",
                       help="member ids to certify (default: every member in the configuration, and the gateway)")
+    init.add_argument("--signing-keys", action="store_true",
+                      help="also make the XML-signing keys where missing: the gateway's ([signing] algorithm, "
+                           "e.g. gost2015-256) and one beside the first certificate each member pins "
+                           "(its signature_algorithm)")
     issue = pki.add_parser("issue", help="certify a member (a new member, or --replace to rotate its key)")
     issue.set_defaults(run=_pki_issue)
     issue.add_argument("member")
@@ -198,6 +203,9 @@ def _config_check(args: argparse.Namespace) -> int:
         f"configuration ok: {len(config.members)} members, {services} services, {grants} grants, "
         f"{rules} disclosure rules; store {config.store.url.split(':', 1)[0]}"
     )
+    sys.stdout.flush()
+    for warning in config.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -429,7 +437,7 @@ def _user_list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.tooling import demo, relay_demo
+    from gateway.entrypoints.tools import demo, relay_demo
 
     configure_logging("error", "json")
     if args.relay:
@@ -438,7 +446,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from gateway.tooling.simulate import run_until_stopped
+    from gateway.entrypoints.tools.simulate import run_until_stopped
 
     config = _config(args)
     configure_logging(config.logging.level, config.logging.format)
@@ -473,8 +481,19 @@ def _pki_init(args: argparse.Namespace) -> int:
         DevelopmentPki.init(pki.directory, members)
         print(f"development CA in {pki.directory}: {pki.ca_certificate.name}, {pki.crl.name} (empty), "
               f"certificates for {', '.join(members)} in members/")
+        if args.signing_keys:
+            _signing_keys(config or _config(args))
 
     return _pki_run(init)
+
+
+def _signing_keys(config: GatewayConfig) -> None:
+    keys = DevelopmentKeys.provision(config, config.members)
+    print(f"XML-signing key of the gateway ({config.signing.algorithm}): {config.base_dir / config.signing.key}, "
+          f"certificate {config.base_dir / config.signing.certificate}")
+    for member_id, signer in keys.signers.items():
+        print(f"XML-signing development key of {member_id} ({signer.algorithm}) beside "
+              f"{config.base_dir / config.members[member_id].certificates[0].path}")
 
 
 def _pki_issue(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from gateway.domain import validate_iin
 from gateway.logs import get_logger
 from gateway.security import merkle
 from gateway.security.audit_keys import AuditKeys
-from gateway.store import AppendAudit, AuditRecord, NewAuditEntry, Store, StoreError, TreeHead
+from gateway.store import AppendAudit, AuditRecord, AuditStore, NewAuditEntry, StoreError, TreeHead
 
 __all__ = [
     "AuditEntry",
@@ -345,7 +345,7 @@ class AuditLog:
 
     def __init__(
         self,
-        store: Store,
+        store: AuditStore,
         keys: AuditKeys,
         *,
         gateway_member: str = "gateway",

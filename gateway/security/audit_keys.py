@@ -8,6 +8,8 @@ head look forged and every person's search come back empty.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import os
 import secrets
@@ -20,8 +22,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gateway.config import AuditConfig
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
+    from gateway.config import AuditConfig
 
 __all__ = ["AuditKeys", "fingerprint"]
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -39,10 +39,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, RSAKey
 from joserfc.registry import HeaderParameter
 
-from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, GatewayError
 from gateway.security.replay import Freshness
 from gateway.store import Message
+
+if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
+    from gateway.config import GatewayConfig
 
 __all__ = ["ALGORITHMS", "SIGNATURE_HEADER", "InvalidSignature", "JsonSignatures", "SigningKey", "sign", "verify"]
 
@@ -135,8 +137,10 @@ def verify(
                                f"({', '.join(sorted(keys))}); sign with one of them")
     try:
         genuine = jws.validate_compact(token, key, registry=_REGISTRY)
-    except JoseError as exc:
-        raise InvalidSignature(f"the signature cannot be checked: {exc.description or type(exc).__name__}") from None
+    except JoseError:
+        # joserfc's description names its internals and may quote what was sent.
+        raise InvalidSignature(f"the signature cannot be checked with key {key_id!r}: it is not a {algorithm} "
+                               "signature of the body (a value of the wrong length or encoding)") from None
     if not genuine:
         raise InvalidSignature("the signature does not match the body: it was altered, or signed with another key")
     return _claims(header, audience=audience, message_id=message_id, freshness=freshness, max_lifetime=max_lifetime)

@@ -14,6 +14,8 @@ make development keys.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 import os
 import stat
@@ -22,14 +24,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from asn1crypto import pem
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.config import GatewayConfig, MemberConfig, SigningConfig
 from gateway.errors import ConfigError
+from gateway.security.gost import GostError, GostPrivateKey, self_signed_gost_certificate
 from gateway.security.xmldsig import PinnedCertificate, PrivateKey, Verifier, WsSecuritySigner
+
+if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
+    from gateway.config import GatewayConfig, MemberConfig, SigningConfig
 
 __all__ = [
     "DevelopmentKeys",
@@ -45,13 +52,18 @@ __all__ = [
 # RSA 2048 is the floor of current guidance (NIST SP 800-57) and fast to generate.
 _RSA_BITS = 2048
 _CURVES = {"ecdsa-sha256": ec.SECP256R1, "ecdsa-sha384": ec.SECP384R1}
+# GOST 34.10-2015 keys of each size, on TC 26's paramSetA (R 1323565.1.024-2019).
+_GOST_BITS = {"gost2015-256": 256, "gost2015-512": 512}
 _DEVELOPMENT_DAYS = 365
+_ORGANISATION = "reentry-gateway development"
 
 
 def new_private_key(algorithm: str = "rsa-sha256") -> PrivateKey:
     """A fresh key for ``algorithm`` (a name from ``xmldsig.ALGORITHMS``)."""
     if algorithm in _CURVES:
         return ec.generate_private_key(_CURVES[algorithm]())
+    if algorithm in _GOST_BITS:
+        return GostPrivateKey.generate(_GOST_BITS[algorithm])
     if algorithm.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
     raise ValueError(f"no key type for signature algorithm {algorithm!r}")
@@ -69,9 +81,15 @@ def self_signed_certificate(
     By default it starts a day ago, so a peer whose clock runs behind accepts it at once.
     """
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    if isinstance(key, GostPrivateKey):
+        # ``cryptography`` holds no GOST key: the certificate is built with asn1crypto, signed
+        # with the key itself, and read back as a certificate like any other.
+        return x509.load_der_x509_certificate(
+            self_signed_gost_certificate(key, common_name, not_before=start, days=days, organisation=_ORGANISATION)
+        )
     name = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "reentry-gateway development"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORGANISATION),
     ])
     return (
         x509.CertificateBuilder()
@@ -125,11 +143,24 @@ def read_private_key(path: Path) -> PrivateKey:
         )
     try:
         key = serialization.load_pem_private_key(data, password=None)
+    except UnsupportedAlgorithm:
+        return _read_gost_private_key(path, data)
     except (ValueError, TypeError):
+        # cryptography reports some unknown key algorithms as unreadable, not unsupported.
+        if b"-----BEGIN PRIVATE KEY-----" in data:
+            return _read_gost_private_key(path, data)
         raise ConfigError(f"{path}: not an unencrypted PEM private key (PKCS#8)") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise ConfigError(f"{path}: XML signatures need an RSA or EC key, not {type(key).__name__}")
+        raise ConfigError(f"{path}: XML signatures need an RSA, EC or GOST key, not {type(key).__name__}")
     return key
+
+
+def _read_gost_private_key(path: Path, data: bytes) -> GostPrivateKey:
+    try:
+        _, _, der = pem.unarmor(data)
+        return GostPrivateKey.from_pkcs8(der)
+    except (ValueError, GostError) as error:
+        raise ConfigError(f"{path}: not an unencrypted PEM private key (PKCS#8) of RSA, EC or GOST: {error}") from None
 
 
 def read_certificate(path: Path) -> x509.Certificate:
@@ -154,8 +185,11 @@ def gateway_signer(config: SigningConfig, base_dir: Path, *, member_id: str) -> 
         raise ConfigError(f"signing: {base_dir / config.key}: {error}") from None
 
 
-def member_verifier(member_id: str, member: MemberConfig, base_dir: Path) -> Verifier:
-    """A verifier pinned to the certificates configured for ``member_id``."""
+def member_verifier(
+    member_id: str, member: MemberConfig, base_dir: Path, *, max_clock_skew_seconds: float = 300.0
+) -> Verifier:
+    """A verifier pinned to the certificates configured for ``member_id``, accepting its
+    ``signature_algorithm`` only when one is configured (checked against the certificates)."""
     pinned = []
     for index, entry in enumerate(member.certificates):
         path = base_dir / entry.path
@@ -170,7 +204,14 @@ def member_verifier(member_id: str, member: MemberConfig, base_dir: Path) -> Ver
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from None
         pinned.append(PinnedCertificate.of(certificate, path.name, not_before=entry.not_before, not_after=entry.not_after))
-    return Verifier(member_id, pinned, required=member.require_signature)
+    try:
+        return Verifier(
+            member_id, pinned, required=member.signature_required, algorithm=member.signature_algorithm,
+            max_clock_skew_seconds=max_clock_skew_seconds,
+        )
+    except ValueError as error:
+        key = "signature_algorithm" if member.signature_algorithm else "certificates"
+        raise ConfigError(f"members.{member_id}.{key}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -193,14 +234,17 @@ class DevelopmentKeys:
                 continue
             certificate_path = config.base_dir / member.certificates[0].path
             key_path = certificate_path.with_name(certificate_path.name.removesuffix(".pem") + ".key.pem")
-            key, certificate = provision_key_pair(key_path, certificate_path, common_name=member_id)
-            signers[member_id] = WsSecuritySigner(key, certificate)
+            algorithm = member.signature_algorithm or "rsa-sha256"
+            key, certificate = provision_key_pair(key_path, certificate_path, common_name=member_id, algorithm=algorithm)
+            signers[member_id] = WsSecuritySigner(key, certificate, algorithm=algorithm)
         gateway = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
         pinned = PinnedCertificate.of(gateway.certificate, (config.base_dir / config.signing.certificate).name)
         return cls(signers, Verifier(config.server.member_id, [pinned], required=True))
 
 
 def _pem_private_key(key: PrivateKey) -> bytes:
+    if isinstance(key, GostPrivateKey):
+        return key.private_bytes_pem()
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 

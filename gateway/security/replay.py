@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,15 +39,32 @@ class Freshness:
     window_seconds: float
     clock: Callable[[], float] = time.time
 
-    def check(self, moment: float, *, what: str) -> None:
-        """Raise ``StaleMessage`` unless ``moment`` (seconds since the epoch) is within the window."""
-        offset = moment - self.clock()
+    def check(self, moment: float | dt.datetime, *, what: str) -> None:
+        """Raise ``StaleMessage`` unless ``moment`` (seconds since the epoch, or a date and time;
+        one without an offset is read as UTC) is within the window.
+
+        Any moment is compared, however far off: xs:dateTime runs from year 1 to 9999 in any offset
+        and a JSON ``iat`` is any integer, so nothing is converted to a timestamp or a date the
+        platform may not represent.
+        """
+        now = self.clock()
+        if isinstance(moment, dt.datetime):
+            aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+            # Subtracting aware datetimes gives a timedelta, which spans any two of them.
+            delta = aware - dt.datetime.fromtimestamp(now, dt.UTC)
+            offset = delta.total_seconds()
+        else:
+            try:
+                offset = float(moment) - now
+            except OverflowError:  # an integer past what a float holds
+                offset = math.copysign(math.inf, moment)
         if abs(offset) <= self.window_seconds:
             return
-        stamp = dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds")
         direction = "ahead of" if offset > 0 else "behind"
+        # How far off, not the date itself: it is what the sender sent, and may be any size.
+        distance = f"{abs(offset):.0f} s" if abs(offset) < 10**9 else "more than 30 years"
         raise StaleMessage(
-            f"{what} {stamp} is {abs(offset):.0f} s {direction} the gateway's clock; it must be within "
+            f"{what} is {distance} {direction} the gateway's clock; it must be within "
             f"{self.window_seconds:g} s. Check the sender's clock (NTP) and send the message with the current time"
         )
 

@@ -1,17 +1,20 @@
 """XML signatures in the WS-Security header of a SOAP envelope: signing the Body, and verifying it.
 
-What is signed is the SOAP Body and nothing else: ``ds:Signature`` lives in
-``soap:Header/wsse:Security`` and holds one ``ds:Reference`` to the Body's ``wsu:Id``, with
-exclusive C14N (``http://www.w3.org/2001/10/xml-exc-c14n#``) and RSA-SHA256 unless configured
-otherwise (OASIS WS-Security 1.1, X.509 Token Profile 1.1).
+What the gateway signs is the SOAP Body: ``ds:Signature`` lives in ``soap:Header/wsse:Security``
+and holds one ``ds:Reference`` to the Body's ``wsu:Id``, with exclusive C14N
+(``http://www.w3.org/2001/10/xml-exc-c14n#``) and RSA-SHA256 unless configured otherwise (OASIS
+WS-Security 1.1, X.509 Token Profile 1.1). What it accepts is that, or a second reference to the
+``wsu:Timestamp`` of the same Security header (the default of WSS4J, WCF and node ``soap``),
+whose Created and Expires then bound the message's freshness.
 
-``Signer`` is the seam for another cryptography provider (a national GOST one): anything that
-turns an unsigned envelope into a signed one. ``WsSecuritySigner`` is the one built on signxml.
+The algorithm is a provider of ``signature_algorithms`` (RSA, ECDSA, GOST 34.10-2015 with
+Streebog); the reference and SignedInfo structure around it is built and checked here, the same
+for every provider. ``Signer`` is the seam for a key held elsewhere (a token, an HSM).
 
 ``Verifier`` checks an envelope against the sender's pinned certificates and returns only the
 Body the signature covers, parsed anew from the bytes that were signed: the application reads
 that element and never the tree it came in. Before any cryptography runs, the envelope's shape
-is held to the one the gateway signs, because the classic attacks on XML signatures (McIntosh
+is held to the one the gateway accepts, because the classic attacks on XML signatures (McIntosh
 & Austel 2005; Somorovsky et al. 2011, 2012) keep a valid signature and move the signed element
 somewhere the application does not look. docs/security.md ("Signatures") gives each check and
 its reason. Every refusal says what is wrong.
@@ -23,21 +26,28 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import logging
+import hmac
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier
-from signxml.algorithms import SignatureConstructionMethod
-from signxml.exceptions import InvalidDigest, InvalidSignature
-from signxml.signer import SignatureReference
 
 from gateway.errors import GatewayError
+from gateway.security.signature_algorithms import (
+    ALGORITHMS,
+    BY_URI,
+    DIGESTS,
+    RETIRED,
+    SignatureAlgorithm,
+    SigningKey,
+    VerificationKey,
+    key_family,
+    verification_key,
+)
 from gateway.security.xmlparse import MalformedXMLError, UnsafeXMLError, parse_untrusted
 
 __all__ = [
@@ -65,26 +75,14 @@ _ENVELOPE = f"{{{SOAP11}}}Envelope"
 _HEADER = f"{{{SOAP11}}}Header"
 _BODY = f"{{{SOAP11}}}Body"
 _WSU_ID = f"{{{WSU}}}Id"
-_EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+_TIMESTAMP = f"{{{WSU}}}Timestamp"
+_EXC_C14N_URI = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_INCLUSIVE_NAMESPACES = f"{{{_EXC_C14N_URI}}}InclusiveNamespaces"
 
-ALGORITHMS: dict[str, tuple[SignatureMethod, DigestAlgorithm]] = {
-    "rsa-sha256": (SignatureMethod.RSA_SHA256, DigestAlgorithm.SHA256),
-    "rsa-sha384": (SignatureMethod.RSA_SHA384, DigestAlgorithm.SHA384),
-    "rsa-sha512": (SignatureMethod.RSA_SHA512, DigestAlgorithm.SHA512),
-    "ecdsa-sha256": (SignatureMethod.ECDSA_SHA256, DigestAlgorithm.SHA256),
-    "ecdsa-sha384": (SignatureMethod.ECDSA_SHA384, DigestAlgorithm.SHA384),
-}
-"""The signature algorithms the gateway signs and accepts, by configuration name, with the
-digest each signs with. No SHA-1 or MD5 (collisions are practical), no HMAC (a shared secret
-proves nothing about which member signed), no DSA."""
+PrivateKey = SigningKey
 
-# signxml logs every document it canonicalises at DEBUG, and a Body carries IINs and names.
-logging.getLogger("signxml").setLevel(logging.INFO)
-
-_SIGNATURE_METHODS = frozenset(method for method, _ in ALGORITHMS.values())
-_DIGESTS = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+_KEY_NAMES = {"rsa": "an RSA key", "ecdsa": "an ECDSA key", "gost-256": "a 256-bit GOST R 34.10-2012 key",
+              "gost-512": "a 512-bit GOST R 34.10-2012 key"}
 
 
 class SignatureRefused(GatewayError):
@@ -113,10 +111,10 @@ class SignatureRefused(GatewayError):
 class Signer(Protocol):
     """Puts a signature over the Body into the envelope's WS-Security header.
 
-    A provider for other algorithms (GOST 34.310 keys of the National Certification Centre, in
-    a token or an HSM) implements this; the envelope it returns must have the shape
-    ``Verifier`` checks: one ``ds:Signature`` in ``soap:Header/wsse:Security`` referencing the
-    Body's ``wsu:Id``, exclusive C14N.
+    ``WsSecuritySigner`` is the one the gateway uses, for every algorithm of
+    ``signature_algorithms``; a provider whose key lives in a token or an HSM implements this,
+    and the envelope it returns must have the shape ``Verifier`` checks: one ``ds:Signature``
+    in ``soap:Header/wsse:Security`` referencing the Body's ``wsu:Id``, exclusive C14N.
     """
 
     def sign(self, envelope: etree._Element) -> etree._Element:
@@ -125,20 +123,26 @@ class Signer(Protocol):
 
 
 class WsSecuritySigner:
-    """Signs with one private key and names its certificate (issuer and serial) in KeyInfo."""
+    """Signs with one private key and names its certificate (issuer and serial) in KeyInfo.
 
-    def __init__(self, key: PrivateKey, certificate: x509.Certificate, *, algorithm: str = "rsa-sha256") -> None:
+    The signature is built here for every algorithm alike (XML Signature 1.1 §3.1): the
+    Reference's digest over the exclusive C14N of the Body, then the exclusive C14N of
+    SignedInfo signed by the algorithm's provider. A key held elsewhere (a token, an HSM) is
+    another ``Signer``.
+    """
+
+    def __init__(self, key: SigningKey, certificate: x509.Certificate, *, algorithm: str = "rsa-sha256") -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown signature algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
-        wanted = rsa.RSAPrivateKey if algorithm.startswith("rsa") else ec.EllipticCurvePrivateKey
-        if not isinstance(key, wanted):
-            raise ValueError(f"{algorithm} needs an {algorithm.partition('-')[0].upper()} key, not {type(key).__name__}")
-        if certificate.public_key() != key.public_key():
+        provider = ALGORITHMS[algorithm]
+        if not provider.fits(key):
+            raise ValueError(f"{algorithm} needs {_KEY_NAMES[provider.family]}, not {type(key).__name__}")
+        if verification_key(certificate) != key.public_key():
             raise ValueError("the certificate is not the private key's: it certifies another public key")
         self.certificate = certificate
         self.algorithm = algorithm
         self._key = key
-        self._method, self._digest = ALGORITHMS[algorithm]
+        self._provider = provider
 
     def sign(self, envelope: etree._Element) -> etree._Element:
         if envelope.tag != _ENVELOPE:
@@ -150,20 +154,21 @@ class WsSecuritySigner:
         elif header.find(SECURITY) is not None:
             raise ValueError("the envelope already carries a wsse:Security header")
         body_id = _identify_body(envelope)
-        signer = XMLSigner(
-            method=SignatureConstructionMethod.detached,
-            signature_algorithm=self._method,
-            digest_algorithm=self._digest,
-            c14n_algorithm=_EXC_C14N,
-        )
-        signature = signer.sign(
-            envelope,
-            key=self._key,
-            reference_uri=[SignatureReference(URI=f"#{body_id}")],
-            key_info=self._key_info(),
-            id_attribute="Id",
-        )
-        etree.SubElement(header, SECURITY, nsmap={"wsse": WSSE}).append(signature)
+        security = etree.SubElement(header, SECURITY, nsmap={"wsse": WSSE})
+        signature = etree.SubElement(security, f"{{{DS}}}Signature", nsmap={"ds": DS})
+        signed_info = etree.SubElement(signature, f"{{{DS}}}SignedInfo")
+        etree.SubElement(signed_info, f"{{{DS}}}CanonicalizationMethod", Algorithm=_EXC_C14N_URI)
+        etree.SubElement(signed_info, f"{{{DS}}}SignatureMethod", Algorithm=self._provider.signature_uri)
+        reference = etree.SubElement(signed_info, f"{{{DS}}}Reference", URI=f"#{body_id}")
+        transforms = etree.SubElement(reference, f"{{{DS}}}Transforms")
+        etree.SubElement(transforms, f"{{{DS}}}Transform", Algorithm=_EXC_C14N_URI)
+        etree.SubElement(reference, f"{{{DS}}}DigestMethod", Algorithm=self._provider.digest_uri)
+        digest = DIGESTS[self._provider.digest_uri](_canonical(envelope.find(_BODY)))
+        etree.SubElement(reference, f"{{{DS}}}DigestValue").text = base64.b64encode(digest).decode()
+        value = etree.SubElement(signature, f"{{{DS}}}SignatureValue")
+        signature.append(self._key_info())
+        # SignedInfo is canonicalised where it stands, as the verifier will read it.
+        value.text = base64.b64encode(self._provider.sign(self._key, _canonical(signed_info))).decode()
         return envelope
 
     def _key_info(self) -> etree._Element:
@@ -175,6 +180,13 @@ class WsSecuritySigner:
         etree.SubElement(issuer_serial, f"{{{DS}}}X509IssuerName").text = self.certificate.issuer.rfc4514_string()
         etree.SubElement(issuer_serial, f"{{{DS}}}X509SerialNumber").text = str(self.certificate.serial_number)
         return key_info
+
+
+def _canonical(element: etree._Element, inclusive_prefixes: Sequence[str] = ()) -> bytes:
+    """Exclusive XML Canonicalization 1.0 without comments of ``element`` where it stands."""
+    return etree.tostring(
+        element, method="c14n", exclusive=True, with_comments=False, inclusive_ns_prefixes=list(inclusive_prefixes) or None
+    )
 
 
 def _identify_body(envelope: etree._Element) -> str:
@@ -245,26 +257,63 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """One ds:Reference of SignedInfo and the element it resolves to."""
+
+    element: etree._Element
+    target: etree._Element
+    what: str
+    """"the soap:Body" or "the wsu:Timestamp", for messages."""
+    digest: str
+    prefixes: tuple[str, ...]
+
+
 class Verifier:
     """Verifies envelopes from one sender against the certificates pinned for it.
 
     ``required``: an unsigned envelope is refused; otherwise it is let through as it is (for a
     member that cannot sign yet). A signed envelope is always verified, and refused if it does
     not verify: a signature nobody checks would only look like protection.
+
+    ``algorithm`` (a name from ``signature_algorithms.ALGORITHMS``) is the one algorithm the
+    sender signs with; any other is refused, so a signature cannot be downgraded to a weaker
+    one. Without it, every listed algorithm whose key type one of the pinned certificates holds
+    is accepted. ``max_clock_skew_seconds`` bounds how far a signed ``wsu:Timestamp`` may be
+    ahead of the moment of receipt, or its Expires behind it.
     """
 
-    def __init__(self, sender: str, pinned: Sequence[PinnedCertificate], *, required: bool) -> None:
+    def __init__(
+        self,
+        sender: str,
+        pinned: Sequence[PinnedCertificate],
+        *,
+        required: bool,
+        algorithm: str | None = None,
+        max_clock_skew_seconds: float = 300.0,
+    ) -> None:
         if required and not pinned:
             raise ValueError(f"{sender}: signatures are required but no certificate is pinned")
+        if algorithm is not None and algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown signature algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
         self.sender = sender
         self.pinned = tuple(pinned)
         self.required = required
-        self._expect = SignatureConfiguration(
-            location=f"./{{{SOAP11}}}Header/{{{WSSE}}}Security/",
-            expect_references=1,
-            signature_methods=_SIGNATURE_METHODS,
-            digest_algorithms=_DIGESTS,
-            default_reference_c14n_method=_EXC_C14N,
+        self.algorithm = algorithm
+        self.max_clock_skew = dt.timedelta(seconds=max_clock_skew_seconds)
+        self._keys: list[tuple[PinnedCertificate, VerificationKey, str]] = []
+        for certificate in self.pinned:
+            key = verification_key(certificate.certificate)
+            family = key_family(key)
+            if algorithm is not None and family != ALGORITHMS[algorithm].family:
+                raise ValueError(
+                    f"certificate {certificate.name} holds {_KEY_NAMES[family]}, which cannot verify {algorithm} "
+                    f"signatures (they need {_KEY_NAMES[ALGORITHMS[algorithm].family]})"
+                )
+            self._keys.append((certificate, key, family))
+        self._methods = (
+            {ALGORITHMS[algorithm].signature_uri} if algorithm is not None
+            else {provider.signature_uri for provider in ALGORITHMS.values()}
         )
 
     def verified_body(self, envelope: etree._Element, *, at: dt.datetime) -> etree._Element | None:
@@ -272,7 +321,8 @@ class Verifier:
 
         None when ``envelope`` is unsigned and this sender may send unsigned messages.
         ``at`` is when the message was received: every certificate is judged at that moment,
-        not at a date the sender wrote, which whoever holds a retired key could backdate.
+        not at a date the sender wrote, which whoever holds a retired key could backdate; a
+        signed ``wsu:Timestamp`` must hold it too (within the clock skew).
         Raises ``SignatureRefused`` naming the first check that failed.
         """
         body = _envelope_body(envelope)
@@ -289,46 +339,130 @@ class Verifier:
             return None
         signature = _placed_signature(signatures, blocks)
         _refuse_wrapping(envelope, body)
-        body_id = body.get(_WSU_ID)
-        if not body_id:
+        timestamp = _placed_timestamp(envelope, blocks[0])
+        if not _ids(body):
             raise SignatureRefused("signature-reference", "the soap:Body carries no wsu:Id for the signature to reference")
-        _check_signed_info(signature, body_id)
-        verified = self._verify(envelope, signature, at)
-        # The signed bytes are what the application reads; the Body in the received tree must
-        # canonicalise to the same bytes, or something other than the Body was signed.
-        if verified != etree.tostring(body, method="c14n", exclusive=True, with_comments=False):
-            raise SignatureRefused("signature-reference", "the signature covers an element other than the soap:Body")
+        provider, references, prefixes = self._signed_info(signature, body, timestamp)
+        self._verify(signature, provider, references, prefixes, at)
+        signed = {reference.what: _canonical(reference.target, reference.prefixes) for reference in references}
+        if _TIMESTAMP_WHAT in signed:
+            self._check_timestamp(signed[_TIMESTAMP_WHAT], at)
         try:
-            return parse_untrusted(verified)
-        except (UnsafeXMLError, MalformedXMLError) as error:
-            raise SignatureRefused("signature-malformed", f"the signed Body cannot be read back: {error}") from None
+            return parse_untrusted(signed[_BODY_WHAT])
+        except (UnsafeXMLError, MalformedXMLError):
+            raise SignatureRefused("signature-malformed", "the signed Body cannot be read back as safe, "
+                                   "well-formed XML") from None
 
-    def _verify(self, envelope: etree._Element, signature: etree._Element, at: dt.datetime) -> bytes:
-        """The canonical bytes of the signed Body, once a pinned certificate verifies the signature."""
+    def _signed_info(
+        self, signature: etree._Element, body: etree._Element, timestamp: etree._Element | None
+    ) -> tuple[SignatureAlgorithm, list[_Reference], tuple[str, ...]]:
+        """The algorithm and the references, once SignedInfo has the shape the gateway accepts."""
+        unexpected = [child.tag for child in signature if child.tag not in _SIGNATURE_CHILDREN]
+        if unexpected:
+            # ds:Object and ds:Manifest are where XSW variants park the signed content.
+            raise SignatureRefused(
+                "signature-placement",
+                f"the ds:Signature holds {unexpected[0]}; only SignedInfo, SignatureValue and KeyInfo belong there",
+            )
+        signed_info = signature.find(f"{{{DS}}}SignedInfo")
+        if signed_info is None:
+            raise SignatureRefused("signature-malformed", "the ds:Signature has no ds:SignedInfo")
+        c14n = signed_info.find(f"{{{DS}}}CanonicalizationMethod")
+        _expect_algorithm(c14n, "CanonicalizationMethod", {_EXC_C14N_URI})
+        method = signed_info.find(f"{{{DS}}}SignatureMethod")
+        _expect_algorithm(method, "SignatureMethod", self._methods, self._method_hint())
+        provider = BY_URI[method.get("Algorithm")]
+        references = signed_info.findall(f"{{{DS}}}Reference")
+        if not 1 <= len(references) <= 2:
+            raise SignatureRefused(
+                "signature-reference",
+                "the signature must have one ds:Reference to the soap:Body, and at most one more to the "
+                f"wsu:Timestamp of its wsse:Security header, not {len(references)}",
+            )
+        resolved = [self._reference(reference, body, timestamp, provider) for reference in references]
+        covered = [reference.what for reference in resolved]
+        if len(set(covered)) != len(covered):
+            raise SignatureRefused("signature-reference", f"two ds:References point at {covered[0]}")
+        if _BODY_WHAT not in covered:
+            pointed = ", ".join(repr(reference.element.get("URI", "")[:100]) for reference in resolved)
+            raise SignatureRefused(
+                "signature-reference",
+                f"the signature must cover the soap:Body (#{sorted(_ids(body))[0]}), but points only at {pointed}",
+            )
+        return provider, resolved, _prefix_list(c14n)
+
+    def _method_hint(self) -> str:
+        if self.algorithm is not None:
+            return f"member {self.sender} signs with {self.algorithm} (members.{self.sender}.signature_algorithm)"
+        return ""
+
+    def _reference(
+        self, reference: etree._Element, body: etree._Element, timestamp: etree._Element | None,
+        provider: SignatureAlgorithm,
+    ) -> _Reference:
+        uri = reference.get("URI")
+        target = what = None
+        if uri is not None and uri.startswith("#"):
+            if uri[1:] in _ids(body):
+                target, what = body, _BODY_WHAT
+            elif timestamp is not None and uri[1:] in _ids(timestamp):
+                target, what = timestamp, _TIMESTAMP_WHAT
+        if target is None:
+            body_id = sorted(_ids(body))[0]
+            named = "the whole document" if uri == "" else "nothing" if uri is None else repr(uri[:100])
+            raise SignatureRefused(
+                "signature-reference",
+                f"a ds:Reference must point at the soap:Body (#{body_id}) or at the wsu:Timestamp of the "
+                f"signature's wsse:Security header, but points at {named}",
+            )
+        prefixes: tuple[str, ...] = ()
+        transforms = reference.find(f"{{{DS}}}Transforms")
+        for transform in () if transforms is None else transforms:
+            if not isinstance(transform.tag, str):
+                continue
+            # XSLT, XPath and XPointer transforms run code or select other content than the
+            # element; enveloped-signature has nothing to remove from a Body or a Timestamp.
+            _expect_algorithm(transform, "Transform", {_EXC_C14N_URI})
+            prefixes += _prefix_list(transform)
+        digest = reference.find(f"{{{DS}}}DigestMethod")
+        _expect_algorithm(
+            digest, "DigestMethod", set(provider.accepted_digests),
+            f"{provider.name} signatures digest with {' or '.join(sorted(provider.accepted_digests))}",
+        )
+        return _Reference(reference, target, what, digest.get("Algorithm"), prefixes)
+
+    def _verify(
+        self, signature: etree._Element, provider: SignatureAlgorithm, references: list[_Reference],
+        prefixes: tuple[str, ...], at: dt.datetime,
+    ) -> None:
+        """Return once a pinned certificate verifies SignedInfo and every reference's digest matches."""
+        value = _signature_value(signature)
+        if provider.signature_length is not None and len(value) != provider.signature_length:
+            half = provider.signature_length // 2
+            raise SignatureRefused(
+                "signature-key-length",
+                f"the ds:SignatureValue is {len(value)} bytes, but {provider.signature_uri} signatures are "
+                f"{provider.signature_length} bytes (s and r of {half} bytes each): it was not made with "
+                f"{_KEY_NAMES[provider.family]}",
+            )
+        fitting = [entry for entry in self._keys if entry[2] == provider.family]
+        if self._keys and not fitting:
+            held = " and ".join(sorted({_KEY_NAMES[family] for _, _, family in self._keys}))
+            raise SignatureRefused(
+                "signature-algorithm",
+                f"the message is signed with {provider.name}, but the certificates pinned for member {self.sender} "
+                f"hold {held}: sign with the key they certify",
+            )
+        signed_info = _canonical(signature.find(f"{{{DS}}}SignedInfo"), prefixes)
         hinted = _named_certificates(signature, self.pinned)
-        candidates = sorted(self.pinned, key=lambda pinned: pinned not in hinted)
-        for pinned in candidates:
+        for pinned, key, _ in sorted(fitting, key=lambda entry: entry[0] not in hinted):
             if pinned.window_problem(at) is not None:
                 continue
-            try:
-                result = XMLVerifier().verify(
-                    envelope,
-                    x509_cert=pinned.certificate,
-                    id_attribute="Id",
-                    expect_config=replace(self._expect, verification_time=at),
-                )
-            except InvalidDigest:
-                raise SignatureRefused(
-                    "signature-invalid", "the soap:Body was changed after it was signed (its digest does not match)"
-                ) from None
-            except InvalidSignature:
+            if not provider.verify(key, value, signed_info):
                 continue  # another pinned certificate may be the one (rotation)
-            # Schema-invalid, undecodable or empty values (signxml reads an empty SignatureValue as None).
-            except (ValueError, TypeError, etree.DocumentInvalid) as error:
-                raise SignatureRefused(
-                    "signature-malformed", f"the ds:Signature is malformed: {_first_line(error)}"
-                ) from None
-            return result.signed_data
+            for reference in references:
+                _check_digest(reference)
+            return
         for pinned in hinted:
             problem = pinned.window_problem(at)
             if problem is not None:
@@ -348,9 +482,116 @@ class Verifier:
             "signature-invalid", f"the signature does not verify with any certificate pinned for member {self.sender}"
         )
 
+    def _check_timestamp(self, signed: bytes, at: dt.datetime) -> None:
+        """A signed Timestamp (WS-Security 1.1 §10) is the message's freshness: ``at`` must lie
+        between its Created and Expires, each widened by the clock skew."""
+        try:
+            timestamp = parse_untrusted(signed)
+        except (UnsafeXMLError, MalformedXMLError) as error:
+            raise SignatureRefused("timestamp-malformed", f"the signed wsu:Timestamp cannot be read back: {error}") from None
+        created = _instant(timestamp, "Created", required=True)
+        expires = _instant(timestamp, "Expires", required=False)
+        skew = self.max_clock_skew
+        if expires is not None and expires <= created:
+            raise SignatureRefused(
+                "timestamp-malformed", f"wsu:Timestamp Expires {expires.isoformat()} is not after Created {created.isoformat()}"
+            )
+        if created > at + skew:
+            raise SignatureRefused(
+                "timestamp-in-future",
+                f"wsu:Timestamp Created {created.isoformat()} is {(created - at).total_seconds():.0f} s ahead of the "
+                f"gateway's clock ({at.isoformat()}); at most {skew.total_seconds():g} s is allowed: check the sender's clock",
+            )
+        end = expires if expires is not None else created
+        if end < at - skew:
+            which = f"Expires {expires.isoformat()}" if expires is not None else f"Created {created.isoformat()} (no Expires)"
+            raise SignatureRefused(
+                "timestamp-expired",
+                f"wsu:Timestamp {which} is {(at - end).total_seconds():.0f} s before the gateway's clock "
+                f"({at.isoformat()}); at most {skew.total_seconds():g} s is allowed: send the message anew",
+            )
 
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+
+_BODY_WHAT = "the soap:Body"
+_TIMESTAMP_WHAT = "the wsu:Timestamp"
+
+
+def _ids(element: etree._Element) -> set[str]:
+    """The values of the id attributes a reference can resolve against on ``element``."""
+    return {
+        value for name, value in element.attrib.items()
+        if etree.QName(name).localname in ("Id", "ID") or name == f"{{{_XML}}}id"
+    }
+
+
+def _prefix_list(element: etree._Element) -> tuple[str, ...]:
+    """The InclusiveNamespaces PrefixList of an exclusive C14N method or transform (Exc-C14N §3)."""
+    inclusive = element.find(_INCLUSIVE_NAMESPACES)
+    if inclusive is None:
+        return ()
+    return tuple(prefix for prefix in (inclusive.get("PrefixList") or "").split() if prefix != "#default")
+
+
+def _signature_value(signature: etree._Element) -> bytes:
+    element = signature.find(f"{{{DS}}}SignatureValue")
+    text = "".join((element.text or "").split()) if element is not None else ""
+    try:
+        value = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        value = b""
+    if not value:
+        raise SignatureRefused("signature-malformed", "the ds:Signature is malformed: its ds:SignatureValue is missing, empty or not base64")
+    return value
+
+
+def _check_digest(reference: _Reference) -> None:
+    element = reference.element.find(f"{{{DS}}}DigestValue")
+    try:
+        expected = base64.b64decode("".join((element.text or "").split()) if element is not None else "", validate=True)
+    except binascii.Error:
+        expected = b""
+    if not expected:
+        raise SignatureRefused("signature-malformed", f"the ds:Reference to {reference.what} has no base64 ds:DigestValue")
+    actual = DIGESTS[reference.digest](_canonical(reference.target, reference.prefixes))
+    if not hmac.compare_digest(actual, expected):
+        raise SignatureRefused(
+            "signature-invalid", f"{reference.what} was changed after it was signed (its digest does not match)"
+        )
+
+
+def _instant(timestamp: etree._Element, name: str, *, required: bool) -> dt.datetime | None:
+    elements = timestamp.findall(f"{{{WSU}}}{name}")
+    if len(elements) > 1 or (required and not elements):
+        raise SignatureRefused("timestamp-malformed", f"the signed wsu:Timestamp must have {'exactly' if required else 'at most'} one wsu:{name}")
+    if not elements:
+        return None
+    text = (elements[0].text or "").strip()
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise SignatureRefused(
+            "timestamp-malformed", f"wsu:{name} {text[:40]!r} is not a UTC time such as 2026-12-03T10:00:00Z"
+        )
+    return moment.astimezone(dt.UTC)
+
+
+def _placed_timestamp(envelope: etree._Element, block: etree._Element) -> etree._Element | None:
+    """The one wsu:Timestamp, which may only be a child of the signature's wsse:Security block."""
+    timestamps = list(envelope.iter(_TIMESTAMP))
+    for timestamp in timestamps:
+        if timestamp.getparent() is not block:
+            raise SignatureRefused(
+                "timestamp-wrapped",
+                "a wsu:Timestamp sits outside the wsse:Security header that holds the signature: only that "
+                "header's own Timestamp is signed and read",
+            )
+    if len(timestamps) > 1:
+        raise SignatureRefused(
+            "timestamp-wrapped", f"the wsse:Security header must hold at most one wsu:Timestamp, not {len(timestamps)}"
+        )
+    return timestamps[0] if timestamps else None
 
 
 def _envelope_body(envelope: etree._Element) -> etree._Element:
@@ -407,57 +648,29 @@ def _refuse_wrapping(envelope: etree._Element, body: etree._Element) -> None:
         seen.add(value)
 
 
-def _check_signed_info(signature: etree._Element, body_id: str) -> None:
-    """One reference, to the Body, and only the algorithms and transforms the gateway accepts."""
-    unexpected = [child.tag for child in signature if child.tag not in _SIGNATURE_CHILDREN]
-    if unexpected:
-        # ds:Object and ds:Manifest are where XSW variants park the signed content.
-        raise SignatureRefused(
-            "signature-placement",
-            f"the ds:Signature holds {unexpected[0]}; only SignedInfo, SignatureValue and KeyInfo belong there",
-        )
-    signed_info = signature.find(f"{{{DS}}}SignedInfo")
-    if signed_info is None:
-        raise SignatureRefused("signature-malformed", "the ds:Signature has no ds:SignedInfo")
-    _expect_algorithm(signed_info.find(f"{{{DS}}}CanonicalizationMethod"), "CanonicalizationMethod", {_EXC_C14N.value})
-    _expect_algorithm(
-        signed_info.find(f"{{{DS}}}SignatureMethod"), "SignatureMethod", {method.value for method in _SIGNATURE_METHODS}
-    )
-    references = signed_info.findall(f"{{{DS}}}Reference")
-    if len(references) != 1:
-        raise SignatureRefused(
-            "signature-reference",
-            f"the signature must have exactly one ds:Reference, to the soap:Body, not {len(references)}",
-        )
-    (reference,) = references
-    uri = reference.get("URI")
-    if uri != f"#{body_id}":
-        target = "the whole document" if uri == "" else "nothing" if uri is None else repr(uri[:100])
-        raise SignatureRefused(
-            "signature-reference", f"the ds:Reference must point at the soap:Body (#{body_id}), but points at {target}"
-        )
-    transforms = reference.find(f"{{{DS}}}Transforms")
-    for transform in () if transforms is None else transforms:
-        if not isinstance(transform.tag, str):
-            continue
-        # XSLT, XPath and XPointer transforms run code or select other content than the
-        # Body; enveloped-signature has nothing to remove from a Body.
-        _expect_algorithm(transform, "Transform", {_EXC_C14N.value})
-    _expect_algorithm(reference.find(f"{{{DS}}}DigestMethod"), "DigestMethod", {digest.value for digest in _DIGESTS})
-
-
 _SIGNATURE_CHILDREN = frozenset({f"{{{DS}}}SignedInfo", f"{{{DS}}}SignatureValue", f"{{{DS}}}KeyInfo"})
 
 
-def _expect_algorithm(element: etree._Element | None, what: str, allowed: set[str]) -> None:
+def _expect_algorithm(element: etree._Element | None, what: str, allowed: set[str], hint: str = "") -> None:
     if element is None:
         raise SignatureRefused("signature-malformed", f"the signature has no ds:{what}")
     algorithm = element.get("Algorithm")
+    if algorithm in RETIRED:
+        raise SignatureRefused(
+            "signature-algorithm-unsupported",
+            f"ds:{what} {algorithm} ({RETIRED[algorithm]}) is not supported: sign with GOST 34.10-2015 "
+            f"({ALGORITHMS['gost2015-256'].signature_uri} or its -512 pair, with the Streebog digest of the same size)",
+        )
     if algorithm not in allowed:
         raise SignatureRefused(
             "signature-algorithm",
-            f"ds:{what} {str(algorithm)[:120]!r} is not accepted; accepted: {', '.join(sorted(allowed))}",
+            f"ds:{what} {str(algorithm)[:120]!r} is not accepted; accepted: {', '.join(sorted(allowed))}"
+            + (f" ({hint})" if hint else ""),
         )
+    # The only child a method or transform may have is exclusive C14N's InclusiveNamespaces.
+    for child in element:
+        if isinstance(child.tag, str) and not (algorithm == _EXC_C14N_URI and child.tag == _INCLUSIVE_NAMESPACES):
+            raise SignatureRefused("signature-algorithm", f"ds:{what} {algorithm} may not hold {child.tag}")
 
 
 def _names_a_certificate(signature: etree._Element) -> bool:
@@ -465,6 +678,9 @@ def _names_a_certificate(signature: etree._Element) -> bool:
     return key_info is not None and next(
         key_info.iter(f"{{{DS}}}X509IssuerSerial", f"{{{DS}}}X509Certificate"), None
     ) is not None
+
+
+_SERIAL = re.compile(r"[0-9]{1,49}")
 
 
 def _named_certificates(signature: etree._Element, pinned: Sequence[PinnedCertificate]) -> list[PinnedCertificate]:
@@ -477,7 +693,9 @@ def _named_certificates(signature: etree._Element, pinned: Sequence[PinnedCertif
         return []
     serials, certificates = set(), set()
     for serial in key_info.iter(f"{{{DS}}}X509SerialNumber"):
-        if (serial.text or "").strip().isdigit():
+        # ASCII digits, at most what 20 octets hold (RFC 5280 §4.1.2.2): str.isdigit() admits
+        # "²", and int() refuses more than 4,300 digits.
+        if _SERIAL.fullmatch((serial.text or "").strip()):
             serials.add(int(serial.text.strip()))
     for encoded in key_info.iter(f"{{{DS}}}X509Certificate"):
         try:

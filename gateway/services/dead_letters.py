@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.store import MessageState, Store
+from gateway.store import MessageState, Outbox
 
 _PAGE = 1000
 
 
 async def replay_dead_letters(
-    store: Store, *, now: float, max_age_seconds: float, message_ids: Sequence[str] = (), recipient: str | None = None
+    store: Outbox, *, now: float, max_age_seconds: float, message_ids: Sequence[str] = (), recipient: str | None = None
 ) -> tuple[list[str], list[str]]:
     """Queue the named dead letters (and, with ``recipient``, all of that recipient's) again.
 

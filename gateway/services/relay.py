@@ -17,7 +17,7 @@ from gateway.config import GatewayConfig
 from gateway.errors import BadRequest, Forbidden, IdempotencyKeyReused, NotFound, Unauthenticated
 from gateway.metrics import Metrics
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
-from gateway.store import AcceptMessage, Acceptance, ConflictError, NewMessage, Store
+from gateway.store import AcceptMessage, Acceptance, ConflictError, NewMessage, Transactions
 
 # Opaque ids and keys: printable, no spaces, bounded (they end up in headers and indexes).
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
@@ -38,7 +38,7 @@ class RelayRequest:
 
 class Relay:
     def __init__(
-        self, config: GatewayConfig, store: Store, metrics: Metrics, audit: AuditLog,
+        self, config: GatewayConfig, store: Transactions, metrics: Metrics, audit: AuditLog,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config

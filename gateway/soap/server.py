@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from gateway.errors import GatewayError, NotFound
 from gateway.web.body import read_body
-from gateway.web.intake import UnreadableBody
+from gateway.web.intake import CLIENT_CLOSED, UnreadableBody
 from gateway.security.replay import Freshness
 from gateway.logs import get_logger
 from gateway.security.xmldsig import SECURITY, Signer, Verifier
@@ -165,8 +165,12 @@ class SoapEndpoint:
         signer: Signer | None = None,
         verifier_for: VerifierFor = _no_verifier,
         freshness: Freshness | None = None,
+        public_url: str | None = None,
+        public_host: str | None = None,
     ) -> None:
         self._services = {service.name: service for service in services}
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._public_host = public_host
         self._freshness = freshness
         self._max_bytes = max_bytes
         self._clock = clock
@@ -200,13 +204,17 @@ class SoapEndpoint:
         except GatewayError as error:
             return self._fault(SoapFault.of(error), name)
         except StoreError as error:
-            log.error("store unavailable", service=name, error=str(error))
+            log.error("store unavailable", service=self._logged(name), error=str(error))
             return self._fault(
                 SoapFault.server("unavailable", "the store is unavailable; nothing was accepted, try again later", http_status=503),
                 name,
             )
+        except ConnectionResetError:
+            # The caller went away (mid-body, say): not an internal error, and nobody to answer.
+            log.info("SOAP caller went away before the answer", service=self._logged(name))
+            return web.Response(status=CLIENT_CLOSED)
         except Exception:
-            log.exception("SOAP request failed", service=name)
+            log.exception("SOAP request failed", service=self._logged(name))
             return self._fault(
                 SoapFault.server("internal-error", "the service hit an internal error; the request was not accepted"), name
             )
@@ -231,7 +239,7 @@ class SoapEndpoint:
         message = read_request(envelope.body)
         if self._freshness is not None:
             # After the signature check: a date the signature does not cover proves nothing.
-            self._freshness.check(message.message_date.timestamp(), what="messageDate")
+            self._freshness.check(message.message_date, what="messageDate")
         _check_soap_action(request.headers.get("SOAPAction"), operation, message)
         return SoapCall(request, raw, envelope, operation, message, received_at)
 
@@ -239,7 +247,7 @@ class SoapEndpoint:
         service = self._services.get(request.match_info["service"])
         if service is None:
             return _problem(NotFound(self._unknown(request.match_info["service"])), request)
-        service_url = str(request.url.with_query(None))
+        service_url = f"{self._base_url(request)}{PREFIX}/{service.name}"
         if "wsdl" in request.query:
             return _xml(service.contract.publish_wsdl(service_url), 200)
         if "xsd" in request.query:
@@ -250,15 +258,35 @@ class SoapEndpoint:
             return _xml(document, 200)
         return _problem(NotFound(f"GET {service_url}?wsdl for the WSDL; send requests with POST"), request)
 
+    def _base_url(self, request: web.Request) -> str:
+        """Where callers reach this endpoint: the configured public URL, else the scheme, the
+        configured host (or the address the connection arrived at) and the listener's port —
+        never the request's Host header, which the caller writes."""
+        if self._public_url is not None:
+            return self._public_url
+        transport = request.transport
+        address = transport.get_extra_info("sockname") if transport is not None else None
+        host, port = (address[0], address[1]) if address else ("127.0.0.1", 80)
+        if self._public_host not in (None, "", "0.0.0.0", "::"):  # a listener on every address names none
+            host = self._public_host
+        scheme = "https" if transport is not None and transport.get_extra_info("sslcontext") else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
     def _unknown(self, name: str) -> str:
         return f"no SOAP service {name[:64]!r} here (services: {', '.join(sorted(self._services)) or 'none'})"
+
+    def _logged(self, service: str) -> str:
+        # A path the caller chose can hold anything, a name included: only services offered here are named.
+        return service if service in self._services else "[unknown]"
 
     def _fault(self, fault: SoapFault, service: str) -> web.Response:
         # The error code and status, never the message: it is for the caller, not the log.
         if fault.is_client_fault:
-            log.info("SOAP client fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
+            log.info("SOAP client fault", service=self._logged(service), error_code=fault.error_code,
+                     status=fault.http_status)
         else:
-            log.error("SOAP server fault", service=service[:64], error_code=fault.error_code, status=fault.http_status)
+            log.error("SOAP server fault", service=self._logged(service), error_code=fault.error_code,
+                      status=fault.http_status)
         return _xml(self._serialise(build_envelope(fault_body(fault, now=self._now()))), fault.http_status)
 
     def _serialise(self, document: etree._Element) -> bytes:

@@ -1,6 +1,8 @@
 """Durable storage behind one interface: embedded SQLite or PostgreSQL.
 
-``open_store(url)`` is the only place a backend is chosen from its URL.
+``create_store(url)`` is the only place a backend is chosen from its URL. ``base`` holds the
+records, the commands and the port (the role protocols and ``Store``, which combines them);
+``sql`` the SQL both backends share; ``sqlite`` and ``postgres`` what each does its own way.
 """
 
 from __future__ import annotations
@@ -14,18 +16,24 @@ from gateway.store.base import (
     AppendAudit,
     Attempt,
     AuditRecord,
+    AuditStore,
     CancelTimer,
     Case,
+    CaseStore,
     Command,
     ConflictError,
     ConsoleAccount,
     ConsoleSession,
     ConsoleStore,
+    DeliveryStore,
+    Inbox,
+    Lifecycle,
     Message,
     MessageQuery,
     MessageState,
     NewAuditEntry,
     NewMessage,
+    Outbox,
     RecordInbound,
     SaveCase,
     ScheduleTimer,
@@ -33,12 +41,16 @@ from gateway.store.base import (
     StoreError,
     Timer,
     TreeHead,
+    Transactions,
+    WorkflowStore,
 )
 
 __all__ = [
-    "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "CancelTimer", "Case",
-    "Command", "ConflictError", "ConsoleAccount", "ConsoleSession", "ConsoleStore", "Message", "MessageQuery", "MessageState", "NewAuditEntry", "NewMessage", "RecordInbound", "SaveCase",
-    "ScheduleTimer", "Store", "StoreError", "Timer", "TreeHead", "create_store",
+    "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "AuditStore", "CancelTimer", "Case",
+    "CaseStore", "Command", "ConflictError", "ConsoleAccount", "ConsoleSession", "ConsoleStore", "DeliveryStore",
+    "Inbox", "Lifecycle", "Message", "MessageQuery", "MessageState", "NewAuditEntry", "NewMessage", "Outbox",
+    "RecordInbound", "SaveCase", "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions", "TreeHead",
+    "WorkflowStore", "create_store",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The durable store's interface: records, commands and the ``Store`` protocol.
+"""The durable store's interface: records, commands, the role protocols and ``Store``.
 
 Every backend (embedded SQLite, PostgreSQL) implements ``Store`` with the same
 observable behaviour; the contract tests in ``tests/store`` run against each.
@@ -236,19 +236,63 @@ class AppendAudit:
 Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit
 
 
-# ---------------------------------------------------------------- protocol
+# ---------------------------------------------------------------- protocols
+# The store's port, split into the roles its callers play. A caller names the narrowest role
+# that covers what it uses; ``Store`` combines them all, and each backend implements ``Store``.
 
 
-class Store(Protocol):
-    """What the gateway needs from durable storage. See the module docstring."""
+@dataclass(frozen=True, slots=True)
+class ConsoleAccount:
+    """A person who signs in to the console: an operator, a probation officer (bound to an
+    office and its region), oversight or an auditor. ``password_hash`` is an argon2id string."""
 
-    async def open(self) -> None:
-        """Connect and bring the schema up to date (migrations)."""
+    username: str
+    role: str
+    password_hash: str
+    display_name: str
+    office: str | None = None
+    region: str | None = None
+    disabled: bool = False
+    created_at: float = 0.0
 
-    async def close(self) -> None: ...
 
-    async def ping(self) -> None:
-        """Raise ``StoreError`` unless the store answers a trivial query."""
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in browser. ``id`` is the SHA-256 of the cookie's secret, never the secret."""
+
+    id: str
+    username: str
+    csrf_token: str
+    created_at: float
+    last_seen_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """What the console's message search filters on; None leaves a filter out."""
+
+    message_id: str | None = None
+    correlation_id: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    service: str | None = None
+    state: MessageState | None = None
+    accepted_from: float | None = None
+    accepted_until: float | None = None
+
+
+class Transactions(Protocol):
+    """Writes that commit together: the one way to write a case, a timer, an inbound answer
+    or an audit entry, and to accept messages along with them."""
+
+    async def apply(self, commands: Sequence[Command], now: float) -> list[Any]:
+        """Execute ``commands`` in one transaction; results in the same order.
+        Returns only after the transaction is durably committed."""
+
+
+class Outbox(Transactions, Protocol):
+    """Messages to relay: accepted, claimed by delivery workers, delivered or dead-lettered,
+    replayed, counted and purged after their retention period."""
 
     def on_new_work(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(recipient)`` on the event loop after a message for
@@ -256,21 +300,12 @@ class Store(Protocol):
         backend can tell (PostgreSQL LISTEN/NOTIFY), by another instance — so idle
         delivery workers wake at once instead of polling."""
 
-    async def apply(self, commands: Sequence[Command], now: float) -> list[Any]:
-        """Execute ``commands`` in one transaction; results in the same order.
-        Returns only after the transaction is durably committed."""
-
     async def accept(self, message: NewMessage, now: float) -> Acceptance:
         """``apply([AcceptMessage(message)])`` — the relay's hot path."""
-
-    # -- outbox
 
     async def get_message(self, message_id: str) -> Message | None: ...
 
     async def find_message(self, sender: str, client_message_id: str) -> Message | None: ...
-
-    async def find_inbound(self, sender: str, key: str) -> bytes | None:
-        """The answer recorded by ``RecordInbound`` for (sender, key), if any."""
 
     async def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
@@ -340,10 +375,20 @@ class Store(Protocol):
         payloads hold personal data and are not kept longer than needed). The
         idempotency record of each message stays until ``purge_inbound``."""
 
+
+class Inbox(Transactions, Protocol):
+    """Inbound idempotency: the answers recorded (``RecordInbound``) for inbound messages that
+    are not relayed, and the retention of every idempotency record, the outbox's included."""
+
+    async def find_inbound(self, sender: str, key: str) -> bytes | None:
+        """The answer recorded by ``RecordInbound`` for (sender, key), if any."""
+
     async def purge_inbound(self, before: float, limit: int = 10_000) -> int:
         """Forget idempotency records older than ``before`` whose message is gone."""
 
-    # -- workflows
+
+class CaseStore(Transactions, Protocol):
+    """Workflow cases and their timers (written with ``SaveCase``, ``ScheduleTimer``, ``CancelTimer``)."""
 
     async def get_case(self, kind: str, case_id: str) -> Case | None: ...
 
@@ -364,7 +409,9 @@ class Store(Protocol):
         """Delete a fired timer and apply the commands its handling produced, atomically.
         False (and nothing applied) if the lease was lost: the timer fires once."""
 
-    # -- audit log
+
+class AuditStore(Transactions, Protocol):
+    """The audit log (appended with ``AppendAudit``) and its signed tree heads."""
 
     async def audit_size(self) -> int: ...
 
@@ -377,52 +424,9 @@ class Store(Protocol):
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]: ...
 
 
-# ---------------------------------------------------------------- console accounts and sessions
-# (migration 4; the methods are in one marked block in each backend)
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleAccount:
-    """A person who signs in to the console: an operator, a probation officer (bound to an
-    office and its region), oversight or an auditor. ``password_hash`` is an argon2id string."""
-
-    username: str
-    role: str
-    password_hash: str
-    display_name: str
-    office: str | None = None
-    region: str | None = None
-    disabled: bool = False
-    created_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleSession:
-    """A signed-in browser. ``id`` is the SHA-256 of the cookie's secret, never the secret."""
-
-    id: str
-    username: str
-    csrf_token: str
-    created_at: float
-    last_seen_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class MessageQuery:
-    """What the console's message search filters on; None leaves a filter out."""
-
-    message_id: str | None = None
-    correlation_id: str | None = None
-    sender: str | None = None
-    recipient: str | None = None
-    service: str | None = None
-    state: MessageState | None = None
-    accepted_from: float | None = None
-    accepted_until: float | None = None
-
-
-class ConsoleStore(Store, Protocol):
-    """The store as the console uses it: ``Store`` and the console block of each backend."""
+class ConsoleStore(Protocol):
+    """The console's people (accounts, not members), their server-side sessions, and the
+    message reads its screens need."""
 
     async def add_console_account(self, account: ConsoleAccount) -> None:
         """Raises ``ConflictError`` when the username is taken."""
@@ -451,3 +455,31 @@ class ConsoleStore(Store, Protocol):
 
     async def delivered_since(self, since: float) -> dict[str, int]:
         """Messages delivered since ``since``, by recipient (those not yet purged)."""
+
+
+class Lifecycle(Protocol):
+    """Opening and closing the store, and whether it answers (readiness)."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (migrations)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreError`` unless the store answers a trivial query."""
+
+    async def probe_write(self) -> None:
+        """Raise ``StoreError`` unless the store can commit (a full disk, a read-only or lost
+        connection fail here as an acceptance would)."""
+
+
+class DeliveryStore(Outbox, Inbox, Protocol):
+    """What the delivery engine uses: the outbox, and the retention of idempotency records."""
+
+
+class WorkflowStore(CaseStore, Outbox, Protocol):
+    """What the workflow runtime uses: cases and timers, and the messages its steps send."""
+
+
+class Store(Lifecycle, Outbox, Inbox, CaseStore, AuditStore, ConsoleStore, Protocol):
+    """What the gateway needs from durable storage. See the module docstring."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.errors import Forbidden, Unauthenticated
+from gateway.web.headers import check_headers
 from gateway.security.tls import member_of_certificate
 
 __all__ = ["MEMBER_HEADER", "Caller", "caller_identification", "caller_of", "identified"]
@@ -52,6 +53,7 @@ def caller_identification(mode: str, members: Collection[str]):
         claimed = request.headers.get(MEMBER_HEADER) or None
         if mode != "mtls":
             request[_CALLER] = Caller(claimed)
+            check_headers(request)
             return await handler(request)
         transport = request.transport
         member = member_of_certificate(transport.get_extra_info("peercert") if transport is not None else None)
@@ -62,9 +64,11 @@ def caller_identification(mode: str, members: Collection[str]):
         if member not in members:
             raise Unauthenticated(f"your client certificate names {member[:64]!r}, which is not a member of this "
                                   "exchange; ask the exchange operator to add it to members.toml")
+        # Once the caller is known, so that a refusal is audited against it.
+        check_headers(request)
         if claimed is not None and claimed != member:
-            raise Forbidden(f"{MEMBER_HEADER} says {claimed[:64]!r} but your client certificate identifies you as "
-                            f"{member!r}: send your own id, or leave the header out")
+            raise Forbidden(f"{MEMBER_HEADER} names another member than your client certificate, which "
+                            f"identifies you as {member!r}: send your own id, or leave the header out")
         return await handler(request)
 
     return identify

@@ -1,17 +1,19 @@
 """What every request meets around its handler: a deadline for its body, a 400 for a body
 that cannot be decoded, and an audit entry when an identified caller is refused.
 
+**Headers** are checked once, as the caller is identified (``gateway.web.headers``).
+
 **Body deadline.** aiohttp waits for a body as long as the client keeps the connection open,
 so a client that sends its headers and then trickles the body a byte at a time holds a handler
 for ever (slowloris). When the body has not fully arrived ``receive_timeout_seconds`` after the
 headers, the body stream fails with ``BodyTimeout``: the handler's read raises it, the answer is
 408 (a problem, or a SOAP Client fault), and the connection is closed.
 
-**Undecodable bodies.** aiohttp inflates ``Content-Encoding: gzip``/``deflate`` bodies as they
-arrive, in bounded steps, so the body limit counts inflated bytes and a decompression bomb is
-a 413 like any other large body. A body that is not what its encoding claims (corrupt gzip,
-broken chunked framing) fails the stream with aiohttp's ``RequestPayloadError``; that is the
-client's fault and becomes ``UnreadableBody`` (400), not an internal error.
+**Undecodable bodies.** ``gateway.web.body.read_body`` inflates ``Content-Encoding: gzip``/
+``deflate`` bodies in bounded steps (the body limit counts inflated bytes, so a decompression
+bomb is a 413) and refuses any other encoding with a 415. A body that is not what its encoding
+claims (corrupt gzip, broken chunked framing) is the client's fault: ``UnreadableBody`` (400),
+whether the inflater or aiohttp's stream (``RequestPayloadError``) finds it.
 
 **Refusals are audited** when the caller is identified: in ``mtls`` mode every request (the
 certificate was verified, even one naming an unknown member), in ``header`` mode a request
@@ -33,17 +35,22 @@ from aiohttp import streams, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.config import PURPOSES, MemberConfig
-from gateway.errors import BadRequest, GatewayError
+from gateway.errors import GatewayError
 from gateway.logs import get_logger
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
+from gateway.web.body import UnreadableBody
+from gateway.web.headers import well_formed
 from gateway.web.identity import identified
 from gateway.store import StoreError
 
-__all__ = ["BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]
+__all__ = ["CLIENT_CLOSED", "BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]
+
+CLIENT_CLOSED = 499
+"""The status noted for a request whose caller went away before its answer (nginx's 499):
+nobody receives it, it is neither refused nor failed, so it is not audited."""
 
 log = get_logger("gateway.intake")
 
-_TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _PROBLEM_PREFIX = "urn:reentry-gateway:problem:"
 # Our own fault's errorCode (never a document from outside: no XML parser needed).
@@ -54,10 +61,6 @@ class BodyTimeout(GatewayError, TimeoutError):
     # Also a TimeoutError: once the answer is sent, aiohttp drops the rest of such a body
     # and closes the connection instead of reading on.
     status, slug, title = 408, "body-timeout", "The request body did not arrive in time"
-
-
-class UnreadableBody(BadRequest):
-    slug, title = "unreadable-body", "The body cannot be decoded"
 
 
 def body_deadline(seconds: float):
@@ -94,7 +97,9 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
     @web.middleware
     async def record_refusals(request: web.Request, handler):
         response = await handler(request)
-        if not 400 <= response.status < 500:
+        # A throttled caller is counted (gateway_rate_limited_total), not written to a permanent
+        # log once per request: a flood would fill it.
+        if not 400 <= response.status < 500 or response.status in (429, CLIENT_CLOSED):
             return response
         caller = identified(request)
         if caller.member is None or not (caller.certified or caller.member in members):
@@ -109,10 +114,10 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
             member=caller.member,
             member_role=member.role if member is not None else None,
             counterpart=gateway_id,
-            service=_service_of(request),
+            service=service_of(request),
             purpose=purpose if purpose in PURPOSES else None,
-            message_id=message_id if _TOKEN.match(message_id) else None,
-            correlation_id=correlation_id if _TOKEN.match(correlation_id) else None,
+            message_id=message_id if well_formed(message_id) else None,
+            correlation_id=correlation_id if well_formed(correlation_id) else None,
             # The problem type only: details can quote what the caller sent.
             reason=f"refused with HTTP {response.status}: {_problem_type(response)}",
         )
@@ -127,7 +132,7 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
     return record_refusals
 
 
-def _service_of(request: web.Request) -> str:
+def service_of(request: web.Request) -> str:
     """What the request was for, in names the configuration uses — never a path that may hold an IIN."""
     match = request.match_info
     recipient, service = match.get("recipient", ""), match.get("service", "")

@@ -14,4 +14,5 @@ def problem_response(error: GatewayError, request: web.Request) -> web.Response:
         error.problem(instance=request.path),
         status=error.status,
         content_type="application/problem+json",
+        headers=error.headers or None,
     )

@@ -141,6 +141,7 @@ class Egress:
             ordering_key=ordering_key if service.ordered else None,
         )
         audit = self._audit.disclosure(
+            document_type=type(document).__name__,
             recipient=route.member,
             recipient_role=member.role,
             service=route.service,

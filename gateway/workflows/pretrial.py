@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from gateway.config import PretrialConfig
 from gateway.domain import (
@@ -40,28 +40,37 @@ from gateway.domain import (
     CustodyEpisode,
     HealthFlags,
     HealthSummary,
-    Organisation,
     Person,
     PreTrialReport,
     PretrialCase,
     ReportSection,
     ReportSections,
-    RiskNeeds,
     SectionProvenance,
     SocialStatus,
     SourceStatus,
 )
-from gateway.domain.canonical import Narrative, Text
-from gateway.domain.justice import ErdrNumber
 from gateway.logs import get_logger
-from gateway.store import Case, ConflictError, Message, MessageState, Timer
+from gateway.store import Case, ConflictError, Message, MessageState, ScheduleTimer, Timer
 from gateway.workflows.egress import DisclosureRefused, Egress
 from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, PenalPort, SocialPort, SourceError
 from gateway.workflows.runtime import Step, WorkflowRuntime, schedule
+from gateway.workflows.state import (
+    TIMER_PAYLOADS,
+    PretrialCaseState,
+    PretrialReportRequest,
+    PretrialTimer,
+    ReportVersion,
+    SectionEntry,
+    VersionStatus,
+    instant,
+)
+
+__all__ = ["KIND", "PURPOSE", "FINAL_STATES", "PretrialCaseState", "PretrialReportRequest", "PretrialReports",
+           "PretrialState", "PretrialTimer", "report_id_for", "state_of"]
 
 log = get_logger("gateway.workflows.pretrial")
 
-KIND = "pretrial_report"
+KIND = PretrialCaseState.kind
 PURPOSE = "pretrial_report"
 
 
@@ -77,20 +86,13 @@ class PretrialState(enum.StrEnum):
 FINAL_STATES = frozenset({PretrialState.COMPLETE, PretrialState.CLOSED_PARTIAL, PretrialState.FAILED})
 
 
-class PretrialReportRequest(BaseModel):
-    """What a probation officer sends to ask for a report."""
+def state_of(case: Case) -> PretrialCaseState:
+    """A report's saved state, upgraded from an older version if need be."""
+    return PretrialCaseState.load(case.data)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    subject_iin: IIN
-    erdr_number: ErdrNumber
-    court: Organisation
-    requesting_body: Organisation
-    due_date: dt.date
-    risk_needs: RiskNeeds | None = None
-    officer_conclusion: Narrative | None = None
-    legal_basis: Text | None = None
-    """A legal basis that allows the court the full health summary, not only flags."""
+def _schedule(case_id: str, timer: PretrialTimer, fire_at: float) -> ScheduleTimer:
+    return schedule(KIND, case_id, timer, fire_at, TIMER_PAYLOADS[timer]())
 
 
 class CourtReceipt(Protocol):
@@ -151,8 +153,8 @@ class PretrialReports:
         if existing is not None:
             return existing, True
         now = self._runtime.now()
-        data = {"request": request.model_dump(mode="json"), "caller": caller, "sections": {}, "versions": []}
-        step = Step(PretrialState.GATHERING, data, [schedule(KIND, report_id, "gather", now)])
+        state = PretrialCaseState(request=request, caller=caller)
+        step = Step(PretrialState.GATHERING, state, [_schedule(report_id, PretrialTimer.GATHER, now)])
         try:
             return await self._runtime.start_case(KIND, report_id, step), False
         except ConflictError:
@@ -164,61 +166,58 @@ class PretrialReports:
     # -- timers
 
     async def on_timer(self, case: Case, timer: Timer, now: float) -> Step | None:
-        if timer.name == "gather" and case.state not in FINAL_STATES:
-            return await self._gather(case, now)
-        if timer.name == "reconcile":
-            return await self._reconcile(case, now)
+        name = PretrialTimer(timer.name)
+        TIMER_PAYLOADS[name].model_validate(timer.payload)
+        if name is PretrialTimer.GATHER and case.state not in FINAL_STATES:
+            return await self._gather(case, state_of(case), now)
+        if name is PretrialTimer.RECONCILE:
+            return await self._reconcile(case, state_of(case), now)
         return None
 
-    async def _reconcile(self, case: Case, now: float) -> Step | None:
+    async def _reconcile(self, case: Case, state: PretrialCaseState, now: float) -> Step | None:
         """Learn outcomes from the store that the in-process notification missed (a restart in between)."""
-        pending = [v for v in case.data["versions"] if v["status"] == "queued"]
+        pending = [v for v in state.versions if v.status is VersionStatus.QUEUED]
         step: Step | None = None
         for version in pending:
-            message = await self._runtime.message(version["message_id"])
+            message = await self._runtime.message(version.message_id)
             if message is None or message.state not in (MessageState.DELIVERED, MessageState.DEAD):
                 continue
-            current = case if step is None else Case(case.kind, case.id, step.state, step.data, case.version,
-                                                     case.created_at, case.updated_at, case.subject_key)
+            current = case.state if step is None else step.state
             dead = message.last_error or "dead-lettered" if message.state is MessageState.DEAD else None
-            step = await self._record_outcome(current, message, now, dead=dead) or step
-        still_pending = any(v["status"] == "queued" for v in (step.data if step else case.data)["versions"])
-        if still_pending:
-            again = schedule(KIND, case.id, "reconcile", now + self._config.regather_interval_seconds)
-            return Step(step.state, step.data, [*step.commands, again]) if step else Step(case.state, case.data, [again])
+            step = self._outcome(case.id, current, state, message, now, dead=dead) or step
+        if any(v.status is VersionStatus.QUEUED for v in state.versions):
+            again = _schedule(case.id, PretrialTimer.RECONCILE, now + self._config.regather_interval_seconds)
+            return Step(step.state, state, [*step.commands, again]) if step else Step(case.state, state, [again])
         return step
 
-    async def _gather(self, case: Case, now: float) -> Step:
-        data = _copy(case.data)
-        request = PretrialReportRequest.model_validate(data["request"])
-        missing = [s for s in _SOURCED if data["sections"].get(s.value, {}).get("status") != SourceStatus.OK]
-        fetched = await self._fetch_all(request, missing, with_case="case" not in data, now=now)
+    async def _gather(self, case: Case, state: PretrialCaseState, now: float) -> Step:
+        request = state.request
+        missing = [s for s in _SOURCED if (entry := state.sections.get(s)) is None or entry.status != SourceStatus.OK]
+        fetched, pretrial_case = await self._fetch_all(request, missing, with_case=state.case is None, now=now)
+        if pretrial_case is not None:
+            state.case = pretrial_case
         for section, entry in fetched.items():
-            if section == "case":
-                if entry is not None:
-                    data["case"] = entry
-                continue
-            previous = data["sections"].get(section)
-            if entry["status"] == SourceStatus.OK or previous is None or previous["status"] != SourceStatus.OK:
-                data["sections"][section] = entry
+            previous = state.sections.get(section)
+            if entry.status == SourceStatus.OK or previous is None or previous.status != SourceStatus.OK:
+                state.sections[section] = entry
         overdue = now >= _end_of(request.due_date)
-        identity = data["sections"].get(ReportSection.IDENTITY.value, {})
-        if identity.get("status") != SourceStatus.OK:
-            if identity.get("not_found"):
-                data["failure"] = "the interior ministry has no person with this IIN"
-                return Step(PretrialState.FAILED, data)
+        identity = state.sections.get(ReportSection.IDENTITY)
+        if identity is None or identity.status != SourceStatus.OK:
+            if identity is not None and identity.not_found:
+                state.failure = "the interior ministry has no person with this IIN"
+                return Step(PretrialState.FAILED, state)
             if overdue:
-                data["failure"] = "identity could not be established before the due date"
-                return Step(PretrialState.FAILED, data)
+                state.failure = "identity could not be established before the due date"
+                return Step(PretrialState.FAILED, state)
             # Without identity there is no report to send: keep asking.
-            return Step(PretrialState.GATHERING, data,
-                        [schedule(KIND, case.id, "gather", now + self._config.regather_interval_seconds)])
+            return Step(PretrialState.GATHERING, state,
+                        [_schedule(case.id, PretrialTimer.GATHER, now + self._config.regather_interval_seconds)])
         commands: list = []
-        ok_now = sorted(s for s, e in data["sections"].items() if e["status"] == SourceStatus.OK)
-        last_ok = data["versions"][-1]["sections_ok"] if data["versions"] else None
+        ok_now = sorted(s for s, e in state.sections.items() if e.status == SourceStatus.OK)
+        last_ok = state.versions[-1].sections_ok if state.versions else None
         if ok_now != last_ok:
-            version = len(data["versions"]) + 1
-            report = self._assemble(case.id, version, request, data, now)
+            version = len(state.versions) + 1
+            report = self._assemble(case.id, version, state, now)
             try:
                 message_id, sent = self._egress.send(
                     route=self._config.court, purpose=PURPOSE, document=report,
@@ -227,52 +226,55 @@ class PretrialReports:
                     ordering_key=case.id,
                 )
             except DisclosureRefused as exc:
-                data["failure"] = f"the disclosure policy refused the report: {exc}"
-                return Step(PretrialState.FAILED, data)
+                state.failure = f"the disclosure policy refused the report: {exc}"
+                return Step(PretrialState.FAILED, state)
             commands += sent
-            commands.append(schedule(KIND, case.id, "reconcile", now + self._config.regather_interval_seconds))
-            data["versions"].append({"version": version, "message_id": message_id, "sections_ok": ok_now,
-                                     "status": "queued", "queued_at": _iso(now)})
-            data["report"] = report.model_dump(mode="json")
-        gaps = [s.value for s in _SOURCED if s.value not in ok_now]
+            commands.append(_schedule(case.id, PretrialTimer.RECONCILE, now + self._config.regather_interval_seconds))
+            state.versions.append(ReportVersion(version=version, message_id=message_id, sections_ok=ok_now,
+                                                status=VersionStatus.QUEUED, queued_at=instant(now)))
+            state.report = report
+        gaps = [s for s in _SOURCED if s not in ok_now]
         if gaps and not overdue:
-            commands.append(schedule(KIND, case.id, "gather", now + self._config.regather_interval_seconds))
-            return Step(PretrialState.PARTIAL, data, commands)
-        return Step(self._settled_state(data, gaps), data, commands)
+            commands.append(_schedule(case.id, PretrialTimer.GATHER, now + self._config.regather_interval_seconds))
+            return Step(PretrialState.PARTIAL, state, commands)
+        return Step(self._settled_state(state, gaps), state, commands)
 
     @staticmethod
-    def _settled_state(data: dict, gaps: list[str]) -> PretrialState:
+    def _settled_state(state: PretrialCaseState, gaps: list[ReportSection]) -> PretrialState:
         """No more gathering: complete once the last version is receipted, else waiting for it."""
-        last = data["versions"][-1]
-        if last["status"] == "dead":
+        last = state.versions[-1]
+        if last.status is VersionStatus.DEAD:
             return PretrialState.FAILED
-        if last["status"] != "delivered":
+        if last.status is not VersionStatus.DELIVERED:
             return PretrialState.DELIVERING
         return PretrialState.CLOSED_PARTIAL if gaps else PretrialState.COMPLETE
 
     async def _fetch_all(
         self, request: PretrialReportRequest, missing: list[ReportSection], *, with_case: bool, now: float
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[ReportSection, SectionEntry], PretrialCase | None]:
+        """Each missing section as its source answered, and the pre-trial case if it was asked for."""
         iin = request.subject_iin
-        calls: dict[str, tuple[str, Callable[[], Awaitable[Any]]]] = {}
+        calls: dict[ReportSection | None, tuple[str, Callable[[], Awaitable[Any]]]] = {}
         for section in missing:
             source = getattr(self._config, _SOURCED[section])
-            calls[section.value] = (source, self._fetcher(section, iin))
+            calls[section] = (source, self._fetcher(section, iin))
         if with_case:
-            calls["case"] = (self._config.interior, lambda: self._interior.pretrial_case(request.erdr_number))
+            calls[None] = (self._config.interior, lambda: self._interior.pretrial_case(request.erdr_number))
         results = await asyncio.gather(*(self._try(source, call) for source, call in calls.values()))
-        fetched: dict[str, Any] = {}
-        for (name, (source, _)), (value, error, not_found) in zip(calls.items(), results):
-            if name == "case":
-                fetched["case"] = value.model_dump(mode="json") if value is not None else None
+        fetched: dict[ReportSection, SectionEntry] = {}
+        pretrial_case = None
+        for (section, (source, _)), (value, error, not_found) in zip(calls.items(), results):
+            if section is None:
+                pretrial_case = value
                 continue
-            entry: dict[str, Any] = {"source": source, "fetched_at": _iso(self._runtime.now())}
+            at = instant(self._runtime.now())
             if error is None:
-                entry.update(status=SourceStatus.OK, content=_dump(value))
+                fetched[section] = SectionEntry(source=source, fetched_at=at, status=SourceStatus.OK,
+                                                content=_dump(value))
             else:
-                entry.update(status=SourceStatus.UNAVAILABLE, reason=error, not_found=not_found)
-            fetched[name] = entry
-        return fetched
+                fetched[section] = SectionEntry(source=source, fetched_at=at, status=SourceStatus.UNAVAILABLE,
+                                                reason=error, not_found=not_found)
+        return fetched, pretrial_case
 
     def _fetcher(self, section: ReportSection, iin: IIN) -> Callable[[], Awaitable[Any]]:
         match section:
@@ -307,22 +309,22 @@ class PretrialReports:
                 reason = f"{source}: unexpected error ({type(exc).__name__})"
         return None, reason, False
 
-    def _assemble(self, report_id: str, version: int, request: PretrialReportRequest, data: dict, now: float
-                  ) -> PreTrialReport:
+    def _assemble(self, report_id: str, version: int, state: PretrialCaseState, now: float) -> PreTrialReport:
+        request = state.request
         sections: dict[str, Any] = {}
         provenance: dict[ReportSection, SectionProvenance] = {}
         for section in ReportSection:
-            entry = data["sections"].get(section.value)
+            entry = state.sections.get(section)
             if section in _SOURCED:
                 content = None
-                if entry and entry["status"] == SourceStatus.OK:
-                    content = self._section_content(section, entry["content"],
+                if entry is not None and entry.status == SourceStatus.OK:
+                    content = self._section_content(section, entry.content,
                                                     full_health=self._full_health_allowed(request.legal_basis))
                 provenance[section] = SectionProvenance(
-                    source=entry["source"] if entry else getattr(self._config, _SOURCED[section]),
-                    fetched_at=dt.datetime.fromisoformat(entry["fetched_at"]) if entry else _at(now),
+                    source=entry.source if entry else getattr(self._config, _SOURCED[section]),
+                    fetched_at=entry.fetched_at if entry else _at(now),
                     status=SourceStatus.OK if content is not None else SourceStatus.UNAVAILABLE,
-                    reason=None if content is not None else (entry or {}).get("reason", "not asked yet"),
+                    reason=None if content is not None else (entry.reason if entry else "not asked yet"),
                 )
                 sections[section.value] = content
             else:  # the officer's own contribution, from the request
@@ -334,8 +336,7 @@ class PretrialReports:
                 )
                 sections[section.value] = content
         subject = sections[ReportSection.IDENTITY.value]
-        case = PretrialCase.model_validate(data["case"]) if data.get("case") else PretrialCase(
-            erdr_number=request.erdr_number)
+        case = state.case or PretrialCase(erdr_number=request.erdr_number)
         return PreTrialReport(
             report_id=report_id, version=version, case=case, subject=subject,
             requesting_body=request.requesting_body, court=request.court, due_date=request.due_date,
@@ -381,33 +382,28 @@ class PretrialReports:
             return None
 
     async def _record_outcome(self, case: Case, message: Message, now: float, dead: str | None = None) -> Step | None:
-        data = _copy(case.data)
-        version = next((v for v in data["versions"] if v["message_id"] == message.id), None)
-        if version is None or version["status"] == "delivered":  # a replayed dead letter may still arrive
+        return self._outcome(case.id, case.state, state_of(case), message, now, dead=dead)
+
+    def _outcome(self, report_id: str, current: str, state: PretrialCaseState, message: Message, now: float,
+                 dead: str | None = None) -> Step | None:
+        """Record a version's delivery (with the court's receipt) or its dead letter, in ``state``."""
+        version = next((v for v in state.versions if v.message_id == message.id), None)
+        if version is None or version.status is VersionStatus.DELIVERED:  # a replayed dead letter may still arrive
             return None
         if dead is not None:
-            version.update(status="dead", error=dead)
+            version.status, version.error = VersionStatus.DEAD, dead
         else:
-            version.update(status="delivered", delivered_at=_iso(now))
-            receipt = self._receipt(case.id, version["version"], message)
+            version.status, version.delivered_at = VersionStatus.DELIVERED, instant(now)
+            receipt = self._receipt(report_id, version.version, message)
             if receipt is not None:
-                version.update(registration_number=receipt.registration_number,
-                               registered_at=receipt.registered_at.isoformat())
-        if case.state in (PretrialState.GATHERING, PretrialState.PARTIAL):
-            return Step(case.state, data)  # still gathering: the state moves when gathering ends
-        gaps = [s.value for s in _SOURCED
-                if data["sections"].get(s.value, {}).get("status") != SourceStatus.OK]
-        if data["versions"][-1] is not version and dead is None:
-            return Step(case.state, data)  # an older version's receipt
-        return Step(self._settled_state(data, gaps), data)
-
-
-def _copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_copy(v) for v in data]
-    return data
+                version.registration_number = receipt.registration_number
+                version.registered_at = receipt.registered_at
+        if current in (PretrialState.GATHERING, PretrialState.PARTIAL):
+            return Step(current, state)  # still gathering: the state moves when gathering ends
+        gaps = [s for s in _SOURCED if (entry := state.sections.get(s)) is None or entry.status != SourceStatus.OK]
+        if state.versions[-1] is not version and dead is None:
+            return Step(current, state)  # an older version's receipt
+        return Step(self._settled_state(state, gaps), state)
 
 
 def _dump(value: Any) -> Any:
@@ -420,10 +416,6 @@ def _dump(value: Any) -> Any:
 
 def _at(now: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(now, dt.UTC)
-
-
-def _iso(now: float) -> str:
-    return _at(now).isoformat()
 
 
 def _end_of(day: dt.date) -> float:

@@ -30,9 +30,8 @@ import datetime as dt
 import enum
 import hashlib
 from collections.abc import Callable
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from gateway.config import ReleaseConfig, Route
 from gateway.domain import (
@@ -43,23 +42,38 @@ from gateway.domain import (
     ContinuityHold,
     ContinuityOfCareNotice,
     EmploymentNotice,
-    HealthSummary,
     Organisation,
-    Person,
     ProbationNotice,
     ReferralStatus,
     ReleaseEvent,
     ReleaseNotice,
 )
 from gateway.logs import get_logger
-from gateway.store import Case, ConflictError, Message, Timer
+from gateway.store import Case, ConflictError, Message, ScheduleTimer, Timer
 from gateway.workflows.egress import DisclosureRefused, Egress
 from gateway.workflows.ports import HealthPort, InteriorPort, NotFound, SourceError
 from gateway.workflows.runtime import Step, WorkflowRuntime, cancel, schedule
+from gateway.workflows.state import (
+    TIMER_PAYLOADS,
+    ClinicAcknowledgement,
+    Escalation,
+    EventRecord,
+    Hold,
+    Recipient,
+    RecordedAcknowledgement,
+    ReleaseCaseState,
+    ReleaseTimer,
+    Retrying,
+    SentNotices,
+    instant,
+)
+
+__all__ = ["KIND", "FINAL_STATES", "ClinicAcknowledgement", "ReleaseCases", "ReleaseCaseState", "ReleaseState",
+           "ReleaseTimer", "state_of"]
 
 log = get_logger("gateway.workflows.release")
 
-KIND = "release_case"
+KIND = ReleaseCaseState.kind
 _DAY = 86_400.0
 
 
@@ -76,15 +90,17 @@ class ReleaseState(enum.StrEnum):
 FINAL_STATES = frozenset({ReleaseState.CLOSED, ReleaseState.UNRESOLVED, ReleaseState.CANCELLED})
 
 
-class ClinicAcknowledgement(BaseModel):
-    """A clinic's answer to a continuity-of-care notice."""
+def state_of(case: Case) -> ReleaseCaseState:
+    """A release case's saved state, upgraded from an older version if need be."""
+    return ReleaseCaseState.load(case.data)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    clinic: str
-    accepted: bool
-    attached: bool = False
-    attached_since: dt.date | None = None
+def _schedule(case_id: str, timer: ReleaseTimer, fire_at: float) -> ScheduleTimer:
+    return schedule(KIND, case_id, timer, fire_at, TIMER_PAYLOADS[timer]())
+
+
+class AcknowledgementConflict(Exception):
+    """A notice already acknowledged otherwise: the first acknowledgement stands."""
 
 
 class ReleaseCases:
@@ -138,44 +154,42 @@ class ReleaseCases:
 
     async def _latest_case(self, subject_key: str, facility: str) -> Case | None:
         cases = [c for c in await self._runtime.cases(KIND, subject_key=subject_key)
-                 if c.data["notice"]["facility"]["code"] == facility]
+                 if state_of(c).notice.facility.code == facility]
         return max(cases, key=lambda c: c.created_at, default=None)
 
     def _opened(self, case_id: str, event: ReleaseEvent, notice: ReleaseNotice, message_id: str) -> Step:
         now = self._runtime.now()
-        data = {"notice": notice.model_dump(mode="json"), "events": [_event(event, message_id, now)],
-                "sent": {}, "escalations": []}
+        state = ReleaseCaseState(notice=notice, events=[_event(event, message_id, now)])
         if event is ReleaseEvent.CANCELLED:
-            return Step(ReleaseState.CANCELLED, data)
-        return Step(ReleaseState.NOTIFIED, data, [schedule(KIND, case_id, "prepare", now)])
+            return Step(ReleaseState.CANCELLED, state)
+        return Step(ReleaseState.NOTIFIED, state, [_schedule(case_id, ReleaseTimer.PREPARE, now)])
 
     async def _updated(self, case: Case, event: ReleaseEvent, notice: ReleaseNotice, message_id: str, now: float
                        ) -> Step | None:
-        data = _copy(case.data)
-        if any(e["message_id"] == message_id for e in data["events"]):
+        state = state_of(case)
+        if any(e.message_id == message_id for e in state.events):
             return None  # the same notice again
-        data["events"].append(_event(event, message_id, now))
-        previous = ReleaseNotice.model_validate(data["notice"])
-        data["notice"] = notice.model_dump(mode="json")
+        state.events.append(_event(event, message_id, now))
+        previous, state.notice = state.notice, notice
         if case.state in FINAL_STATES and (event is not ReleaseEvent.CANCELLED or case.state == ReleaseState.CANCELLED):
-            return Step(case.state, data)  # recorded; nothing left to do for a finished case
+            return Step(case.state, state)  # recorded; nothing left to do for a finished case
         if event is ReleaseEvent.CANCELLED:
-            commands = [*self._cancel_timers(case.id), schedule(KIND, case.id, "lift_hold", now)]
-            if "probation" in data["sent"] and previous.probation_office is not None and "person" in data:
+            commands = [*self._cancel_timers(case.id), _schedule(case.id, ReleaseTimer.LIFT_HOLD, now)]
+            if Recipient.PROBATION in state.sent and previous.probation_office is not None \
+                    and state.person is not None:
                 # The office expecting the person is told not to.
-                cancelled = ProbationNotice.from_release(ReleaseEvent.CANCELLED, previous,
-                                                         Person.model_validate(data["person"]))
-                commands += self._send("probation", self._config.probation, "probation_supervision", cancelled,
-                                       notice.iin, case.id, f"{case.id}:probation:cancelled", now, data)
-            return Step(ReleaseState.CANCELLED, data, commands)
+                cancelled = ProbationNotice.from_release(ReleaseEvent.CANCELLED, previous, state.person)
+                commands += self._send(Recipient.PROBATION, self._config.probation, "probation_supervision",
+                                       cancelled, notice.iin, case.id, f"{case.id}:probation:cancelled", now, state)
+            return Step(ReleaseState.CANCELLED, state, commands)
         if case.state == ReleaseState.NOTIFIED:
-            return Step(case.state, data)  # preparation will read the newest notice
+            return Step(case.state, state)  # preparation will read the newest notice
         commands: list = []
         if _notice_changed(previous, notice):
-            commands.append(schedule(KIND, case.id, "renotify", now))
+            commands.append(_schedule(case.id, ReleaseTimer.RENOTIFY, now))
         if event is ReleaseEvent.ACTUAL:
-            commands.append(schedule(KIND, case.id, "check_attachment", now))
-        return Step(case.state, data, commands)
+            commands.append(_schedule(case.id, ReleaseTimer.CHECK_ATTACHMENT, now))
+        return Step(case.state, state, commands)
 
     # -- the clinic's acknowledgement
 
@@ -185,22 +199,24 @@ class ReleaseCases:
         if case_id is None:
             return None
         case = await self._runtime.get(KIND, case_id)
-        clinic_notice = case.data["sent"].get("clinic") if case else None
-        if clinic_notice is None or notice_id not in clinic_notice["message_ids"] or ack.clinic != clinic_notice["clinic"]:
+        clinic_notice = state_of(case).sent.get(Recipient.CLINIC) if case else None
+        if clinic_notice is None or notice_id not in clinic_notice.message_ids or ack.clinic != clinic_notice.clinic:
             return None
         return await self._runtime.handle(KIND, case_id, lambda c, now: self._acknowledged(c, ack, now))
 
     async def _acknowledged(self, case: Case, ack: ClinicAcknowledgement, now: float) -> Step | None:
-        data = _copy(case.data)
-        if data.get("acknowledgement") == ack.model_dump(mode="json"):
-            return None
-        data["acknowledgement"] = ack.model_dump(mode="json") | {"at": _iso(now)}
-        commands = [cancel(KIND, case.id, "ack_deadline")]
+        state = state_of(case)
+        if state.acknowledgement is not None:
+            if ClinicAcknowledgement.model_validate(state.acknowledgement.model_dump(exclude={"at"})) == ack:
+                return None  # the same acknowledgement again: answered as the first
+            raise AcknowledgementConflict("this notice was already acknowledged with other content; "
+                                          "the first acknowledgement stands")
+        state.acknowledgement = RecordedAcknowledgement(**ack.model_dump(), at=instant(now))
+        commands = [cancel(KIND, case.id, ReleaseTimer.ACK_DEADLINE)]
         if case.state in FINAL_STATES:
-            return Step(case.state, data, commands)
-        if ack.attached:
-            return Step(ReleaseState.AWAITING_ATTACHMENT, data, [*commands, schedule(KIND, case.id, "lift_hold", now)])
-        return Step(ReleaseState.AWAITING_ATTACHMENT, data, [*commands, schedule(KIND, case.id, "check_attachment", now)])
+            return Step(case.state, state, commands)
+        then = ReleaseTimer.LIFT_HOLD if ack.attached else ReleaseTimer.CHECK_ATTACHMENT
+        return Step(ReleaseState.AWAITING_ATTACHMENT, state, [*commands, _schedule(case.id, then, now)])
 
     # -- delivery outcomes of the clinic notice
 
@@ -212,31 +228,31 @@ class ReleaseCases:
         await self._runtime.handle(KIND, message.correlation_id, lambda case, now: self._notice_dead(case, message, now))
 
     async def _notice_dead(self, case: Case, message: Message, now: float) -> Step | None:
-        if case.state in FINAL_STATES or message.id not in case.data["sent"].get("clinic", {}).get("message_ids", []):
+        state = state_of(case)
+        clinic_notice = state.sent.get(Recipient.CLINIC)
+        if case.state in FINAL_STATES or clinic_notice is None or message.id not in clinic_notice.message_ids:
             return None
-        data = _copy(case.data)
-        notice = ReleaseNotice.model_validate(data["notice"])
-        person = Person.model_validate(data["person"])
-        return self._escalate(case.id, data, now, reason=f"the notice could not be delivered to the clinic: "
-                              f"{message.last_error or 'dead-lettered'}", notice=notice, person=person)
+        return self._escalate(case.id, state, now, reason=f"the notice could not be delivered to the clinic: "
+                              f"{message.last_error or 'dead-lettered'}")
 
     # -- timers
 
     async def on_timer(self, case: Case, timer: Timer, now: float) -> Step | None:
+        name = ReleaseTimer(timer.name)
+        TIMER_PAYLOADS[name].model_validate(timer.payload)
         handlers = {
-            "prepare": self._prepare,
-            "renotify": self._renotify,
-            "ack_deadline": self._ack_deadline,
-            "check_attachment": self._check_attachment,
-            "lift_hold": self._lift_hold,
+            ReleaseTimer.PREPARE: self._prepare,
+            ReleaseTimer.RENOTIFY: self._renotify,
+            ReleaseTimer.ACK_DEADLINE: self._ack_deadline,
+            ReleaseTimer.CHECK_ATTACHMENT: self._check_attachment,
+            ReleaseTimer.LIFT_HOLD: self._lift_hold,
         }
-        if timer.name != "lift_hold" and case.state in FINAL_STATES:
+        if name is not ReleaseTimer.LIFT_HOLD and case.state in FINAL_STATES:
             return None
-        return await handlers[timer.name](case, now)
+        return await handlers[name](case, state_of(case), now)
 
-    async def _prepare(self, case: Case, now: float) -> Step:
-        data = _copy(case.data)
-        notice = ReleaseNotice.model_validate(data["notice"])
+    async def _prepare(self, case: Case, state: ReleaseCaseState, now: float) -> Step:
+        notice = state.notice
         try:
             person = await self._interior.person(notice.iin)
             health = await self._health.health_summary(notice.iin)
@@ -247,64 +263,61 @@ class ReleaseCases:
                 until = notice.release_date + dt.timedelta(days=self._config.hold_days_after_release)
                 hold = await self._health.place_hold(notice.iin, until, reference=case.id)
         except NotFound as exc:
-            data["problem"] = f"{exc.source} does not know the person: {exc.reason}"
-            return self._escalate(case.id, data, now, reason=data["problem"], notice=notice, person=None)
+            state.problem = f"{exc.source} does not know the person: {exc.reason}"
+            return self._escalate(case.id, state, now, reason=state.problem)
         except SourceError as exc:
-            data["retrying"] = {"reason": str(exc), "at": _iso(now)}
-            return Step(case.state, data, [schedule(KIND, case.id, "prepare", now + self._config.retry_seconds)])
-        data.pop("retrying", None)
-        data["person"] = person.model_dump(mode="json")
-        data["health"] = health.model_dump(mode="json")
-        data["attachment"] = attachment.model_dump(mode="json") if attachment else None
-        data["clinic"] = clinic.model_dump(mode="json") if clinic else None
+            state.retrying = Retrying(reason=str(exc), at=instant(now))
+            return Step(case.state, state, [_schedule(case.id, ReleaseTimer.PREPARE, now + self._config.retry_seconds)])
+        state.retrying = None
+        state.person, state.health, state.attachment, state.clinic = person, health, attachment, clinic
         if hold is not None:
-            data["hold"] = hold.model_dump(mode="json")
+            state.hold = Hold(id=hold.id, until=hold.until)
         commands: list = []
         try:
-            commands += self._side_notices(case.id, data, notice, person, now)
+            commands += self._side_notices(case.id, state, now)
             if clinic is None:
-                return self._escalate(case.id, data, now, reason="no clinic serves the destination address",
-                                      notice=notice, person=person, commands=commands)
+                return self._escalate(case.id, state, now, reason="no clinic serves the destination address",
+                                      commands=commands)
             if health.registrations:
-                commands += self._send_clinic_notice(case.id, data, notice, person, health, attachment, clinic, now)
-                return Step(ReleaseState.AWAITING_ACKNOWLEDGEMENT, data, commands)
+                commands += self._send_clinic_notice(case.id, state, now)
+                return Step(ReleaseState.AWAITING_ACKNOWLEDGEMENT, state, commands)
         except DisclosureRefused as exc:
-            data["problem"] = str(exc)
-            return self._escalate(case.id, data, now, reason="a notice was refused by the disclosure policy",
-                                  notice=notice, person=person, commands=commands)
+            state.problem = str(exc)
+            return self._escalate(case.id, state, now, reason="a notice was refused by the disclosure policy",
+                                  commands=commands)
         # Nothing to continue: no notice to the clinic, but the attachment is still watched.
-        commands.append(schedule(KIND, case.id, "check_attachment", self._first_check(notice, now)))
-        return Step(ReleaseState.AWAITING_ATTACHMENT, data, commands)
+        commands.append(_schedule(case.id, ReleaseTimer.CHECK_ATTACHMENT, self._first_check(notice, now)))
+        return Step(ReleaseState.AWAITING_ATTACHMENT, state, commands)
 
-    def _send_clinic_notice(self, case_id: str, data: dict, notice: ReleaseNotice, person: Person,
-                            health: HealthSummary, attachment: Attachment | None, clinic: Organisation,
-                            now: float) -> list:
-        revision = len(data["sent"].get("clinic", {}).get("message_ids", []))
+    def _send_clinic_notice(self, case_id: str, state: ReleaseCaseState, now: float) -> list:
+        """The continuity-of-care notice to the clinic, from what preparation found."""
+        notice, clinic, attachment = state.notice, state.clinic, state.attachment
+        sent = state.sent.setdefault(Recipient.CLINIC, SentNotices())
+        revision = len(sent.message_ids)
         acknowledge_by = dt.datetime.fromtimestamp(now + self._config.acknowledge_within_seconds, dt.UTC)
-        if attachment is not None and data.get("hold"):
-            hold = ContinuityHold.model_validate({k: data["hold"][k] for k in ("id", "until")})
+        if attachment is not None and state.hold is not None:
+            hold = ContinuityHold(id=state.hold.id, until=state.hold.until)
             attachment = attachment.model_copy(update={"continuity_hold": hold})
         document = ContinuityOfCareNotice(
-            person=person, release_date=notice.release_date, residence=notice.destination, health=health,
-            attachment=attachment, receiving_clinic=clinic, acknowledge_by=acknowledge_by,
+            person=state.person, release_date=notice.release_date, residence=notice.destination,
+            health=state.health, attachment=attachment, receiving_clinic=clinic, acknowledge_by=acknowledge_by,
         )
         message_id, commands = self._egress.send(
             route=self._config.clinic, purpose="continuity_of_care", document=document, subject_iin=notice.iin,
             correlation_id=case_id, key=f"{case_id}:clinic:{revision}", now=now, ordering_key=case_id,
         )
-        sent = data["sent"].setdefault("clinic", {"message_ids": []})
-        sent["message_ids"].append(message_id)
-        sent.update(clinic=clinic.code, acknowledge_by=acknowledge_by.isoformat())
-        return [*commands, schedule(KIND, case_id, "ack_deadline", now + self._config.acknowledge_within_seconds)]
+        sent.message_ids.append(message_id)
+        sent.clinic, sent.acknowledge_by = clinic.code, acknowledge_by
+        return [*commands, _schedule(case_id, ReleaseTimer.ACK_DEADLINE, now + self._config.acknowledge_within_seconds)]
 
-    def _side_notices(self, case_id: str, data: dict, notice: ReleaseNotice, person: Person, now: float,
-                      revision: int = 0) -> list:
+    def _side_notices(self, case_id: str, state: ReleaseCaseState, now: float, revision: int = 0) -> list:
         """Employment centre, social services and probation, as the case calls for them."""
+        notice, person = state.notice, state.person
         commands: list = []
         suffix = f":{revision}" if revision else ""
         employment = EmploymentNotice.from_release(notice, person, as_of=self._today(now))
-        commands += self._send("employment", self._config.employment, "employment_assistance", employment,
-                               notice.iin, case_id, f"{case_id}:employment{suffix}", now, data)
+        commands += self._send(Recipient.EMPLOYMENT, self._config.employment, "employment_assistance", employment,
+                               notice.iin, case_id, f"{case_id}:employment{suffix}", now, state)
         if not revision and (not notice.housing.available or not notice.identity_documents):
             category = (AssistanceCategory.DOCUMENT_RESTORATION if not notice.identity_documents
                         else AssistanceCategory.OTHER)
@@ -315,106 +328,95 @@ class ReleaseCases:
                 provider=Organisation(code=self._config.social.member, name="Special social services"),
                 referral_date=self._today(now), reason=", ".join(reasons), status=ReferralStatus.REFERRED,
             )
-            commands += self._send("social", self._config.social, "social_assistance", referral, notice.iin,
-                                   case_id, f"{case_id}:social", now, data)
+            commands += self._send(Recipient.SOCIAL, self._config.social, "social_assistance", referral, notice.iin,
+                                   case_id, f"{case_id}:social", now, state)
         if notice.probation_office is not None:
             event = ReleaseEvent.CHANGED if revision else ReleaseEvent.PLANNED
-            commands += self._send("probation", self._config.probation, "probation_supervision",
+            commands += self._send(Recipient.PROBATION, self._config.probation, "probation_supervision",
                                    ProbationNotice.from_release(event, notice, person), notice.iin, case_id,
-                                   f"{case_id}:probation{suffix}", now, data)
+                                   f"{case_id}:probation{suffix}", now, state)
         return commands
 
-    def _send(self, name: str, route: Route, purpose: str, document: BaseModel, iin: str, case_id: str, key: str,
-              now: float, data: dict) -> list:
+    def _send(self, recipient: Recipient, route: Route, purpose: str, document: BaseModel, iin: str, case_id: str,
+              key: str, now: float, state: ReleaseCaseState) -> list:
         message_id, commands = self._egress.send(route=route, purpose=purpose, document=document, subject_iin=iin,
                                                  correlation_id=case_id, key=key, now=now, ordering_key=case_id)
-        data["sent"].setdefault(name, {"message_ids": []})["message_ids"].append(message_id)
+        state.sent.setdefault(recipient, SentNotices()).message_ids.append(message_id)
         return commands
 
-    def _escalate(self, case_id: str, data: dict, now: float, *, reason: str, notice: ReleaseNotice,
-                  person: Person | None, commands: list | None = None) -> Step:
+    def _escalate(self, case_id: str, state: ReleaseCaseState, now: float, *, reason: str,
+                  commands: list | None = None) -> Step:
         commands = list(commands or [])
-        data["escalations"].append({"reason": reason, "at": _iso(now)})
-        health = HealthSummary.model_validate(data["health"]) if data.get("health") else None
-        if person is not None and health is not None:
+        notice = state.notice
+        state.escalations.append(Escalation(reason=reason, at=instant(now)))
+        if state.person is not None and state.health is not None:
             # The authority gets the same notice the clinic would have, to place the patient itself.
             document = ContinuityOfCareNotice(
-                person=person, release_date=notice.release_date, residence=notice.destination, health=health,
-                attachment=None, receiving_clinic=Organisation(code=self._config.escalation.member,
-                                                               name="Regional health authority"),
+                person=state.person, release_date=notice.release_date, residence=notice.destination,
+                health=state.health, attachment=None,
+                receiving_clinic=Organisation(code=self._config.escalation.member, name="Regional health authority"),
                 acknowledge_by=dt.datetime.fromtimestamp(now + self._config.acknowledge_within_seconds, dt.UTC),
             )
             try:
-                commands += self._send("escalation", self._config.escalation, "continuity_of_care", document,
-                                       notice.iin, case_id, f"{case_id}:escalation:{len(data['escalations'])}", now,
-                                       data)
+                commands += self._send(Recipient.ESCALATION, self._config.escalation, "continuity_of_care", document,
+                                       notice.iin, case_id, f"{case_id}:escalation:{len(state.escalations)}", now,
+                                       state)
             except DisclosureRefused as exc:
-                data["problem"] = str(exc)
-        commands.append(schedule(KIND, case_id, "check_attachment", self._first_check(notice, now)))
-        return Step(ReleaseState.ESCALATED, data, commands)
+                state.problem = str(exc)
+        commands.append(_schedule(case_id, ReleaseTimer.CHECK_ATTACHMENT, self._first_check(notice, now)))
+        return Step(ReleaseState.ESCALATED, state, commands)
 
-    async def _renotify(self, case: Case, now: float) -> Step | None:
+    async def _renotify(self, case: Case, state: ReleaseCaseState, now: float) -> Step | None:
         """The release changed: tell those already told, with the new notice."""
-        data = _copy(case.data)
-        if "person" not in data:
+        if state.person is None:
             return None
-        notice = ReleaseNotice.model_validate(data["notice"])
-        person = Person.model_validate(data["person"])
-        revision = sum(1 for e in data["events"] if e["event"] == ReleaseEvent.CHANGED)
-        commands = self._side_notices(case.id, data, notice, person, now, revision=revision)
-        if "clinic" in data["sent"] and data.get("clinic") and not data.get("acknowledgement"):
-            health = HealthSummary.model_validate(data["health"])
-            attachment = Attachment.model_validate(data["attachment"]) if data.get("attachment") else None
-            commands += self._send_clinic_notice(case.id, data, notice, person, health, attachment,
-                                                 Organisation.model_validate(data["clinic"]), now)
-        return Step(case.state, data, commands)
+        revision = sum(1 for e in state.events if e.event is ReleaseEvent.CHANGED)
+        commands = self._side_notices(case.id, state, now, revision=revision)
+        if Recipient.CLINIC in state.sent and state.clinic is not None and state.acknowledgement is None:
+            commands += self._send_clinic_notice(case.id, state, now)
+        return Step(case.state, state, commands)
 
-    async def _ack_deadline(self, case: Case, now: float) -> Step | None:
-        if case.data.get("acknowledgement"):
+    async def _ack_deadline(self, case: Case, state: ReleaseCaseState, now: float) -> Step | None:
+        if state.acknowledgement is not None:
             return None
-        data = _copy(case.data)
-        notice = ReleaseNotice.model_validate(data["notice"])
-        person = Person.model_validate(data["person"])
-        return self._escalate(case.id, data, now, reason="the clinic did not acknowledge in time", notice=notice,
-                              person=person)
+        return self._escalate(case.id, state, now, reason="the clinic did not acknowledge in time")
 
-    async def _check_attachment(self, case: Case, now: float) -> Step:
-        data = _copy(case.data)
-        notice = ReleaseNotice.model_validate(data["notice"])
+    async def _check_attachment(self, case: Case, state: ReleaseCaseState, now: float) -> Step:
+        notice = state.notice
         try:
             attachment = await self._health.attachment(notice.iin)
         except SourceError as exc:
-            data["retrying"] = {"reason": str(exc), "at": _iso(now)}
-            return Step(case.state, data, [schedule(KIND, case.id, "check_attachment", now + self._config.retry_seconds)])
-        clinic = data.get("clinic")
-        if attachment is not None and attachment.state is AttachmentState.ATTACHED and clinic \
-                and attachment.clinic.code == clinic["code"]:
-            data["attached"] = attachment.model_dump(mode="json")
-            return Step(case.state, data, [schedule(KIND, case.id, "lift_hold", now)])
+            state.retrying = Retrying(reason=str(exc), at=instant(now))
+            return Step(case.state, state,
+                        [_schedule(case.id, ReleaseTimer.CHECK_ATTACHMENT, now + self._config.retry_seconds)])
+        clinic = state.clinic
+        if attachment is not None and attachment.state is AttachmentState.ATTACHED and clinic is not None \
+                and attachment.clinic.code == clinic.code:
+            state.attached = attachment
+            return Step(case.state, state, [_schedule(case.id, ReleaseTimer.LIFT_HOLD, now)])
         watch_until = _start_of(notice.release_date) + self._config.attachment_watch_days * _DAY
         if now >= watch_until:
-            data["problem"] = "no attachment at the new clinic within the watch period"
-            return Step(ReleaseState.UNRESOLVED, data, [schedule(KIND, case.id, "lift_hold", now)])
-        return Step(case.state, data,
-                    [schedule(KIND, case.id, "check_attachment", now + self._config.attachment_check_seconds)])
+            state.problem = "no attachment at the new clinic within the watch period"
+            return Step(ReleaseState.UNRESOLVED, state, [_schedule(case.id, ReleaseTimer.LIFT_HOLD, now)])
+        return Step(case.state, state, [_schedule(case.id, ReleaseTimer.CHECK_ATTACHMENT,
+                                                  now + self._config.attachment_check_seconds)])
 
-    async def _lift_hold(self, case: Case, now: float) -> Step | None:
-        data = _copy(case.data)
-        hold = data.get("hold")
-        if hold and not hold.get("released"):
+    async def _lift_hold(self, case: Case, state: ReleaseCaseState, now: float) -> Step | None:
+        hold = state.hold
+        if hold is not None and hold.released is None:
             try:
-                await self._health.release_hold(ReleaseNotice.model_validate(data["notice"]).iin, hold["id"])
+                await self._health.release_hold(state.notice.iin, hold.id)
             except SourceError as exc:
-                data["retrying"] = {"reason": str(exc), "at": _iso(now)}
-                return Step(case.state, data, [schedule(KIND, case.id, "lift_hold", now + self._config.retry_seconds)])
-            hold["released"] = _iso(now)
+                state.retrying = Retrying(reason=str(exc), at=instant(now))
+                return Step(case.state, state,
+                            [_schedule(case.id, ReleaseTimer.LIFT_HOLD, now + self._config.retry_seconds)])
+            hold.released = instant(now)
         if case.state in FINAL_STATES:
-            return Step(case.state, data)
-        return Step(ReleaseState.CLOSED, data, self._cancel_timers(case.id, keep="lift_hold"))
+            return Step(case.state, state)
+        return Step(ReleaseState.CLOSED, state, self._cancel_timers(case.id, keep=ReleaseTimer.LIFT_HOLD))
 
-    def _cancel_timers(self, case_id: str, keep: str = "") -> list:
-        names = ("prepare", "renotify", "ack_deadline", "check_attachment", "lift_hold")
-        return [cancel(KIND, case_id, name) for name in names if name != keep]
+    def _cancel_timers(self, case_id: str, keep: ReleaseTimer | None = None) -> list:
+        return [cancel(KIND, case_id, name) for name in ReleaseTimer if name != keep]
 
     def _first_check(self, notice: ReleaseNotice, now: float) -> float:
         return max(now + self._config.attachment_check_seconds, _start_of(notice.release_date))
@@ -439,20 +441,8 @@ def _case_id(subject_key: str, facility: str, planned: dt.date) -> str:
     return f"rel-{digest}"
 
 
-def _event(event: ReleaseEvent, message_id: str, now: float) -> dict[str, Any]:
-    return {"event": event.value, "message_id": message_id, "at": _iso(now)}
-
-
-def _copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_copy(v) for v in data]
-    return data
-
-
-def _iso(now: float) -> str:
-    return dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
+def _event(event: ReleaseEvent, message_id: str, now: float) -> EventRecord:
+    return EventRecord(event=event, message_id=message_id, at=instant(now))
 
 
 def _start_of(day: dt.date) -> float:

@@ -24,12 +24,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from gateway.logs import get_logger
-from gateway.store import CancelTimer, Case, Command, ConflictError, Message, SaveCase, ScheduleTimer, Store, Timer
+from gateway.store import CancelTimer, Case, Command, ConflictError, Message, SaveCase, ScheduleTimer, Timer, WorkflowStore
+from gateway.workflows.state import CaseState
 
 log = get_logger("gateway.workflows")
 
 _CONFLICT_RETRIES = 8
+MAX_TIMER_ATTEMPTS = 5
+"""A timer whose step fails this many times in a row is parked (see ``_park``)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,8 @@ class Step:
     """The outcome of handling one event: where the case goes and what happens with it."""
 
     state: str
-    data: Mapping[str, Any]
+    data: CaseState | Mapping[str, Any]
+    """The case's saved state: a workflow's model (saved as its JSON), or the JSON itself."""
     commands: Sequence[Command] = ()
     # Work to do once the step is committed (for example waking a dispatcher);
     # never anything the step's correctness depends on.
@@ -55,9 +61,10 @@ def timer_id(kind: str, case_id: str, name: str) -> str:
     return f"{kind}:{case_id}:{name}"
 
 
-def schedule(kind: str, case_id: str, name: str, fire_at: float, **payload: Any) -> ScheduleTimer:
-    """A command setting (or moving) the case's timer ``name``."""
-    return ScheduleTimer(Timer(timer_id(kind, case_id, name), kind, case_id, name, fire_at, payload))
+def schedule(kind: str, case_id: str, name: str, fire_at: float, payload: BaseModel | None = None) -> ScheduleTimer:
+    """A command setting (or moving) the case's timer ``name``, with the payload the timer's model declares."""
+    stored = payload.model_dump(mode="json") if payload is not None else {}
+    return ScheduleTimer(Timer(timer_id(kind, case_id, name), kind, case_id, str(name), fire_at, stored))
 
 
 def cancel(kind: str, case_id: str, name: str) -> CancelTimer:
@@ -67,14 +74,18 @@ def cancel(kind: str, case_id: str, name: str) -> CancelTimer:
 class WorkflowRuntime:
     def __init__(
         self,
-        store: Store,
+        store: WorkflowStore,
         *,
         clock: Callable[[], float] = time.time,
         concurrency: int = 32,
         lease_seconds: float = 120.0,
         poll_interval: float = 1.0,
+        max_timer_attempts: int = MAX_TIMER_ATTEMPTS,
+        on_parked: Callable[[Timer], None] = lambda timer: None,
     ) -> None:
         self._store = store
+        self._max_timer_attempts = max_timer_attempts
+        self._on_parked = on_parked
         self._clock = clock
         self._workflows: dict[str, Workflow] = {}
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -135,10 +146,11 @@ class WorkflowRuntime:
     ) -> Case:
         """Create a case with its first step. Raises ``ConflictError`` if it exists."""
         now = self._clock()
-        commands = [SaveCase(kind, case_id, step.state, dict(step.data), 0, subject_key), *step.commands]
+        data = _saved(step)
+        commands = [SaveCase(kind, case_id, step.state, data, 0, subject_key), *step.commands]
         await self._store.apply(commands, now)
         self._after(step, commands, now)
-        return Case(kind, case_id, step.state, dict(step.data), 1, now, now, subject_key)
+        return Case(kind, case_id, step.state, data, 1, now, now, subject_key)
 
     async def handle(
         self, kind: str, case_id: str, handler: Callable[[Case, float], Awaitable[Step | None]]
@@ -156,14 +168,14 @@ class WorkflowRuntime:
             step = await handler(case, now)
             if step is None:
                 return case
-            commands = [SaveCase(kind, case_id, step.state, dict(step.data), case.version), *step.commands]
+            data = _saved(step)
+            commands = [SaveCase(kind, case_id, step.state, data, case.version), *step.commands]
             try:
                 await self._store.apply(commands, now)
             except ConflictError:
                 continue  # someone else moved the case: decide again on what they saved
             self._after(step, commands, now)
-            return Case(kind, case_id, step.state, dict(step.data), case.version + 1, case.created_at, now,
-                        case.subject_key)
+            return Case(kind, case_id, step.state, data, case.version + 1, case.created_at, now, case.subject_key)
         raise ConflictError(f"{kind} {case_id} kept changing under {_CONFLICT_RETRIES} attempts to update it")
 
     def _after(self, step: Step, commands: Sequence[Command], now: float) -> None:
@@ -216,8 +228,36 @@ class WorkflowRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if timer.attempts >= self._max_timer_attempts:
+                    await self._park(timer, exc)
+                    return
                 log.error("timer failed; it fires again when its lease expires", timer=timer.name,
-                          case_id=timer.case_id, error=f"{type(exc).__name__}: {exc}")
+                          case_id=timer.case_id, attempts=timer.attempts, error=type(exc).__name__)
+
+    async def _park(self, timer: Timer, exc: Exception) -> None:
+        """Stop firing a timer whose step fails every time (an OverflowError on every lease, say).
+
+        Firing it again would fail the same way for ever. The timer is completed without its step,
+        and the case — state unchanged — lists it under ``parked_timers`` (name, attempts, error
+        type, when) for an operator to act on; ``on_parked`` counts it (``/metrics``).
+        """
+        case = await self._store.get_case(timer.case_kind, timer.case_id)
+        commands: list[Command] = []
+        if case is not None:
+            data = dict(case.data)
+            data["parked_timers"] = [*data.get("parked_timers", []), {
+                "timer": timer.name, "attempts": timer.attempts, "error": type(exc).__name__,
+                "at": self._clock(),
+            }]
+            commands = [SaveCase(case.kind, case.id, case.state, data, case.version)]
+        try:
+            completed = await self._store.complete_timer(timer.id, timer.attempts, commands, self._clock())
+        except ConflictError:
+            completed = False  # the case moved on meanwhile: the timer comes back and is judged again
+        if completed:
+            self._on_parked(timer)
+            log.error("timer parked after failing every attempt: an operator must look at the case",
+                      timer=timer.name, case_id=timer.case_id, attempts=timer.attempts, error=type(exc).__name__)
 
     async def _fire_once(self, timer: Timer) -> bool:
         workflow = self._workflows.get(timer.case_kind)
@@ -228,9 +268,14 @@ class WorkflowRuntime:
             step = await workflow.on_timer(case, timer, now)
         commands: list[Command] = []
         if step is not None and case is not None:
-            commands = [SaveCase(case.kind, case.id, step.state, dict(step.data), case.version), *step.commands]
+            commands = [SaveCase(case.kind, case.id, step.state, _saved(step), case.version), *step.commands]
         if not await self._store.complete_timer(timer.id, timer.attempts, commands, now):
             return False
         if step is not None:
             self._after(step, commands, now)
         return True
+
+
+def _saved(step: Step) -> dict[str, Any]:
+    """The JSON a step saves: where a workflow's state model becomes the case's data."""
+    return step.data.dump() if isinstance(step.data, CaseState) else dict(step.data)

@@ -9,7 +9,7 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.clinic.fhir import (
+from adapters.continuity_fhir import (
     IIN_SYSTEM,
     InvalidBundle,
     ProfileViolation,

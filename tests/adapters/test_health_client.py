@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from aiohttp import web
 
-from adapters.health import codec
+from adapters import rpn
 from adapters.health.client import HealthClient
 from adapters.health.simulator import create_simulator
 from adapters.population import Population
@@ -134,7 +134,7 @@ async def test_clinic_for_an_address_without_kato_is_none(client):
 
 
 async def test_a_clinic_attaching_the_person_changes_the_attachment(client, simulator, http):
-    request = codec.attach_request(IN_CUSTODY.iin, RESOLVED.clinic.code, dt.date(2027, 1, 10))
+    request = rpn.attach_request(IN_CUSTODY.iin, RESOLVED.clinic.code, dt.date(2027, 1, 10))
     async with http.post(simulator.make_url("/rpn/v1/attachments"), json=request) as response:
         assert response.status == 201
     attachment = await client.attachment(IN_CUSTODY.iin)
@@ -144,7 +144,7 @@ async def test_a_clinic_attaching_the_person_changes_the_attachment(client, simu
 
 
 async def test_attaching_at_a_clinic_outside_the_register_is_refused(simulator, http):
-    request = codec.attach_request(IN_CUSTODY.iin, UNRESOLVED.clinic.code, dt.date(2027, 1, 10))
+    request = rpn.attach_request(IN_CUSTODY.iin, UNRESOLVED.clinic.code, dt.date(2027, 1, 10))
     async with http.post(simulator.make_url("/rpn/v1/attachments"), json=request) as response:
         assert response.status == 422
         assert response.content_type == "application/problem+json"

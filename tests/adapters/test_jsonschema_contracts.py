@@ -14,7 +14,8 @@ from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from adapters.clinic.fhir import notice_from_bundle
+from adapters import rpn
+from adapters.continuity_fhir import notice_from_bundle
 from adapters.employment.codec import employment_notice_from_json
 from adapters.health import codec as health_codec
 from adapters.population import Population
@@ -130,11 +131,11 @@ def test_the_receiving_examples_decode_with_their_codecs():
 
 def test_what_the_health_and_social_codecs_write_follows_the_contracts():
     checks = {
-        ("health", "AttachmentAnswer"): lambda p: health_codec.attachment_json(p.iin, p.attachment),
+        ("health", "AttachmentAnswer"): lambda p: rpn.attachment_json(p.iin, p.attachment),
         ("health", "Registrations"): lambda p: health_codec.registrations_json(p.health),
         ("health", "DisabilityAnswer"): lambda p: health_codec.disability_json(p.iin, p.health.disability),
-        ("health", "ServiceArea"): lambda p: health_codec.clinic_json(p.district.kato, p.district.clinic),
-        ("health", "ContinuityHold"): lambda p: health_codec.hold_json(
+        ("health", "ServiceArea"): lambda p: rpn.clinic_json(p.district.kato, p.district.clinic),
+        ("health", "ContinuityHold"): lambda p: rpn.hold_json(
             ContinuityHold(id="H00000001", until=dt.date(2027, 1, 1)), iin=p.iin, reference="case-1", released=False
         ),
         ("social", "SocialStatus"): lambda p: social_codec.social_status_json(p.social),

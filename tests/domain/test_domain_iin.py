@@ -2,6 +2,7 @@
 
 import datetime as dt
 import pickle
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -95,11 +96,11 @@ def test_wrong_length_is_refused_with_the_count(text):
 def test_a_letter_is_refused_with_its_position():
     # Letter O for zero: the mistake people make when copying from paper.
     assert defect_of("85O115400911") is IINDefect.CHARACTER
-    assert "character 3 is 'O' (U+004F)" in message_of("85O115400911")
+    assert "character 3 is not one of them" in message_of("85O115400911")
 
 
-def test_a_control_character_is_named_by_its_code_point():
-    assert "character 13 is U+000A" in message_of("850115400911\n")
+def test_a_control_character_is_refused_with_its_position():
+    assert "character 13 is not one of them" in message_of("850115400911\n")
 
 
 def test_non_ascii_digits_are_refused():
@@ -113,7 +114,7 @@ def test_a_century_digit_outside_1_to_6_is_refused(century_digit):
     text = f"850115{century_digit}00911"
 
     assert defect_of(text) is IINDefect.CENTURY
-    assert f"must be 1-6, but is {century_digit}" in message_of(text)
+    assert "must be 1-6, but is not" in message_of(text)
 
 
 @pytest.mark.parametrize("birth_digits", ["851315", "850001", "850100", "850431", "850230"])
@@ -121,20 +122,27 @@ def test_a_birth_date_that_does_not_exist_is_refused(birth_digits):
     assert defect_of(f"{birth_digits}400911") is IINDefect.BIRTH_DATE
 
 
-def test_the_refused_birth_date_is_shown_in_full():
-    assert "birth date 1985-02-30, which does not exist" in message_of("850230400911")
+def test_a_refusal_never_repeats_the_digits_sent():
+    for text in ("850230400911", "850115400912", "850115900911", "85O115400911", "850115400910"):
+        message = message_of(text)
+        # Positions and counts (digit 12, 1-6) only: no run of the number's digits, no date.
+        assert re.search(r"[0-9]{3,}|-[0-9]{2}-", message) is None, message
 
 
-def test_a_wrong_check_digit_is_refused_with_the_right_one():
+def test_a_29_february_outside_a_leap_year_is_named_as_such():
+    assert "not a leap year" in message_of("850229400911")
+
+
+def test_a_wrong_check_digit_is_refused_without_the_right_one():
     assert defect_of("850115400912") is IINDefect.CHECK_DIGIT
-    assert "is 2 but should be 1" in message_of("850115400912")
+    assert "check digit (digit 12) does not match the first 11 digits" in message_of("850115400912")
 
 
 def test_second_weights_give_the_check_digit_when_the_first_give_ten():
     # 8·1+5·2+0·3+1·4+1·5+5·6+4·7+0·8+0·9+9·10+1·11 = 186 ≡ 10 (mod 11), so the second
     # weighting applies: 8·3+5·4+0·5+1·6+1·7+5·8+4·9+0·10+0·11+9·1+1·2 = 144 ≡ 1.
     assert validate_iin("850115400911").birth_date == dt.date(1985, 1, 15)
-    assert "should be 1" in message_of("850115400910")
+    assert defect_of("850115400910") is IINDefect.CHECK_DIGIT
 
 
 @pytest.mark.parametrize("check_digit", range(10))
@@ -183,7 +191,7 @@ def test_29_february_of_1800_and_1900_does_not_exist(century_digit, year):
     text = f"000229{century_digit}00000"
 
     assert defect_of(text) is IINDefect.BIRTH_DATE
-    assert f"{year} is not a leap year" in message_of(text)
+    assert "not a leap year" in message_of(text)
 
 
 def test_29_february_1804_exists():

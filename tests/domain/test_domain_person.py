@@ -66,7 +66,7 @@ def test_an_invalid_iin_is_refused_with_the_reason():
     with pytest.raises(ValidationError) as raised:
         person(iin="850115400912")
 
-    assert "check digit (digit 12) is 2 but should be 1" in error_messages(raised)
+    assert "check digit (digit 12) does not match the first 11 digits" in error_messages(raised)
     assert raised.value.errors()[0]["type"] == "invalid_iin"
 
 

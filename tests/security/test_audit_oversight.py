@@ -17,6 +17,7 @@ OVERSIGHT_MEMBERS = """
 [members.prosecutor]
 name = "Prosecutor's office"
 role = "oversight"
+roles = ["oversight"]
 
 [members.dpa]
 name = "Data-protection authority (through operations)"

@@ -31,7 +31,7 @@ def test_a_date_within_the_window_is_fresh():
 
 
 def test_a_date_older_than_the_window_is_refused():
-    with pytest.raises(StaleMessage, match="messageDate .* is 301 s behind the gateway's clock"):
+    with pytest.raises(StaleMessage, match="messageDate is 301 s behind the gateway's clock"):
         Freshness(300, lambda: 10_000.0).check(10_000.0 - 301, what="messageDate")
 
 

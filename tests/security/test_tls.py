@@ -7,6 +7,7 @@ clients presenting certificates from ``gateway pki init``'s CA (or from another 
 from __future__ import annotations
 
 import datetime as dt
+import asyncio
 import json
 import ssl
 import stat
@@ -275,3 +276,18 @@ async def test_a_missing_tls_file_is_a_configuration_error_naming_it(tmp_path, p
     config = load_config(write_config(tmp_path / "config", receiver_url=receiver.url), environ=mtls_environment(pki))
     with pytest.raises(ConfigError, match=r"crl\.pem: missing; create a development PKI with `gateway pki init`"):
         build(config)
+
+
+async def test_a_connection_that_never_starts_the_handshake_is_closed_after_the_receive_timeout(tmp_path, pki,
+                                                                                                   receiver):
+    environment = {**mtls_environment(pki), "GATEWAY__SERVER__RECEIVE_TIMEOUT_SECONDS": "1"}
+    config = load_config(write_config(tmp_path / "config", receiver_url=receiver.url), environ=environment)
+    gateway = build(config)
+    await gateway.start(port=0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        # Silent after connecting: asyncio's default would hold the connection for 60 s.
+        assert await asyncio.wait_for(reader.read(), timeout=20) == b""
+        writer.close()
+    finally:
+        await gateway.stop()

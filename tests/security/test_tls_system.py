@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from gateway.tooling.simulate import running_system
+from gateway.entrypoints.tools.simulate import running_system
 from support import wait_until
 from workflow_steps import FAST, POPULATION, TREATED, case_reaches, notify_release
 

@@ -29,7 +29,7 @@ from lxml import etree
 from gateway.entrypoints.http.server import build
 from gateway.config import load_config
 from gateway.security.keys import new_private_key, self_signed_certificate
-from gateway.security.xmldsig import DS, SOAP11, WSU, PinnedCertificate, PrivateKey, Verifier, WsSecuritySigner
+from gateway.security.xmldsig import DS, SOAP11, WSSE, WSU, PinnedCertificate, PrivateKey, Verifier, WsSecuritySigner
 from gateway.soap.envelope import parse_envelope
 from gateway.soap.faults import SoapFault, read_fault
 from soap.messages import relay_request
@@ -163,7 +163,7 @@ def write_pins(directory: Path, pins: Sequence[Credentials]) -> list[str]:
 @pytest.fixture
 async def start_signed_gateway(tmp_path):
     """Start a gateway whose member ``penal`` pins ``pins`` and must sign (unless not
-    ``required``). ``entries`` lists the certificates as members.toml does, ``{0}``, ``{1}`` …
+    ``required``), with ``algorithm`` as its signature_algorithm. ``entries`` lists the certificates as members.toml does, ``{0}``, ``{1}`` …
     standing for the files of ``pins``; ``options`` go to ``build``. The relay's recipient
     ``health`` answers 200."""
     async def accept(request: web.Request) -> web.Response:
@@ -178,7 +178,8 @@ async def start_signed_gateway(tmp_path):
     started = []
 
     async def start(
-        pins: Sequence[Credentials] = (), *, entries: Sequence[str] | None = None, required: bool = True, **options
+        pins: Sequence[Credentials] = (), *, entries: Sequence[str] | None = None, required: bool = True,
+        algorithm: str | None = None, **options
     ):
         directory = write_config(tmp_path / f"gw{len(started)}", receiver_url=recipient_url)
         names = write_pins(directory, pins)
@@ -187,6 +188,8 @@ async def start_signed_gateway(tmp_path):
             "GATEWAY__MEMBERS__PENAL__CERTIFICATES": "[" + ", ".join(listed) + "]",
             "GATEWAY__MEMBERS__PENAL__REQUIRE_SIGNATURE": "true" if required else "false",
         }
+        if algorithm is not None:
+            environ["GATEWAY__MEMBERS__PENAL__SIGNATURE_ALGORITHM"] = f'"{algorithm}"'
         gateway = build(load_config(directory, environ=environ), **options)
         await gateway.start(port=0)
         started.append(gateway)
@@ -236,3 +239,60 @@ async def refused(gateway, http, request: bytes, headers: dict[str, str], *, sig
 
 def genuine(signer: Credentials) -> bytes:
     return signed(relay_request(message_id="penal-genuine"), signer)
+
+
+def penal_gost(bits: int = 256) -> Credentials:
+    """The penal system's GOST 34.10-2015 key of ``bits`` and its self-signed certificate."""
+    return credentials(f"penal-gost-{bits}", algorithm=f"gost2015-{bits}")
+
+
+def timestamped(
+    request: bytes,
+    by: Credentials,
+    *,
+    created: dt.datetime,
+    expires: dt.datetime | None,
+    references: Sequence[str] = ("#id-body", "#TS-1"),
+    inclusive_prefixes: Sequence[str] = (),
+) -> etree._Element:
+    """``request`` signed as WSS4J and WCF sign by default: a ``wsu:Timestamp`` (``TS-1``) in the
+    Security header and one signature whose references cover the Body (``id-body``) and the
+    Timestamp, exclusive C14N, RSA-SHA256. Built here with lxml and ``cryptography`` alone, not
+    with the gateway's signer. ``inclusive_prefixes``: an InclusiveNamespaces PrefixList on the
+    canonicalisation and on each transform, as WSS4J writes it."""
+    document = etree.fromstring(request)
+    header = document.find(HEADER)
+    if header is None:
+        header = etree.Element(HEADER)
+        document.insert(0, header)
+    security = etree.SubElement(header, f"{{{WSSE}}}Security", nsmap={"wsse": WSSE, "wsu": WSU})
+    timestamp = etree.SubElement(security, f"{{{WSU}}}Timestamp")
+    timestamp.set(WSU_ID, "TS-1")
+    etree.SubElement(timestamp, f"{{{WSU}}}Created").text = created.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    if expires is not None:
+        etree.SubElement(timestamp, f"{{{WSU}}}Expires").text = expires.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    body = document.find(BODY)
+    body.set(WSU_ID, "id-body")
+    signature = etree.SubElement(security, f"{{{DS}}}Signature", nsmap={"ds": DS})
+    signed_info = etree.SubElement(signature, f"{{{DS}}}SignedInfo")
+    def exclusive(parent: etree._Element, tag: str) -> None:
+        method = etree.SubElement(parent, tag, Algorithm=EXC_C14N)
+        if inclusive_prefixes:
+            etree.SubElement(method, f"{{{EXC_C14N}}}InclusiveNamespaces", nsmap={"ec": EXC_C14N},
+                             PrefixList=" ".join(inclusive_prefixes))
+
+    prefixes = list(inclusive_prefixes) or None
+    exclusive(signed_info, f"{{{DS}}}CanonicalizationMethod")
+    etree.SubElement(signed_info, f"{{{DS}}}SignatureMethod", Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    for uri in references:
+        target = document.xpath("//*[@wsu:Id=$id]", namespaces={"wsu": WSU}, id=uri[1:])[0]
+        reference = etree.SubElement(signed_info, f"{{{DS}}}Reference", URI=uri)
+        exclusive(etree.SubElement(reference, f"{{{DS}}}Transforms"), f"{{{DS}}}Transform")
+        etree.SubElement(reference, f"{{{DS}}}DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
+        digest = hashlib.sha256(
+            etree.tostring(target, method="c14n", exclusive=True, inclusive_ns_prefixes=prefixes)).digest()
+        etree.SubElement(reference, f"{{{DS}}}DigestValue").text = base64.b64encode(digest).decode()
+    canonical = etree.tostring(signed_info, method="c14n", exclusive=True, inclusive_ns_prefixes=prefixes)
+    value = by.key.sign(canonical, padding.PKCS1v15(), hashes.SHA256())
+    etree.SubElement(signature, f"{{{DS}}}SignatureValue").text = base64.b64encode(value).decode()
+    return document

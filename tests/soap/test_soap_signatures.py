@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import ReleaseEvent
 from gateway.security.xmldsig import PinnedCertificate, Verifier
-from gateway.tooling.simulate import running_system
+from gateway.entrypoints.tools.simulate import running_system
 from gateway.soap.envelope import parse_envelope, read_request
 from gateway.workflows.pretrial import PretrialState
 from gateway.workflows.ports import SourceRejected, SourceUnavailable

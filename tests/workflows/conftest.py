@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.tooling.simulate import ClinicBehaviour, running_system
+from gateway.entrypoints.tools.simulate import ClinicBehaviour, running_system
 from workflow_steps import FAST, POPULATION
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 from adapters.health.client import HealthClient
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import AttachmentState, ReleaseEvent
-from gateway.tooling.simulate import ClinicBehaviour
+from gateway.entrypoints.tools.simulate import ClinicBehaviour
 from support import wait_until
 from workflow_steps import (
     HOMELESS,
@@ -37,6 +37,19 @@ async def test_a_treated_person_is_handed_to_the_new_clinic_and_the_case_closes(
         attachment = await health.attachment(TREATED.iin)
         assert attachment.clinic.code == clinic.code and attachment.state is AttachmentState.ATTACHED
         assert len(system.simulation.recorder("clinic").unique("clinic/continuity-of-care")) == 1
+
+
+async def test_every_workflow_disclosure_is_audited_with_its_document_type(start_system, http):
+    async with start_system() as system:
+        case_id = await notify_release(http, system, TREATED)
+        await case_reaches(http, system, case_id, "closed")
+        entries = await system.gateway.audit.by_subject(TREATED.iin)
+        disclosed = {(e.event.member, e.event.document_type) for e in entries
+                     if e.event.kind.value == "disclosure" and e.event.counterpart == system.gateway.config.server.member_id
+                     and e.event.document_type != "AuditTrail"}
+        assert ("clinic", "ContinuityOfCareNotice") in disclosed
+        assert ("employment", "EmploymentNotice") in disclosed
+        assert all(document_type for _, document_type in disclosed), disclosed
 
 
 async def test_the_employment_centre_receives_exactly_five_fields(start_system, http):
@@ -181,14 +194,44 @@ async def test_a_clinic_cannot_acknowledge_a_notice_sent_to_another_clinic(start
         (delivery,) = system.simulation.recorder("clinic").deliveries
         notice_id = json.loads(delivery.body)["entry"][0]["resource"]["id"]
         async with http.post(f"{system.gateway.url}/api/v1/continuity-notices/{notice_id}/acknowledgement",
-                             json={"clinic": "PMSP-other", "accepted": True, "attached": True},
+                             json={"clinic": "PMSP-other", "accepted": True, "attached": True,
+                                   "attached_since": "2026-01-01"},
                              headers={"X-Member-Id": "clinic"}) as response:
             assert response.status == 404
         async with http.post(f"{system.gateway.url}/api/v1/continuity-notices/{notice_id}/acknowledgement",
-                             json={"clinic": silent, "accepted": True, "attached": True},
+                             json={"clinic": silent, "accepted": True, "attached": True,
+                                   "attached_since": "2026-01-01"},
                              headers={"X-Member-Id": "clinic"}) as response:
             assert response.status == 200
         await case_reaches(http, system, case_id, "closed")
+
+
+async def test_a_first_acknowledgement_stands_and_attached_since_comes_exactly_with_attached(start_system, http):
+    silent = POPULATION.clinic_for(TREATED.release.destination).code
+    async with start_system(clinic=ClinicBehaviour(silent_clinics=[silent]),
+                            settings={"workflows.release.acknowledge_within_seconds": 60}) as system:
+        case_id = await notify_release(http, system, TREATED)
+        await case_reaches(http, system, case_id, "awaiting_acknowledgement")
+        await wait_until(lambda: system.simulation.recorder("clinic").deliveries, timeout=20)
+        (delivery,) = system.simulation.recorder("clinic").deliveries
+        url = (f"{system.gateway.url}/api/v1/continuity-notices/"
+               f"{json.loads(delivery.body)['entry'][0]['resource']['id']}/acknowledgement")
+
+        async def acknowledge(**ack) -> tuple[int, dict]:
+            async with http.post(url, json={"clinic": silent, "accepted": True, **ack},
+                                 headers={"X-Member-Id": "clinic"}) as response:
+                return response.status, await response.json(content_type=None)
+
+        for inconsistent in ({"attached": True}, {"attached": False, "attached_since": "2026-01-01"}):
+            status, problem = await acknowledge(**inconsistent)
+            assert status == 400 and "attached_since" in problem["detail"]
+        first = {"attached": True, "attached_since": "2026-01-01"}
+        assert (await acknowledge(**first))[0] == 200
+        assert (await acknowledge(**first))[0] == 200
+        status, problem = await acknowledge(attached=False)
+        assert status == 409 and problem["type"] == "urn:reentry-gateway:problem:conflict"
+        case = await release_case(http, system, case_id)
+        assert case["acknowledgement"]["attached_since"] == "2026-01-01"
 
 
 async def test_a_member_that_signs_json_must_sign_its_release_notices_too(start_system, http, tmp_path):

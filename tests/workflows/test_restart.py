@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 
 from adapters.penal.simulator import push_release_notices
-from gateway.tooling.demo import expected_release_state
+from gateway.entrypoints.tools.demo import expected_release_state
 from gateway.domain import ReleaseEvent
-from gateway.tooling.simulate import SYSTEMS, ClinicBehaviour, Simulation, free_ports, system_config, system_environment
+from gateway.entrypoints.tools.simulate import SYSTEMS, ClinicBehaviour, Simulation, free_ports, system_config, system_environment
 from support import GatewayProcess, leaks
 from workflow_steps import FAST, POPULATION, report_request
 

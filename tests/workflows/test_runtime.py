@@ -46,6 +46,26 @@ async def test_a_timer_chain_runs_each_step_once(store):
     assert case.state == "done" and case.data == {"count": 5} and case.version == 6
 
 
+async def test_a_timer_that_fails_every_time_is_parked_on_its_case_and_reported(store):
+    parked: list[Timer] = []
+    runtime = WorkflowRuntime(store, poll_interval=0.05, lease_seconds=0.05, max_timer_attempts=3,
+                              on_parked=parked.append)
+    counter = Counter(runtime, limit=1, fail_first=1_000)
+    await runtime.start()
+    try:
+        await runtime.start_case("counter", "c1", Step("counting", {"count": 0}, [schedule("counter", "c1", "tick", 0)]))
+        await wait_until(lambda: parked, timeout=10)
+    finally:
+        await runtime.stop()
+    assert [(timer.name, timer.attempts) for timer in parked] == [("tick", 3)]
+    assert counter.fail_first == 1_000 - 3  # it was tried three times, then no more
+    case = await store.get_case("counter", "c1")
+    assert case.state == "counting" and case.data["count"] == 0
+    assert [(entry["timer"], entry["attempts"], entry["error"]) for entry in case.data["parked_timers"]] == [
+        ("tick", 3, "RuntimeError")]
+    assert await store.claim_timers(10**10, 10, 60, "someone") == []
+
+
 async def test_a_step_that_crashes_leaves_the_case_untouched_and_runs_again_after_the_lease(store):
     runtime = WorkflowRuntime(store, poll_interval=0.05, lease_seconds=0.3)
     counter = Counter(runtime, limit=1, fail_first=1)

@@ -13,8 +13,8 @@ import time
 from collections import Counter
 
 from gateway.entrypoints.http.server import build
-from gateway.tooling.demo import expected_release_state
-from gateway.tooling.simulate import SYSTEMS, ClinicBehaviour, Simulation, free_ports, system_config
+from gateway.entrypoints.tools.demo import expected_release_state
+from gateway.entrypoints.tools.simulate import SYSTEMS, ClinicBehaviour, Simulation, free_ports, system_config
 from workflow_steps import FAST, POPULATION, notify_release, request_report
 
 

@@ -21,6 +21,7 @@ from gateway.entrypoints.http.schemas import (
     ReplayResult,
 )
 from gateway.web.identity import caller_of
+from gateway.web.query import SEQUENCE_MAX, token, whole_number
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.security.replay import record_replay
 from gateway.store import MessageState
@@ -117,16 +118,10 @@ async def dead_letters(request: web.Request) -> web.Response:
     """Dead letters, oldest first, paged: ?recipient=&after=&limit= (operators)."""
     _require_role(request, "operator")
     store = _gateway(request).store
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = min(int(request.query.get("limit", "100")), _PAGE_MAX)
-    except ValueError:
-        raise BadRequest("after and limit must be whole numbers") from None
-    if limit < 1 or after < 0:
-        raise BadRequest("limit must be at least 1 and after at least 0")
-    messages = await store.list_messages(
-        state=MessageState.DEAD, recipient=request.query.get("recipient"), after_seq=after, limit=limit
-    )
+    after = whole_number(request, "after", minimum=0, maximum=SEQUENCE_MAX, default=0)
+    limit = whole_number(request, "limit", minimum=1, maximum=_PAGE_MAX, default=100)
+    recipient = token(request, "recipient") or None
+    messages = await store.list_messages(state=MessageState.DEAD, recipient=recipient, after_seq=after, limit=limit)
     next_after = messages[-1].seq if len(messages) == limit else None
     return json_response(DeadLetterPage(items=[MessageStatus.of(m) for m in messages], next_after=next_after))
 

@@ -12,12 +12,22 @@ from aiohttp import web
 
 from gateway.bootstrap import Services
 from gateway.entrypoints.http.context import SERVICES, services_of
-from gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 from gateway.entrypoints.http import api, console, ops, oversight, workflows
 from gateway.logs import get_logger
 from gateway.web.problems import problem_response
 from gateway.web.identity import caller_identification
-from gateway.web.intake import body_deadline, refusal_audit
+from gateway.web.headers import well_formed
+from gateway.web.intake import CLIENT_CLOSED, body_deadline, refusal_audit
+from gateway.web.ratelimit import rate_limits
 from gateway.entrypoints.soap import relay as soap_endpoint
 from gateway.soap.envelope import build_envelope, serialise
 from gateway.soap.faults import SoapFault, fault_body
@@ -37,6 +47,8 @@ def create_app(services: Services) -> web.Application:
             refusal_audit(services.audit, services.config.members, server.member_id),
             _problems,
             caller_identification(server.identity, services.config.members),
+            *filter(None, [rate_limits(server.rate_limit, services.config.members, services.clock,
+                                       services.metrics)]),
             body_deadline(server.receive_timeout_seconds),
         ],
         client_max_size=server.max_body_bytes,
@@ -53,21 +65,30 @@ def create_app(services: Services) -> web.Application:
 
 @web.middleware
 async def _correlation(request: web.Request, handler):
-    correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+    correlation_id = request.headers.get(CORRELATION_HEADER, "")
+    if not well_formed(correlation_id):
+        # Absent, or free text the header check refuses: never bound to log lines or echoed.
+        correlation_id = str(uuid.uuid4())
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:128])
+    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     try:
         response = await handler(request)
     finally:
         structlog.contextvars.clear_contextvars()
-    response.headers.setdefault(CORRELATION_HEADER, correlation_id[:128])
+    response.headers.setdefault(CORRELATION_HEADER, correlation_id)
     return response
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern (``/api/v1/release-cases/{case_id}``), never the path: it may hold a name."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 @web.middleware
 async def _metrics(request: web.Request, handler):
     started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    route = _route(request)
     status = 500
     try:
         response = await handler(request)
@@ -76,6 +97,10 @@ async def _metrics(request: web.Request, handler):
     finally:
         metrics = services_of(request).metrics
         metrics.http_requests.labels(route, request.method, str(status)).inc()
+        if status == 500:
+            metrics.internal_errors.labels(route).inc()
+        elif status == CLIENT_CLOSED:
+            metrics.disconnects.labels(route).inc()
         metrics.http_latency.labels(route).observe(time.perf_counter() - started)
 
 
@@ -86,17 +111,22 @@ async def _problems(request: web.Request, handler):
         return await handler(request)
     except GatewayError as error:
         if not error.is_client_error:
-            log.error("request failed", route=request.path, status=error.status, error=error.detail)
+            log.error("request failed", route=_route(request), status=error.status, error=error.detail)
         if request.method == "POST" and request.path.startswith("/soap/"):
             # Refused before the SOAP endpoint ran (the caller's identity): still a SOAP answer.
             now = datetime.datetime.fromtimestamp(services_of(request).clock(), datetime.UTC)
             fault = fault_body(SoapFault.of(error), now=now)
             return web.Response(body=serialise(build_envelope(fault)), status=error.status, content_type="text/xml",
+                                headers=error.headers or None,
                                 charset="utf-8")
         return problem_response(error, request)
     except StoreError as exc:
-        log.error("store unavailable", route=request.path, error=str(exc))
+        log.error("store unavailable", route=_route(request), error=str(exc))
         return problem_response(Unavailable("the store is unavailable; nothing was accepted, try again later"), request)
+    except ConnectionResetError:
+        # The caller went away mid-request: not the gateway's fault, and nobody to answer.
+        log.info("caller went away before the answer", route=_route(request))
+        return web.Response(status=CLIENT_CLOSED)
     except web.HTTPRequestEntityTooLarge as exc:
         return problem_response(PayloadTooLarge(f"the body is larger than the limit of {exc.max_size} bytes"), request)
     except web.HTTPException as exc:
@@ -104,11 +134,20 @@ async def _problems(request: web.Request, handler):
             raise
         if exc.status == 404:
             error: GatewayError = NotFound(f"no resource at {request.path}: see /openapi.json")
-        elif exc.status == 405:
-            error = MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        elif isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            response = problem_response(MethodNotAllowed(f"{request.method} is not allowed here; allowed: {allowed}"),
+                                        request)
+            # RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            response.headers["Allow"] = allowed
+            return response
         else:
             error = BadRequest(exc.text or exc.reason)
         return problem_response(error, request)
     except Exception:
-        log.exception("unexpected error", route=request.path)
-        return problem_response(Unavailable("the gateway hit an internal error; the request was not accepted"), request)
+        # The gateway's own fault, not a store that cannot commit (503 above): retrying the same
+        # request will not help, so it is not "unavailable". Counted by route in /metrics.
+        log.exception("unexpected error", route=_route(request))
+        return problem_response(InternalError(
+            "the gateway failed on this request through its own fault, not yours; nothing was accepted. "
+            "Operators can find it in the log by the X-Correlation-Id of this answer"), request)

@@ -257,7 +257,7 @@ def _oversight_paths(denied: dict[str, Any]) -> dict[str, Any]:
         "/api/v1/oversight/tree-heads": {"get": {
             "operationId": "treeHeads", "summary": "Signed tree heads of the audit log (RFC 9162)",
             "parameters": [_MEMBER, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": {"description": "Tree heads", **json_object}, **denied},
         }},
         "/api/v1/oversight/tree-heads/latest": {"get": {

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.entrypoints.http.openapi import openapi_document
 from gateway.entrypoints.http.context import services_of
-from gateway.store import MessageState
+from gateway.store import MessageState, StoreError
 
 _READINESS_TIMEOUT = 2.0
 
@@ -31,12 +31,16 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers and the delivery workers run."""
+    """Readiness: the store can commit (what a 202 needs) and the delivery workers run."""
     gateway = _gateway(request)
     checks = {}
     try:
-        await asyncio.wait_for(gateway.store.ping(), _READINESS_TIMEOUT)
+        await asyncio.wait_for(gateway.store.probe_write(), _READINESS_TIMEOUT)
         checks["store"] = "ok"
+    except TimeoutError:
+        checks["store"] = "unreachable: no answer within the readiness timeout"
+    except StoreError as exc:
+        checks["store"] = f"unreachable: {str(exc)[:200]}"
     except Exception as exc:
         checks["store"] = f"unreachable: {type(exc).__name__}"
     checks["delivery"] = "ok" if gateway.engine.running else "stopped"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from gateway.bootstrap import Services, build as build_services
@@ -69,17 +71,20 @@ class Gateway:
         server = self.config.server
         # keepalive_timeout also closes a connection that has not sent a whole request by then
         # (slow headers); a slow body is cut off by the body deadline (gateway.web.intake).
+        # auto_decompress off: gateway.web.body inflates what it supports and refuses the rest
+        # with a 415 problem, where aiohttp would answer br or zstd with a plain-text 400.
         self._runner = web.AppRunner(create_app(self.services), access_log=None, handle_signals=False,
-                                     keepalive_timeout=server.receive_timeout_seconds)
+                                     keepalive_timeout=server.receive_timeout_seconds, auto_decompress=False)
         await self._runner.setup()
         tls = self.services.tls
-        site = web.TCPSite(
+        site = _Site(
             self._runner,
             host if host is not None else server.host,
             server.port if port is None else port,
             ssl_context=tls.context if tls is not None else None,
             backlog=1024,
             reuse_address=True,
+            handshake_timeout=server.receive_timeout_seconds,
         )
         await site.start()
         self.port = self._runner.addresses[0][1]
@@ -97,6 +102,27 @@ class Gateway:
     def url(self) -> str:
         scheme = "https" if self.services.tls is not None else "http"
         return f"{scheme}://{self.config.server.host}:{self.port}"
+
+
+class _Site(web.TCPSite):
+    """aiohttp's TCP site, with the TLS handshake bounded like the rest of a request: a client
+    that connects and never starts the handshake is dropped after ``handshake_timeout``, not
+    asyncio's default 60 s."""
+
+    def __init__(self, *args, handshake_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context is not None else None,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
 
 def build(config: GatewayConfig, **options) -> Gateway:

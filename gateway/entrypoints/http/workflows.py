@@ -9,6 +9,7 @@ only where the caller asked about that IIN itself.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.domain import ReleaseEvent, ReleaseNotice
 from gateway.entrypoints.http.context import services_of
 from gateway.web.identity import caller_of
-from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from gateway.web.query import token, whole_number
+from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
 from gateway.entrypoints.http.api import json_response as _json
 from gateway.web.body import parse_json, read_body, require_json_media_type
 from gateway.entrypoints.http.rendering import render_report
@@ -37,6 +39,7 @@ from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement
 
 PREFIX = "/api/v1"
+_PAGE_MAX = 500
 _READERS = {"operator", "oversight"}
 
 
@@ -122,39 +125,40 @@ async def _report_case(request: web.Request):
     caller = _member(request, "probation", *_READERS)
     case = await _gateway(request).workflows.runtime.get(pretrial.KIND, request.match_info["report_id"])
     member = _gateway(request).config.members[caller]
-    if case is None or (case.data["caller"] != caller and not set(member.roles) & _READERS):
+    state = pretrial.state_of(case) if case is not None else None
+    if state is None or (state.caller != caller and not set(member.roles) & _READERS):
         raise NotFound("no pre-trial report with this id was requested by you")
-    return case
+    return case, state
 
 
 async def report_status(request: web.Request) -> web.Response:
-    case = await _report_case(request)
-    data = case.data
+    case, state = await _report_case(request)
     sections = {
-        name: SectionView(**{key: entry.get(key) for key in ("status", "source", "fetched_at", "reason")})
-        for name, entry in data["sections"].items()
+        str(name): SectionView(**entry.model_dump(mode="json", include={"status", "source", "fetched_at", "reason"}))
+        for name, entry in state.sections.items()
     }
     return _json(ReportStatus(
         report_id=case.id,
         status=case.state,
-        version=len(data["versions"]),
-        due_date=data["request"]["due_date"],
+        version=len(state.versions),
+        due_date=state.request.due_date.isoformat(),
         sections=sections,
         gaps=sorted(name for name, entry in sections.items() if entry.status != "OK"),
-        versions=[VersionView(**{key: v.get(key) for key in VersionView.model_fields}) for v in data["versions"]],
-        failure=data.get("failure"),
+        versions=[VersionView(**v.model_dump(mode="json", include=set(VersionView.model_fields)))
+                  for v in state.versions],
+        failure=state.failure,
     ))
 
 
 async def report_document(request: web.Request) -> web.Response:
-    case = await _report_case(request)
+    _, state = await _report_case(request)
     language = request.query.get("lang", "ru")
     if language not in ("ru", "kk"):
         raise BadRequest("lang must be ru or kk")
-    report = case.data.get("report")
-    if report is None:
+    if state.report is None:
         raise NotFound("no version of this report has been assembled yet")
-    return web.Response(text=render_report(report, language), content_type="text/html", charset="utf-8")
+    return web.Response(text=render_report(state.report.model_dump(mode="json"), language),
+                        content_type="text/html", charset="utf-8")
 
 
 # -- release
@@ -165,31 +169,35 @@ async def release_notice(request: web.Request) -> web.Response:
     _require_purpose(request, "continuity_of_care")
     message_id = _message_id(request)
     envelope = await _body(request, ReleaseNoticeEnvelope, caller)
-    case_id = await _gateway(request).workflows.release.receive_release_notice(
+    gateway = _gateway(request)
+    # The same intake as SOAP: a notice counts once per message id, and an id reused with
+    # other content is refused (422) instead of answered with the first notice's receipt.
+    receipt = await gateway.release_intake.receive(
         envelope.event, envelope.notice, sender=caller, message_id=message_id,
         correlation_id=request.headers.get("X-Correlation-Id"),
+        received_at=dt.datetime.fromtimestamp(gateway.clock(), dt.UTC),
     )
-    return _json(ReleaseAccepted(case_id=case_id, status="accepted"), status=202,
-                 headers={"Location": f"{PREFIX}/release-cases/{case_id}"})
+    return _json(ReleaseAccepted(case_id=receipt.case_id, status="accepted"), status=202,
+                 headers={"Location": f"{PREFIX}/release-cases/{receipt.case_id}"})
 
 
 def _case_view(case) -> ReleaseCaseView:
-    data = case.data
-    notice = data["notice"]
+    state = release.state_of(case)
+    notice = state.notice
     return ReleaseCaseView(
         case_id=case.id,
         state=case.state,
-        facility=notice["facility"]["code"],
-        release_type=notice["release_type"],
-        release_date=notice.get("actual_date") or notice["planned_date"],
-        destination_region=notice["destination"].get("region"),
-        events=data["events"],
-        clinic=(data.get("clinic") or {}).get("code"),
-        notices={name: len(sent["message_ids"]) for name, sent in data["sent"].items()},
-        acknowledgement=data.get("acknowledgement"),
-        hold=data.get("hold"),
-        escalations=data["escalations"],
-        problem=data.get("problem"),
+        facility=notice.facility.code,
+        release_type=notice.release_type.value,
+        release_date=notice.release_date.isoformat(),
+        destination_region=notice.destination.region,
+        events=[e.model_dump(mode="json") for e in state.events],
+        clinic=state.clinic.code if state.clinic else None,
+        notices={str(name): len(sent.message_ids) for name, sent in state.sent.items()},
+        acknowledgement=state.acknowledgement.model_dump(mode="json") if state.acknowledgement else None,
+        hold=state.hold.model_dump(mode="json") if state.hold else None,
+        escalations=[e.model_dump(mode="json") for e in state.escalations],
+        problem=state.problem,
         updated_at=case.updated_at,
     )
 
@@ -207,11 +215,8 @@ async def release_cases(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in set(release.ReleaseState):
         raise BadRequest(f"state must be one of: {', '.join(release.ReleaseState)}")
-    try:
-        limit = min(int(request.query.get("limit", "100")), 500)
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
-    cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=request.query.get("after", ""),
+    limit = whole_number(request, "limit", minimum=1, maximum=_PAGE_MAX, default=100)
+    cases = await _gateway(request).store.list_cases(release.KIND, state=state, after_id=token(request, "after"),
                                                      limit=limit)
     return _json(ReleaseCasePage(items=[_case_view(c) for c in cases],
                                  next_after=cases[-1].id if len(cases) == limit else None))
@@ -220,7 +225,10 @@ async def release_cases(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     caller = _member(request, "clinic")
     ack = await _body(request, ClinicAcknowledgement, caller)
-    case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
+    try:
+        case = await _gateway(request).workflows.release.acknowledge(request.match_info["notice_id"], ack)
+    except release.AcknowledgementConflict as exc:
+        raise Conflict(str(exc)) from None
     if case is None:
         raise NotFound("no continuity-of-care notice with this id was sent to this clinic")
     return _json(AcknowledgementRecorded(case_id=case.id, state=case.state))

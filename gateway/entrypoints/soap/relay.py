@@ -51,6 +51,8 @@ def add_routes(app: web.Application, services: Services) -> None:
         # Only the caller the transport names can be checked; an unknown one is refused later.
         verifier_for=lambda request: services.verifiers.get(caller_of(request) or ""),
         freshness=Freshness(services.config.server.max_clock_skew_seconds, services.clock),
+        public_url=services.config.server.public_url,
+        public_host=services.config.server.host,
     ).add_routes(app)
 
 

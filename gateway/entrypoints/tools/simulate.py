@@ -19,7 +19,7 @@ import shutil
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from adapters.clinic.simulator import create_simulator as clinic
+from adapters.court.simulator import create_simulator as court
+from adapters.health.simulator import create_simulator as health
+from adapters.interior.simulator import create_simulator as interior
+from adapters.penal.simulator import create_simulator as penal
+from adapters.probation.simulator import create_simulator as probation
+from adapters.social.simulator import create_simulator as social
 from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder
 from gateway.config import GatewayConfig, load_config
@@ -36,7 +43,7 @@ from gateway.resources import resource_dir
 from gateway.security.keys import DevelopmentKeys
 from gateway.security.tls import DevelopmentPki
 
-log = get_logger("gateway.tooling.simulate")
+log = get_logger("gateway.entrypoints.tools.simulate")
 
 # The member each simulator plays, in start order (the clinics need the health system's URL).
 SYSTEMS = ("penal", "interior", "health", "social", "court", "probation", "clinic")
@@ -92,14 +99,6 @@ class Simulation:
         self._runners.clear()
 
     def _app(self, system: str) -> web.Application:
-        from adapters.clinic.simulator import create_simulator as clinic
-        from adapters.court.simulator import create_simulator as court
-        from adapters.health.simulator import create_simulator as health
-        from adapters.interior.simulator import create_simulator as interior
-        from adapters.penal.simulator import create_simulator as penal
-        from adapters.probation.simulator import create_simulator as probation
-        from adapters.social.simulator import create_simulator as social
-
         factories = {"penal": penal, "interior": interior, "health": health, "social": social, "court": court,
                      "probation": probation}
         behaviour, recorder = self.behaviour(system), self.recorder(system)
@@ -206,9 +205,11 @@ class System:
 async def running_system(
     directory: Path, *, population: Population, store_url: str = "sqlite:///gateway.db",
     settings: Mapping[str, Any] | None = None, clinic: ClinicBehaviour | None = None, mtls: bool = False,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[System]:
     """The whole exchange on loopback. ``mtls``: the gateway in ``identity = "mtls"`` mode with a
-    development PKI in ``directory/pki``, and every simulator on HTTPS with its member's certificate."""
+    development PKI in ``directory/pki``, and every simulator on HTTPS with its member's certificate.
+    ``clock``: the gateway's clock (the wall clock unless given)."""
     from gateway.entrypoints.http.server import build
 
     ports = free_ports([*SYSTEMS, "gateway"])
@@ -230,7 +231,7 @@ async def running_system(
         simulation.pki = pki
     simulation.keys = DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
     await simulation.start(ports)
-    gateway = build(config)
+    gateway = build(config, **({"clock": clock} if clock is not None else {}))
     try:
         await gateway.start()
         yield System(gateway, simulation, config, pki=simulation.pki)

@@ -31,7 +31,7 @@ from adapters.penal.simulator import push_release_notices
 from adapters.population import Population, SyntheticPerson
 from gateway.domain import ReleaseEvent
 from gateway.entrypoints.http.console import accounts as console_accounts
-from gateway.tooling.simulate import ClinicBehaviour, System, running_system
+from gateway.entrypoints.tools.simulate import ClinicBehaviour, System, running_system
 from gateway.store import MessageState
 from gateway.workflows import pretrial, release
 
@@ -307,18 +307,19 @@ async def _summarise(system: System, report_ids: list[str], report: DemoReport) 
     report.reports_requested = len(report_ids)
     for rid in report_ids:
         case = await store.get_case(pretrial.KIND, rid)
-        versions = case.data["versions"]
-        report.reports_delivered += any(v["status"] == "delivered" for v in versions)
+        versions = pretrial.state_of(case).versions
+        report.reports_delivered += any(v.status == "delivered" for v in versions)
         report.reports_complete += case.state == pretrial.PretrialState.COMPLETE
         report.reports_partial += len(versions) > 1
         report.report_versions += len(versions)
-        report.court_receipts += sum(1 for v in versions if v.get("registration_number"))
+        report.court_receipts += sum(1 for v in versions if v.registration_number)
     cases = await _all_cases(store)
     report.release_cases = dict(Counter(c.state for c in cases))
-    report.notices_acknowledged = sum(1 for c in cases if c.data.get("acknowledgement"))
-    report.holds_placed = sum(1 for c in cases if c.data.get("hold"))
-    report.holds_released = sum(1 for c in cases if (c.data.get("hold") or {}).get("released"))
-    report.escalated = sum(1 for c in cases if c.data["escalations"])
+    states = [release.state_of(c) for c in cases]
+    report.notices_acknowledged = sum(1 for s in states if s.acknowledgement)
+    report.holds_placed = sum(1 for s in states if s.hold)
+    report.holds_released = sum(1 for s in states if s.hold and s.hold.released)
+    report.escalated = sum(1 for s in states if s.escalations)
     report.clinic_notices_delivered = len(sim.recorder("clinic").unique("clinic/continuity-of-care"))
     report.employment_notices = len(sim.recorder("social").unique("employment/release-notices"))
     report.social_referrals = len(sim.recorder("social").unique("social/referrals"))

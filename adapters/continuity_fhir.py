@@ -1,5 +1,9 @@
 """Continuity-of-care notices as FHIR R4B messages ⇄ the canonical ``ContinuityOfCareNotice``.
 
+The profile is the gateway's, and no one agency's: the receiving clinic gets each notice
+(``adapters.clinic``), and so does the regional health authority when a notice escalates
+(``adapters.health`` simulates its reception), so both adapters read it from here.
+
 A clinic's system receives one message ``Bundle`` per notice. The profile, in short
 (``docs/integration-json.md`` has the whole of it):
 

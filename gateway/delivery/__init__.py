@@ -1,0 +1,1 @@
+"""Store-and-forward: outbox dispatchers, retry, circuit breaker, the outbound seal."""

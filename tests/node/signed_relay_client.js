@@ -1,0 +1,45 @@
+// The npm package "soap" signing a relay request with its own WS-Security implementation
+// (WSSecurityCert, on xml-crypto): a BinarySecurityToken, a wsu:Timestamp, and one signature
+// over the Body and the Timestamp, RSA-SHA256 and exclusive C14N by default. Prints the
+// answer's responseInfo as one line of JSON; exits non-zero on a fault.
+//
+// usage: node tests/node/signed_relay_client.js <wsdl-url> <member-id> <key.pem> <certificate.pem> [transforms]
+//   transforms: "default" keeps WSSecurityCert's own reference transforms (enveloped-signature
+//   and exclusive C14N); "exc-c14n" (the default here) lists exclusive C14N alone.
+"use strict";
+
+const fs = require("fs");
+const soap = require("soap");
+
+async function main() {
+  const [wsdlUrl, member, keyPath, certificatePath, transforms = "exc-c14n"] = process.argv.slice(2);
+  if (!wsdlUrl || !member || !keyPath || !certificatePath) {
+    console.error("usage: node signed_relay_client.js <wsdl-url> <member-id> <key.pem> <certificate.pem> [default|exc-c14n]");
+    process.exit(2);
+  }
+  const client = await soap.createClientAsync(wsdlUrl);
+  client.addHttpHeader("X-Member-Id", member);
+  const options = transforms === "default" ? {} : { signatureTransformations: ["http://www.w3.org/2001/10/xml-exc-c14n#"] };
+  client.setSecurity(new soap.WSSecurityCert(fs.readFileSync(keyPath), fs.readFileSync(certificatePath), "", options));
+  const [result] = await client.SendMessageAsync({
+    request: {
+      requestInfo: {
+        messageId: "node-soap-signed-1",
+        serviceId: "health/bulk",
+        messageDate: new Date().toISOString(),
+        sender: { senderId: member },
+        properties: [{ key: "purpose", value: "relay_test" }],
+      },
+      requestData: {
+        data: { $xml: '<p:ping xmlns:p="urn:example:ping">Сәлем, әғқңөұүһі</p:ping>' },
+      },
+    },
+  });
+  console.log(JSON.stringify(result.response.responseInfo));
+}
+
+main().catch((error) => {
+  const fault = error.root && error.root.Envelope && error.root.Envelope.Body && error.root.Envelope.Body.Fault;
+  console.error(fault ? JSON.stringify(fault) : String(error && error.stack ? error.stack : error));
+  process.exit(1);
+});
