@@ -1,4 +1,4 @@
-"""The store's console block (migration 4): accounts, sessions and the message search, on each backend."""
+"""The store's console block (its migration, the last in MIGRATIONS): accounts, sessions and the message search, on each backend."""
 
 from __future__ import annotations
 
