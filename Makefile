@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean system-packages
+.PHONY: demo test install clean system-packages console-vendor console-messages
 
 install: $(STAMP)
 
@@ -27,6 +27,19 @@ node_modules: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --no-audit --no-fund --loglevel=error && touch $@ || echo 'npm ci failed: the Node.js SOAP test will be skipped'; \
 	else echo 'npm not found: the Node.js SOAP test will be skipped'; fi
+
+# The console's browser libraries are committed (the wheel serves them); this refreshes them
+# from node_modules after a version change in package.json.
+CONSOLE_VENDOR := gateway/entrypoints/http/console/static/vendor
+console-vendor: node_modules
+	cp node_modules/htmx.org/dist/htmx.min.js $(CONSOLE_VENDOR)/htmx.min.js
+	cp node_modules/htmx.org/LICENSE $(CONSOLE_VENDOR)/htmx.LICENSE
+	cp node_modules/chart.js/dist/chart.umd.min.js $(CONSOLE_VENDOR)/chart.umd.min.js
+	cp node_modules/chart.js/LICENSE.md $(CONSOLE_VENDOR)/chart.js.LICENSE.md
+
+# The console's catalogues (ru, kk, en) from the messages in its code and templates.
+console-messages: $(STAMP)
+	$(BIN)/python -m gateway.entrypoints.http.console.locale.translations
 
 # Debian packages the tests use as independent verifiers and as the browser (run as root; CI does).
 SYSTEM_PACKAGES := xmlsec1 libengine-gost-openssl chromium nodejs npm

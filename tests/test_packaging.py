@@ -23,6 +23,22 @@ def test_the_wheel_carries_schemas_and_config(tmp_path):
     assert "gateway/resources.py" in names
 
 
+def test_the_wheel_carries_the_consoles_templates_static_files_and_catalogues(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    (wheel,) = tmp_path.glob("reentry_gateway-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    console = ROOT / "gateway" / "entrypoints" / "http" / "console"
+    shipped = {path.relative_to(ROOT).as_posix() for folder in ("templates", "static", "locale")
+               for path in (console / folder).rglob("*") if path.is_file() and "__pycache__" not in path.parts}
+    assert {"gateway/entrypoints/http/console/templates/base.html",
+            "gateway/entrypoints/http/console/static/vendor/htmx.min.js",
+            "gateway/entrypoints/http/console/locale/kk/LC_MESSAGES/console.po"} <= shipped
+    assert not shipped - names, f"left out of the wheel: {sorted(shipped - names)}"
+
+
 def test_an_installed_gateway_resolves_its_folders_inside_the_package(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],

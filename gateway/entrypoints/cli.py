@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gateway.config import GatewayConfig, load_config
 from gateway.domain import InvalidIIN, validate_iin
+from gateway.entrypoints.http.console import accounts as console_accounts
 from gateway.entrypoints.http.openapi import openapi_document
 from gateway.entrypoints.http.server import build
 from gateway.errors import ConfigError
@@ -101,9 +102,33 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (verify, subject):
         sub.add_argument("--config", type=Path)
 
+    user = commands.add_parser("user", help="people who sign in to the console").add_subparsers(title="user commands")
+    user_add = user.add_parser("add", help="create an account (the password is asked for, or read from stdin)")
+    user_add.set_defaults(run=_user_add)
+    user_add.add_argument("username")
+    user_add.add_argument("--role", required=True, choices=sorted(console_accounts.ROLES))
+    user_add.add_argument("--name", default="", help="the person's name as the console and oversight show it")
+    user_add.add_argument("--office", help="a probation officer's probation office (its code)")
+    user_add.add_argument("--region", help="a probation officer's region")
+    user_passwd = user.add_parser("passwd", help="set a new password; the account's sessions end")
+    user_passwd.set_defaults(run=_user_passwd)
+    user_passwd.add_argument("username")
+    user_disable = user.add_parser("disable", help="disable an account and end its sessions (--enable undoes it)")
+    user_disable.set_defaults(run=_user_disable)
+    user_disable.add_argument("username")
+    user_disable.add_argument("--enable", action="store_true")
+    user_list = user.add_parser("list", help="list the accounts")
+    user_list.set_defaults(run=_user_list)
+    for sub in (user_add, user_passwd):
+        sub.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    for sub in (user_add, user_passwd, user_disable, user_list):
+        sub.add_argument("--config", type=Path)
+
     demo = command("demo", _demo, "run the whole system on loopback and print what happened")
     demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
     demo.add_argument("--store", help="store URL (default: an embedded SQLite file in a temporary folder)")
+    demo.add_argument("--keep", action="store_true",
+                      help="leave the gateway running after the summary, with console logins for each role")
     demo.add_argument("--relay", action="store_true", help="run the relay alone: senders, a flaky receiver, the DLQ")
     demo.add_argument("--messages", type=int, default=3000, help="with --relay: how many messages")
 
@@ -347,13 +372,85 @@ def _audit_subject(args: argparse.Namespace) -> int:
     return 0
 
 
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise console_accounts.AccountError("the two passwords differ")
+    return first
+
+
+def _user_run(args: argparse.Namespace, action) -> int:
+    try:
+        message = asyncio.run(_with_store(args, action))
+    except console_accounts.AccountError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    if message:
+        print(message)
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    try:
+        password = _password(args)
+    except console_accounts.AccountError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+    async def action(store, _config):
+        account = await console_accounts.add_account(
+            store, username=args.username, role=args.role, password=password, display_name=args.name,
+            office=args.office, region=args.region, now=time.time())
+        return f"account {account.username} ({account.role}) created"
+
+    return _user_run(args, action)
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    try:
+        password = _password(args)
+    except console_accounts.AccountError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+    async def action(store, _config):
+        await console_accounts.change_password(store, args.username, password)
+        return f"password of {args.username} changed; its sessions ended"
+
+    return _user_run(args, action)
+
+
+def _user_disable(args: argparse.Namespace) -> int:
+    async def action(store, _config):
+        await console_accounts.disable_account(store, args.username, disabled=not args.enable)
+        return f"account {args.username} {'enabled' if args.enable else 'disabled; its sessions ended'}"
+
+    return _user_run(args, action)
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    async def action(store, _config):
+        accounts = await store.console_accounts()
+        if not accounts:
+            return "no accounts"
+        return "\n".join(
+            f"{a.username}  {a.role}  {a.display_name}"
+            + (f"  office {a.office} region {a.region}" if a.office else "")
+            + ("  DISABLED" if a.disabled else "")
+            for a in accounts)
+
+    return _user_run(args, action)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from gateway.entrypoints.tools import demo, relay_demo
 
     configure_logging("error", "json")
     if args.relay:
         return relay_demo.main(as_json=args.json, messages=args.messages, store_url=args.store)
-    return demo.main(as_json=args.json, store_url=args.store)
+    return demo.main(as_json=args.json, store_url=args.store, keep=args.keep)
 
 
 def _simulate(args: argparse.Namespace) -> int:

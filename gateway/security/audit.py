@@ -75,7 +75,11 @@ class EventKind(StrEnum):
     OUTBOUND = "outbound"
     """A message the gateway delivered, or tried to deliver, to a member."""
     DISCLOSURE = "disclosure"
-    """The disclosure policy's decision on a document leaving for a member."""
+    """The disclosure policy's decision on a document leaving for a member, or a person's view of one."""
+    SIGN_IN = "sign_in"
+    """A person signing in to the console (accepted or refused) or signing out."""
+    ACTION = "action"
+    """Something a person did in the console that changes what the gateway does (a replay, say)."""
 
 
 class Outcome(StrEnum):

@@ -22,6 +22,9 @@ from gateway.store.base import (
     CaseStore,
     Command,
     ConflictError,
+    ConsoleAccount,
+    ConsoleSession,
+    ConsoleStore,
     DeliveryStore,
     Inbox,
     IndicatorEvents,
@@ -31,6 +34,7 @@ from gateway.store.base import (
     IndicatorStore,
     Lifecycle,
     Message,
+    MessageQuery,
     MessageState,
     NewAuditEntry,
     NewMessage,
@@ -52,11 +56,11 @@ from gateway.store.base import (
 
 __all__ = [
     "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "AuditStore", "CancelTimer", "Case",
-    "CaseStore", "Command", "ConflictError", "DeliveryStore", "Inbox", "IndicatorEvents", "IndicatorReferral",
-    "IndicatorRelease", "IndicatorReoffence", "IndicatorStore", "Lifecycle", "Message", "MessageState",
-    "NewAuditEntry", "NewMessage", "Outbox", "RecordInbound", "RecordReferral", "RecordReferralOutcome",
-    "RecordRelease", "RecordReoffence", "SaveCase", "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions",
-    "TreeHead", "WorkflowStore", "create_store",
+    "CaseStore", "Command", "ConflictError", "ConsoleAccount", "ConsoleSession", "ConsoleStore", "DeliveryStore",
+    "Inbox", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "IndicatorStore",
+    "Lifecycle", "Message", "MessageQuery", "MessageState", "NewAuditEntry", "NewMessage", "Outbox",
+    "RecordInbound", "RecordReferral", "RecordReferralOutcome", "RecordRelease", "RecordReoffence", "SaveCase",
+    "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions", "TreeHead", "WorkflowStore", "create_store",
 ]
 
 

@@ -340,6 +340,46 @@ Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer
 # that covers what it uses; ``Store`` combines them all, and each backend implements ``Store``.
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleAccount:
+    """A person who signs in to the console: an operator, a probation officer (bound to an
+    office and its region), oversight or an auditor. ``password_hash`` is an argon2id string."""
+
+    username: str
+    role: str
+    password_hash: str
+    display_name: str
+    office: str | None = None
+    region: str | None = None
+    disabled: bool = False
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in browser. ``id`` is the SHA-256 of the cookie's secret, never the secret."""
+
+    id: str
+    username: str
+    csrf_token: str
+    created_at: float
+    last_seen_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """What the console's message search filters on; None leaves a filter out."""
+
+    message_id: str | None = None
+    correlation_id: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    service: str | None = None
+    state: MessageState | None = None
+    accepted_from: float | None = None
+    accepted_until: float | None = None
+
+
 class Transactions(Protocol):
     """Writes that commit together: the one way to write a case, a timer, an inbound answer
     or an audit entry, and to accept messages along with them."""
@@ -496,6 +536,39 @@ class IndicatorStore(Transactions, Protocol):
         """Every indicator event, read from one snapshot: the indicators are computed from one moment."""
 
 
+class ConsoleStore(Protocol):
+    """The console's people (accounts, not members), their server-side sessions, and the
+    message reads its screens need."""
+
+    async def add_console_account(self, account: ConsoleAccount) -> None:
+        """Raises ``ConflictError`` when the username is taken."""
+
+    async def console_account(self, username: str) -> ConsoleAccount | None: ...
+
+    async def console_accounts(self) -> list[ConsoleAccount]: ...
+
+    async def update_console_account(self, username: str, *, password_hash: str | None = None,
+                                     disabled: bool | None = None) -> bool:
+        """False when there is no such account."""
+
+    async def add_console_session(self, session: ConsoleSession) -> None: ...
+
+    async def console_session(self, session_id: str) -> ConsoleSession | None: ...
+
+    async def touch_console_session(self, session_id: str, now: float) -> None: ...
+
+    async def end_console_sessions(self, *, session_id: str | None = None, username: str | None = None,
+                                   idle_before: float | None = None, created_before: float | None = None) -> int:
+        """Delete the sessions matching any of the conditions given; returns how many."""
+
+    async def search_messages(self, query: MessageQuery, *, before_seq: int | None = None,
+                              limit: int = 50) -> list[Message]:
+        """Messages matching every filter of ``query``, newest first, below ``before_seq``."""
+
+    async def delivered_since(self, since: float) -> dict[str, int]:
+        """Messages delivered since ``since``, by recipient (those not yet purged)."""
+
+
 class Lifecycle(Protocol):
     """Opening and closing the store, and whether it answers (readiness)."""
 
@@ -520,6 +593,6 @@ class WorkflowStore(CaseStore, Outbox, Protocol):
     """What the workflow runtime uses: cases and timers, and the messages its steps send."""
 
 
-class Store(Lifecycle, Outbox, Inbox, CaseStore, AuditStore, IndicatorStore, Protocol):
+class Store(Lifecycle, Outbox, Inbox, CaseStore, AuditStore, IndicatorStore, ConsoleStore, Protocol):
     """What the gateway needs from durable storage. See the module docstring."""
 

@@ -105,6 +105,7 @@ class PostgresDialect(Dialect):
     types = {
         "IDENTITY": "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "TEXT": "text", "BLOB": "bytea",
         "INTEGER": "integer", "BIGINT": "bigint", "REAL": "double precision",
+        "BOOLEAN": "boolean", "FALSE": "false",
         "PENDING_ONLY": " AND state IN ('accepted', 'in_flight')",
         "DATE": "date", "WITHOUT_ROWID": "",
     }

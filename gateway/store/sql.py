@@ -39,7 +39,10 @@ from gateway.store.base import (
     IndicatorReferral,
     IndicatorRelease,
     IndicatorReoffence,
+    ConsoleAccount,
+    ConsoleSession,
     Message,
+    MessageQuery,
     MessageState,
     NewAuditEntry,
     NewMessage,
@@ -80,8 +83,8 @@ Operation = Generator[Statement, Any, T]
 
 # Each entry brings the schema from version i to i + 1. Never edit a released entry: append a
 # new one. Types are written as {TEXT}, {BLOB}, {INTEGER}, {BIGINT}, {REAL}, {DATE} (a calendar
-# day), and {IDENTITY} for a primary key numbered by the database; ``Dialect.types`` names each
-# for its backend, and the table options {WITHOUT_ROWID} too. The
+# day), {BOOLEAN} (with {FALSE} for its default), and {IDENTITY} for a primary key numbered by the
+# database; ``Dialect.types`` names each for its backend, and the table options {WITHOUT_ROWID} too. The
 # scripts as released before this file existed are kept in tests/store/legacy: the rendered
 # scripts must build exactly the schema those did (tests/store/test_store_migrations.py).
 MIGRATIONS: tuple[str, ...] = (
@@ -228,6 +231,29 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (pseudonym, kind, on_date)
     ){WITHOUT_ROWID};
     """,
+    # 5: the console's accounts (people, not members), their server-side sessions, and the
+    # index its search by correlation id reads.
+    """
+    CREATE TABLE console_accounts (
+        username      {TEXT}    PRIMARY KEY,
+        role          {TEXT}    NOT NULL,
+        password_hash {TEXT}    NOT NULL,
+        display_name  {TEXT}    NOT NULL,
+        office        {TEXT},
+        region        {TEXT},
+        disabled      {BOOLEAN} NOT NULL DEFAULT {FALSE},
+        created_at    {REAL}    NOT NULL
+    );
+    CREATE TABLE console_sessions (
+        id           {TEXT} PRIMARY KEY,
+        username     {TEXT} NOT NULL REFERENCES console_accounts (username),
+        csrf_token   {TEXT} NOT NULL,
+        created_at   {REAL} NOT NULL,
+        last_seen_at {REAL} NOT NULL
+    );
+    CREATE INDEX console_sessions_user ON console_sessions (username);
+    CREATE INDEX messages_correlation ON messages (correlation_id);
+    """,
 )
 
 
@@ -245,6 +271,8 @@ _AUDIT_COLUMNS = "seq, entry, recorded_at, subject_key"
 _RELEASE_COLUMNS = "pseudonym, release_date, region, cohort, watch_until"
 _REFERRAL_COLUMNS = "referral_key, pseudonym, recipient, category, region, release_date, state"
 _REOFFENCE_COLUMNS = "pseudonym, kind, on_date, region"
+ACCOUNT_COLUMNS = "username, role, password_hash, display_name, office, region, disabled, created_at"
+SESSION_COLUMNS = "id, username, csrf_token, created_at, last_seen_at"
 
 # A new message: each column, the named parameter (or constant) that fills it, and its type.
 _NEW_MESSAGE = (
@@ -293,6 +321,11 @@ def message_of(row: Sequence[Any]) -> Message:
     values = list(row[:_MESSAGE_WIDTH])  # a trailing pg_notify() column is dropped
     values[11] = MessageState(values[11])
     return Message(*values)
+
+
+def account_of(row: Sequence[Any]) -> ConsoleAccount:
+    username, role, password_hash, display_name, office, region, disabled, created_at = row
+    return ConsoleAccount(username, role, password_hash, display_name, office, region, bool(disabled), created_at)
 
 
 def case_of(row: Sequence[Any]) -> Case:
@@ -762,6 +795,89 @@ class Dialect:
             reoffences=tuple(reoffence_of(row) for row in reoffences),
         )
 
+    # -- console accounts and sessions
+
+    def add_console_account(self, account: ConsoleAccount) -> Operation[None]:
+        added = yield self.statement(
+            f"INSERT INTO console_accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (username) DO NOTHING",
+            (account.username, account.role, account.password_hash, account.display_name, account.office,
+             account.region, account.disabled, account.created_at),
+        )
+        if not added:
+            raise ConflictError(f"an account named {account.username!r} already exists")
+
+    def console_account(self, username: str) -> Operation[ConsoleAccount | None]:
+        row = yield self.one(f"SELECT {ACCOUNT_COLUMNS} FROM console_accounts WHERE username = ?", (username,))
+        return account_of(row) if row else None
+
+    def console_accounts(self) -> Operation[list[ConsoleAccount]]:
+        rows = yield self.rows(f"SELECT {ACCOUNT_COLUMNS} FROM console_accounts ORDER BY username")
+        return [account_of(row) for row in rows]
+
+    def update_console_account(
+        self, username: str, password_hash: str | None, disabled: bool | None
+    ) -> Operation[bool]:
+        changed = yield self.statement(
+            "UPDATE console_accounts SET password_hash = coalesce(?, password_hash), "
+            "disabled = coalesce(?, disabled) WHERE username = ?",
+            (password_hash, disabled, username),
+        )
+        return changed == 1
+
+    def add_console_session(self, session: ConsoleSession) -> Operation[None]:
+        yield self.statement(
+            f"INSERT INTO console_sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+            (session.id, session.username, session.csrf_token, session.created_at, session.last_seen_at),
+        )
+
+    def console_session(self, session_id: str) -> Operation[ConsoleSession | None]:
+        row = yield self.one(f"SELECT {SESSION_COLUMNS} FROM console_sessions WHERE id = ?", (session_id,))
+        return ConsoleSession(*row) if row else None
+
+    def touch_console_session(self, session_id: str, now: float) -> Operation[None]:
+        yield self.statement("UPDATE console_sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
+
+    def end_console_sessions(
+        self, session_id: str | None, username: str | None, idle_before: float | None, created_before: float | None
+    ) -> Operation[int]:
+        clauses, params = [], []
+        for clause, value in (("id = ?", session_id), ("username = ?", username),
+                              ("last_seen_at < ?", idle_before), ("created_at < ?", created_before)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if not clauses:
+            return 0
+        return (yield self.statement(f"DELETE FROM console_sessions WHERE {' OR '.join(clauses)}", params))
+
+    def search_messages(self, query: MessageQuery, before_seq: int | None, limit: int) -> Operation[list[Message]]:
+        clauses, params = [], []
+        for clause, value in (
+            ("accepted_at >= ?", query.accepted_from), ("accepted_at < ?", query.accepted_until),
+            ("seq < ?", before_seq),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where, params = _conditions(
+            clauses, params, id=query.message_id, correlation_id=query.correlation_id, sender=query.sender,
+            recipient=query.recipient, service=query.service, state=query.state.value if query.state else None,
+        )
+        rows = yield self.rows(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages {'WHERE ' + where if where else ''} ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [message_of(row) for row in rows]
+
+    def delivered_since(self, since: float) -> Operation[dict[str, int]]:
+        rows = yield self.rows(
+            "SELECT recipient, count(*) FROM messages WHERE state = 'delivered' AND delivered_at >= ? "
+            "GROUP BY recipient",
+            (since,),
+        )
+        return {recipient: count for recipient, count in rows}
+
 
 def _conditions(clauses: list[str], params: list[Any], **equal: Any) -> tuple[str, list[Any]]:
     """A WHERE clause of ``clauses`` and ``column = value`` for each given (not None) value."""
@@ -986,3 +1102,39 @@ class SQLStore:
     async def indicator_events(self) -> IndicatorEvents:
         # One snapshot for all three tables: the indicators are computed from one moment.
         return await self._read_snapshot(self._dialect.indicator_events)
+
+    # -- console accounts and sessions
+
+    async def add_console_account(self, account: ConsoleAccount) -> None:
+        await self._write(self._dialect.add_console_account, account)
+
+    async def console_account(self, username: str) -> ConsoleAccount | None:
+        return await self._read(self._dialect.console_account, username)
+
+    async def console_accounts(self) -> list[ConsoleAccount]:
+        return await self._read(self._dialect.console_accounts)
+
+    async def update_console_account(self, username: str, *, password_hash: str | None = None,
+                                     disabled: bool | None = None) -> bool:
+        return await self._write(self._dialect.update_console_account, username, password_hash, disabled)
+
+    async def add_console_session(self, session: ConsoleSession) -> None:
+        await self._write_redoable(self._dialect.add_console_session, session)
+
+    async def console_session(self, session_id: str) -> ConsoleSession | None:
+        return await self._read(self._dialect.console_session, session_id)
+
+    async def touch_console_session(self, session_id: str, now: float) -> None:
+        # Redoable: a lost touch only makes a session look idle a little sooner.
+        await self._write_redoable(self._dialect.touch_console_session, session_id, now)
+
+    async def end_console_sessions(self, *, session_id: str | None = None, username: str | None = None,
+                                   idle_before: float | None = None, created_before: float | None = None) -> int:
+        return await self._write(self._dialect.end_console_sessions, session_id, username, idle_before, created_before)
+
+    async def search_messages(self, query: MessageQuery, *, before_seq: int | None = None,
+                              limit: int = 50) -> list[Message]:
+        return await self._read(self._dialect.search_messages, query, before_seq, limit)
+
+    async def delivered_since(self, since: float) -> dict[str, int]:
+        return await self._read(self._dialect.delivered_since, since)

@@ -47,6 +47,7 @@ class SQLiteDialect(Dialect):
         "BIGINT": "INTEGER", "REAL": "REAL", "PENDING_ONLY": "",
         # A day as ISO 8601 text (``day``, ``sql.day_of``); indicator events are kept in key order.
         "DATE": "TEXT", "WITHOUT_ROWID": " WITHOUT ROWID",
+        "BOOLEAN": "INTEGER", "FALSE": "0",
     }
 
     def __init__(self) -> None:

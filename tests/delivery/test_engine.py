@@ -237,15 +237,36 @@ async def test_openapi_document_is_served_and_checked_in(start_gateway, receiver
 
 async def test_every_json_route_is_in_the_openapi_document(start_gateway, receiver):
     from gateway.entrypoints.http.app import create_app
+    from gateway.entrypoints.http.console.routes import PREFIX as CONSOLE
     from gateway.entrypoints.http.openapi import openapi_document
 
     gateway = await start_gateway(receiver.url)
     documented = openapi_document()["paths"]
+    # SOAP has its WSDLs; the console's pages are HTML for people (see the next test), not the API.
     routes = {(resource.canonical, route.method.lower())
               for resource in create_app(gateway.services).router.resources() for route in resource
-              if route.method != "HEAD" and not resource.canonical.startswith(("/soap", "/openapi.json"))}
+              if route.method != "HEAD" and not resource.canonical.startswith(("/soap", "/openapi.json", CONSOLE))}
     missing = {(path, method) for path, method in routes if method not in documented.get(path, {})}
     assert not missing, f"routes missing from /openapi.json: {sorted(missing)}"
+    assert not [path for path in documented if path.startswith(CONSOLE)]
+
+
+async def test_the_console_routes_left_out_of_the_openapi_document_answer_html_not_json(start_gateway, receiver, http):
+    from gateway.entrypoints.http.app import create_app
+    from gateway.entrypoints.http.console.routes import PREFIX as CONSOLE
+
+    gateway = await start_gateway(receiver.url)
+    pages = sorted({resource.canonical for resource in create_app(gateway.services).router.resources()
+                    for route in resource if route.method == "GET" and resource.canonical.startswith(CONSOLE)
+                    and "{" not in resource.canonical and not resource.canonical.startswith(CONSOLE + "/static")})
+    assert CONSOLE + "/login" in pages and CONSOLE + "/messages" in pages
+    for page in pages:
+        async with http.get(gateway.url + page, allow_redirects=False) as response:
+            # Signed out: the login page itself, or a redirect to it; never a JSON body.
+            if response.status in (302, 303):
+                assert response.headers["Location"].startswith(CONSOLE + "/login"), page
+            else:
+                assert (response.status, response.content_type) == (200, "text/html"), page
 
 
 def test_the_openapi_document_is_valid_openapi_3_1():

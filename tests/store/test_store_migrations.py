@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.store import MessageState, NewMessage, RecordInbound, create_store
+from gateway.store import ConsoleAccount, MessageState, NewMessage, RecordInbound, create_store
 from gateway.store.sql import MIGRATIONS
 
 LEGACY = Path(__file__).parent / "legacy"
@@ -121,3 +121,18 @@ async def test_a_database_at_the_current_version_opens_without_migrating_again(b
     )
     assert not acceptance.duplicate
     assert backend.execute(url, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+
+
+async def test_a_database_from_before_the_console_migration_upgrades_and_keeps_its_messages_and_takes_console_accounts(backend, open_store):
+    # The console's migration is the last, whatever number it lands at.
+    url = backend.fresh_url()
+    stage_released_schema(backend, url, len(MIGRATIONS) - 1)
+    stage_message(backend, url, "kept", "accepted")
+    assert "console_accounts" not in {row[0] for row in describe(backend, url)["columns"]}
+
+    store = await open_store(url)
+
+    assert backend.execute(url, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+    assert (await store.get_message("kept")).state is MessageState.ACCEPTED
+    await store.add_console_account(ConsoleAccount("operator", "operator", "$argon2id$x", "Operator", created_at=T0))
+    assert (await store.console_account("operator")).disabled is False

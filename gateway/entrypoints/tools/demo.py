@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import signal
 import tempfile
 import time
 import uuid
@@ -29,6 +30,7 @@ import aiohttp
 from adapters.penal.simulator import push_release_notices
 from adapters.population import Population, SyntheticPerson
 from gateway.domain import ReleaseEvent
+from gateway.entrypoints.http.console import accounts as console_accounts
 from gateway.entrypoints.tools.simulate import ClinicBehaviour, System, running_system
 from gateway.store import MessageState
 from gateway.workflows import pretrial, release
@@ -137,7 +139,9 @@ def expected_release_state(person: SyntheticPerson, population: Population, sile
 
 
 async def run_demo(*, people: int = 700, reports: int = 60, releases: int = 200, store_url: str | None = None,
-                   seed: int = 20261126, directory: Path | None = None) -> DemoReport:
+                   seed: int = 20261126, directory: Path | None = None,
+                   keep: Callable[[System, DemoReport, str], Awaitable[None]] | None = None) -> DemoReport:
+    """``keep``, when given, is awaited with the running system after the summary (``--keep``)."""
     started = time.monotonic()
     population = Population(seed=seed, size=people)
     released = population.in_custody()[:releases]
@@ -168,6 +172,10 @@ async def run_demo(*, people: int = 700, reports: int = 60, releases: int = 200,
                     expected = {p.iin: expected_release_state(p, population, silent, cancelled) for p in released}
                 await _settle(system, report_ids, expected, report)
                 await _summarise(system, report_ids, report)
+                if keep is not None:
+                    report.seconds = time.monotonic() - started
+                    report.ok = not report.problems
+                    await keep(system, report, suspects[0].district.probation_office.code)
         finally:
             await drop_schema()
     report.seconds = time.monotonic() - started
@@ -332,7 +340,36 @@ async def _summarise(system: System, report_ids: list[str], report: DemoReport) 
         report.problems.append("an employment notice carried more than its five fields")
 
 
-def main(as_json: bool, store_url: str | None) -> int:
-    report = asyncio.run(run_demo(store_url=store_url))
-    print(json.dumps(asdict(report), indent=2, ensure_ascii=False) if as_json else report.text())
+def main(as_json: bool, store_url: str | None, keep: bool = False) -> int:
+    report = asyncio.run(run_demo(store_url=store_url, keep=_keep_running if keep else None))
+    if not keep:
+        print(json.dumps(asdict(report), indent=2, ensure_ascii=False) if as_json else report.text())
     return 0 if report.ok else 1
+
+
+# Development logins of ``gateway demo --keep``: printed, and gone with the demo's store.
+_DEMO_PASSWORD = "demo-console-password"
+
+
+async def _keep_running(system: System, report: DemoReport, office: str) -> None:
+    """Print the summary, give each console role a development login, and serve until Ctrl-C."""
+    print(report.text())
+    store, now = system.gateway.store, system.gateway.clock()
+    logins = (("operator", "operator", None, None), ("officer", "probation_officer", office, "demo"),
+              ("oversight", "oversight", None, None), ("auditor", "auditor", None, None))
+    for username, role, office_code, region in logins:
+        await console_accounts.add_account(store, username=username, role=role, password=_DEMO_PASSWORD,
+                                           display_name=f"Demo {role}", office=office_code, region=region, now=now)
+    print(f"\nThe gateway keeps running. Console: {system.gateway.url}/console/")
+    if system.pki is not None:
+        print(f"  (mutual TLS: the browser must present a development member certificate and key "
+              f"from {system.pki.certificate('probation').parent})")
+    for username, role, office_code, _region in logins:
+        suffix = f", office {office_code}" if office_code else ""
+        print(f"  {role:<18} login {username:<10} password {_DEMO_PASSWORD}{suffix}")
+    print("Press Ctrl-C to stop.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
