@@ -14,16 +14,17 @@ established here, so the JSON API and the SOAP endpoints identify callers the sa
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.config import MemberConfig
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.web.headers import check_headers
 from gateway.security.tls import member_of_certificate
 
-__all__ = ["MEMBER_HEADER", "Caller", "caller_identification", "caller_of", "identified"]
+__all__ = ["MEMBER_HEADER", "Caller", "caller_identification", "caller_of", "identified", "member_with_role"]
 
 MEMBER_HEADER = "X-Member-Id"
 
@@ -78,3 +79,15 @@ def caller_of(request: web.Request) -> str | None:
     """The calling member: named by the verified client certificate in ``mtls`` identity mode,
     by X-Member-Id in ``header`` mode (loopback development)."""
     return identified(request).member
+
+
+def member_with_role(request: web.Request, members: Mapping[str, MemberConfig], role: str) -> str:
+    """The calling member, who must hold ``role`` in its ``roles`` (access is granted by roles
+    only: gateway.config refuses a bare ``role = "oversight"``)."""
+    caller = caller_of(request)
+    member = members.get(caller) if caller else None
+    if member is None:
+        raise Unauthenticated(f"identify yourself with X-Member-Id as a member with the {role} role")
+    if role not in member.roles:
+        raise Forbidden(f"member {caller!r} does not have the {role} role")
+    return caller

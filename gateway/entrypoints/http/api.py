@@ -9,7 +9,7 @@ from gateway.services.dead_letters import replay_dead_letters
 from gateway.services.relay import RelayRequest
 from gateway.bootstrap import Services
 from gateway.entrypoints.http.context import services_of
-from gateway.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from gateway.errors import BadRequest, NotFound, Unauthenticated
 from gateway.web.body import parse_json, read_body, require_json_media_type
 from gateway.entrypoints.http.schemas import (
     AttemptView,
@@ -20,7 +20,7 @@ from gateway.entrypoints.http.schemas import (
     ReplayRequest,
     ReplayResult,
 )
-from gateway.web.identity import caller_of
+from gateway.web.identity import caller_of, member_with_role
 from gateway.web.query import SEQUENCE_MAX, token, whole_number
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.security.replay import record_replay
@@ -49,13 +49,7 @@ def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] |
 
 
 def _require_role(request: web.Request, role: str) -> str:
-    caller = caller_of(request)
-    members = _gateway(request).config.members
-    if not caller or caller not in members:
-        raise Unauthenticated("identify yourself with X-Member-Id as a member with the operator role")
-    if role not in members[caller].roles:
-        raise Forbidden(f"member {caller!r} does not have the {role!r} role")
-    return caller
+    return member_with_role(request, _gateway(request).config.members, role)
 
 
 async def relay(request: web.Request) -> web.Response:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.domain import InvalidIIN, validate_iin
 from gateway.entrypoints.http.context import services_of
-from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthenticated
-from gateway.web.identity import caller_of
+from gateway.errors import BadRequest, GatewayError, NotFound
+from gateway.web.identity import member_with_role
 from gateway.web.query import SEQUENCE_MAX, whole_number
 from gateway.security.audit import AuditTampered
 from gateway.services import oversight as oversight_service
@@ -47,15 +47,7 @@ def _gateway(request: web.Request):
 
 
 def _require_oversight(request: web.Request) -> str:
-    caller = caller_of(request)
-    members = _gateway(request).config.members
-    if not caller or caller not in members:
-        raise Unauthenticated("identify yourself with X-Member-Id as a member with the oversight role")
-    member = members[caller]
-    # Access is granted by roles only (gateway.config refuses role = "oversight" without it).
-    if _OVERSIGHT not in member.roles:
-        raise Forbidden(f"member {caller!r} does not have the oversight role")
-    return caller
+    return member_with_role(request, _gateway(request).config.members, _OVERSIGHT)
 
 
 def _head(head: TreeHead) -> dict:
