@@ -42,11 +42,17 @@ console-messages: $(STAMP)
 	$(BIN)/python -m gateway.entrypoints.http.console.locale.translations
 
 # Debian packages the tests use as independent verifiers and as the browser (run as root; CI does).
-SYSTEM_PACKAGES := xmlsec1 libengine-gost-openssl chromium nodejs npm
+# A tool already on the PATH counts as present, whichever package brought it: Node.js from
+# NodeSource carries its own npm, and Debian's npm package conflicts with it.
+SYSTEM_PACKAGES := xmlsec1:xmlsec1 libengine-gost-openssl: chromium:chromium nodejs:node npm:npm
 system-packages:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for entry in $(SYSTEM_PACKAGES); do \
+		package=$${entry%%:*}; tool=$${entry#*:}; \
+		if [ -n "$$tool" ]; then command -v $$tool >/dev/null 2>&1 || echo $$package; \
+		else dpkg -s $$package >/dev/null 2>&1 || echo $$package; fi; \
+	done); \
 	if [ -n "$$missing" ]; then \
-		echo "installing: $$missing"; \
+		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
