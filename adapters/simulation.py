@@ -66,30 +66,33 @@ SIMULATOR = web.AppKey("simulator", object)
 
 @dataclass
 class Behaviour:
-    """How a simulator misbehaves. Times are seconds."""
+    """How a simulator misbehaves. Outages are switched by events, never by the clock: ``down``
+    by whoever drives the simulation, ``refuse_next`` by the simulator's own traffic."""
 
-    latency: tuple[float, float] = (0.0, 0.0)  # each answer waits uniform(low, high)
+    latency: tuple[float, float] = (0.0, 0.0)  # each answer waits uniform(low, high) seconds
     error_rate: float = 0.0  # share of requests answered 503 at random
-    outages: tuple[tuple[float, float], ...] = ()  # (start, end) since start(): answered 503
-    down: bool = False  # switched by tests: every request answered 503
+    down: bool = False  # every request answered 503 until switched back
+    refuse_next: int = 0  # the next N requests answered 503, then served again
     seed: int = 1
+    refused: int = field(init=False, default=0)  # requests answered 503 by an outage, so far
     _rng: random.Random = field(init=False, repr=False)
-    _started: float = field(init=False, repr=False, default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    def restart_clock(self) -> None:
-        self._started = time.monotonic()
-
     def in_outage(self) -> bool:
         if self.down:
             return True
-        elapsed = time.monotonic() - self._started
-        return any(start <= elapsed < end for start, end in self.outages)
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            return True
+        return False
 
     def fails_now(self) -> bool:
-        return self.in_outage() or (self.error_rate > 0 and self._rng.random() < self.error_rate)
+        if self.in_outage():
+            self.refused += 1
+            return True
+        return self.error_rate > 0 and self._rng.random() < self.error_rate
 
     def delay(self) -> float:
         low, high = self.latency

@@ -56,10 +56,11 @@ async def test_unknown_iin_is_not_found(client):
 
 
 async def test_an_outage_makes_the_source_unavailable(client, behaviour):
-    behaviour.outages = ((0.0, 60.0),)
-    behaviour.restart_clock()
+    behaviour.refuse_next = 1
     with pytest.raises(SourceUnavailable, match="503"):
         await client.social_status(PERSON.iin)
+    assert behaviour.refused == 1
+    assert await client.social_status(PERSON.iin) == PERSON.social  # the outage ended with its refusal
 
 
 async def test_no_answer_within_the_timeout_makes_the_source_unavailable(simulator, http, behaviour):

@@ -27,6 +27,11 @@ def release_notice() -> ReleaseNotice:
 _DATES: dict[str, dt.datetime] = {}
 
 
+def forget_dates() -> None:
+    """Each test starts with fresh dates: a message id another test used long ago is not stale."""
+    _DATES.clear()
+
+
 def sent_at(message_id: str) -> dt.datetime:
     """Now, as the messageDate of ``message_id`` — the same date when it is built again, so a
     resent message is byte for byte the first one (the gateway refuses dates far from now)."""

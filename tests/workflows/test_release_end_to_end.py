@@ -8,9 +8,10 @@ import json
 from adapters.health.client import HealthClient
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import AttachmentState, ReleaseEvent
-from gateway.entrypoints.tools.simulate import ClinicBehaviour
+from gateway.entrypoints.tools.simulate import ClinicBehaviour, SimulatedClock
 from support import wait_until
 from workflow_steps import (
+    FAST,
     HOMELESS,
     NO_CLINIC,
     POPULATION,
@@ -79,8 +80,12 @@ async def test_the_clinic_never_receives_conviction_or_case_data(start_system, h
 
 async def test_a_clinic_that_never_acknowledges_is_escalated_to_the_health_authority(start_system, http):
     silent = POPULATION.clinic_for(SILENT.release.destination).code
-    async with start_system(clinic=ClinicBehaviour(silent_clinics=[silent])) as system:
+    clock = SimulatedClock()
+    async with start_system(clinic=ClinicBehaviour(silent_clinics=[silent]), clock=clock) as system:
         case_id = await notify_release(http, system, SILENT)
+        await wait_until(lambda: system.simulation.recorder("clinic").of("clinic/continuity-of-care"), timeout=20)
+        assert (await release_case(http, system, case_id))["state"] != "escalated"  # not before the deadline
+        clock.advance(FAST["workflows.release.acknowledge_within_seconds"] + 1)
         case = await case_reaches(http, system, case_id, "escalated")
         assert case["escalations"][0]["reason"] == "the clinic did not acknowledge in time"
         authority = system.simulation.recorder("health")

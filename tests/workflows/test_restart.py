@@ -26,19 +26,24 @@ from support import GatewayProcess, leaks
 from workflow_steps import FAST, POPULATION, report_request
 
 KILLS = 4
-# Short leases: a step or delivery the killed process held is taken over quickly.
+# Short leases: a step or delivery the killed process held is taken over quickly. No deadline
+# may race the machine's speed here (the process runs on the wall clock): clinics acknowledge
+# long before theirs, and a slow source answer is not an outage. Deadlines that pass are tested
+# on an injected clock (test_release_end_to_end, test_simulated_years).
 CRASH_SETTINGS = {**FAST, "workflows.timer_lease_seconds": 2, "delivery.lease_seconds": 2,
-                  "delivery.request_timeout_seconds": 1}
+                  "delivery.request_timeout_seconds": 1,
+                  "workflows.release.acknowledge_within_seconds": 900,
+                  "workflows.pretrial.source_timeout_seconds": 30}
 
 
 @pytest.mark.slow
 async def test_both_workflows_finish_correctly_across_repeated_sigkills(tmp_path):
     released = POPULATION.in_custody()[:40]
     suspects = POPULATION.suspects()[:15]
-    silent = {POPULATION.clinic_for(released[0].release.destination).code}
+    silent: set[str] = set()  # every clinic acknowledges: the outcome follows from the data alone
     ports = free_ports([*SYSTEMS, "gateway"])
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    simulation = Simulation(POPULATION, gateway_url=urls["gateway"], clinic=ClinicBehaviour(silent_clinics=silent))
+    simulation = Simulation(POPULATION, gateway_url=urls["gateway"], clinic=ClinicBehaviour())
     await simulation.start(ports)
     environment = system_environment(urls=urls, gateway_port=ports["gateway"], store_url="sqlite:///gateway.db",
                                      settings=CRASH_SETTINGS)

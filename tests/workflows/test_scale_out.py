@@ -14,7 +14,7 @@ from collections import Counter
 
 from gateway.entrypoints.http.server import build
 from gateway.entrypoints.tools.demo import expected_release_state
-from gateway.entrypoints.tools.simulate import SYSTEMS, ClinicBehaviour, Simulation, free_ports, system_config
+from gateway.entrypoints.tools.simulate import SYSTEMS, ClinicBehaviour, SimulatedClock, Simulation, free_ports, system_config
 from workflow_steps import FAST, POPULATION, notify_release, request_report
 
 
@@ -27,8 +27,10 @@ async def test_two_instances_on_postgresql_run_both_workflows_to_the_end(tmp_pat
     simulation = Simulation(POPULATION, gateway_url=urls["gateway"], clinic=ClinicBehaviour(silent_clinics=silent))
     await simulation.start(ports)
     config = system_config(tmp_path / "config", urls=urls, gateway_port=ports["gateway"],
-                           store_url=postgres_backend.fresh_url(), settings=FAST)
-    first, second = build(config), build(config)
+                           store_url=postgres_backend.fresh_url(),
+                           settings={**FAST, "delivery.lease_seconds": 900, "workflows.timer_lease_seconds": 900})
+    clock = SimulatedClock()  # shared: the instances agree on the time, as NTP makes them
+    first, second = build(config, clock=clock), build(config, clock=clock)
     await first.start()
     await second.start(port=ports["second"])
     instances = [first, second]
@@ -44,6 +46,9 @@ async def test_two_instances_on_postgresql_run_both_workflows_to_the_end(tmp_pat
             cases = Counter(c.state for c in await first.store.list_cases("release_case", limit=500))
             if set(reports) == {"complete"} and cases == expected:
                 break
+            if cases["closed"] == expected["closed"] and not clock.skipped:
+                # Every clinic that answers has: now the silent clinic's deadline passes.
+                clock.advance(FAST["workflows.release.acknowledge_within_seconds"] + 1)
             await asyncio.sleep(0.2)
         assert set(reports) == {"complete"}
         assert cases == expected

@@ -1,13 +1,16 @@
 """``gateway demo``: the whole exchange on loopback, with the embedded store and every simulator.
 
 Probation officers ask for pre-trial reports on suspects while the social ministry
-is down for the first seconds (their reports go out partial, then complete). The
-penal system pushes release notices over SOAP — some later changed, some
-cancelled, one sent twice. Agencies answer with latency and the health system
-with occasional errors; one clinic never acknowledges anything. The demo waits
-until every case has reached the state its circumstances call for, checks the
-audit log, and reports what happened. It exits non-zero if any case is
-elsewhere.
+is down (their reports go out partial; the ministry comes back once every report
+has gone out, and they are completed). The interior ministry refuses its first
+requests. The penal system pushes release notices over SOAP — some later changed,
+some cancelled, one sent twice. Agencies answer with latency; one clinic never
+acknowledges anything, and once every other case has settled the gateway's clock
+is moved past the acknowledgement deadline, so its patients are escalated. Every
+outage and deadline follows an event, never the machine's speed: the counts are
+the same on a fast machine and a slow one. The demo waits until every case has
+reached the state its circumstances call for, checks the audit log, and reports
+what happened. It exits non-zero if any case is elsewhere.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from adapters.penal.simulator import push_release_notices
 from adapters.population import Population, SyntheticPerson
 from gateway.domain import ReleaseEvent
 from gateway.entrypoints.http.console import accounts as console_accounts
-from gateway.entrypoints.tools.simulate import ClinicBehaviour, System, running_system
+from gateway.entrypoints.tools.simulate import ClinicBehaviour, SimulatedClock, System, running_system
 from gateway.store import MessageState
 from gateway.workflows import pretrial, release
 
@@ -44,11 +47,15 @@ DEMO_SETTINGS: dict[str, Any] = {
     "delivery.breaker_reset_seconds": 0.5,
     "delivery.poll_interval_seconds": 0.2,
     "delivery.request_timeout_seconds": 3,
-    "delivery.lease_seconds": 10,
+    # Leases outlast the clock's one jump past the acknowledgement deadline: nothing crashes here.
+    "delivery.lease_seconds": 900,
     "workflows.poll_interval_seconds": 0.1,
-    "workflows.pretrial.source_timeout_seconds": 1.5,
+    # A slow answer on a busy machine must not count as an outage: outages here answer 503 at once.
+    "workflows.pretrial.source_timeout_seconds": 30,
     "workflows.pretrial.regather_interval_seconds": 1.0,
-    "workflows.release.acknowledge_within_seconds": 4,
+    "workflows.timer_lease_seconds": 900,
+    # Passed only when the demo moves the clock (``_let_deadlines_pass``), never by slowness.
+    "workflows.release.acknowledge_within_seconds": 600,
     "workflows.release.attachment_check_seconds": 1,
     "workflows.release.retry_seconds": 0.5,
     "audit.tree_head_interval_seconds": 1,
@@ -154,13 +161,14 @@ async def run_demo(*, people: int = 700, reports: int = 60, releases: int = 200,
     clinic_load = Counter(c.code for p in released if (c := population.clinic_for(p.release.destination)))
     silent = {clinic_load.most_common(1)[0][0]}
     store_url, drop_schema = _own_schema(store_url or "sqlite:///gateway.db")
+    clock = SimulatedClock()
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as scratch:
         root = directory or Path(scratch)
         try:
             # Every hop on mutual TLS with development certificates; SOAP signed both ways.
             async with running_system(
                 root / "system", population=population, settings=DEMO_SETTINGS, store_url=store_url,
-                clinic=ClinicBehaviour(ack_delay=0.3, silent_clinics=silent), mtls=True,
+                clinic=ClinicBehaviour(ack_delay=0.3, silent_clinics=silent), mtls=True, clock=clock,
             ) as system:
                 report.store = system.config.store.url.split(":", 1)[0]
                 report.transport = ("mutual TLS with member certificates" if system.pki else "plain HTTP") + (
@@ -168,8 +176,12 @@ async def run_demo(*, people: int = 700, reports: int = 60, releases: int = 200,
                 _misbehave(system)
                 async with _session_as(system, "probation") as probation, _session_as(system, "penal") as penal:
                     report_ids = await _request_reports(probation, system, suspects)
+                    await _end_social_outage(system, report_ids)
                     cancelled = await _notify_releases(penal, system, released, report)
                     expected = {p.iin: expected_release_state(p, population, silent, cancelled) for p in released}
+                waiting = {p.iin for p in released if p.health.registrations and p.iin not in cancelled
+                           and (clinic := population.clinic_for(p.release.destination)) and clinic.code in silent}
+                await _let_deadlines_pass(system, clock, expected, waiting)
                 await _settle(system, report_ids, expected, report)
                 await _summarise(system, report_ids, report)
                 if keep is not None:
@@ -211,15 +223,54 @@ def _session_as(system: System, member: str) -> aiohttp.ClientSession:
 
 def _misbehave(system: System) -> None:
     sim = system.simulation
-    # Outages at known times, so every case's outcome is determined: social down at the
-    # start (reports go out partial first), interior down briefly (steps retry).
-    sim.behaviour("social").outages = ((0.0, 2.5),)
-    sim.behaviour("interior").outages = ((0.5, 1.5),)
+    # Outages switched by events, so every case's outcome is determined: social down from the
+    # start until every report has gone out partial (``_end_social_outage``), interior refusing
+    # its first requests (steps retry).
+    sim.behaviour("social").down = True
+    sim.behaviour("interior").refuse_next = 20
     for name, latency in {"interior": (0.02, 0.08), "penal": (0.01, 0.05), "health": (0.03, 0.12),
                           "social": (0.02, 0.06), "court": (0.01, 0.04)}.items():
         sim.behaviour(name).latency = latency
-    for behaviour in sim.behaviours.values():
-        behaviour.restart_clock()
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait, bounded in time, for ``condition``; the bound only turns a stuck run into a failure."""
+    deadline = time.monotonic() + _DEADLINE_SECONDS
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the demo never saw {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _end_social_outage(system: System, report_ids: list[str]) -> None:
+    """The social ministry comes back once every report has gone out partial without it."""
+    store = system.gateway.store
+
+    async def every_report_went_out() -> bool:
+        for rid in report_ids:
+            versions = pretrial.state_of(await store.get_case(pretrial.KIND, rid)).versions
+            if not any(v.status == "delivered" for v in versions):
+                return False
+        return True
+
+    await _until(every_report_went_out, "every report delivered while the social ministry was down")
+    system.simulation.behaviour("social").down = False
+
+
+async def _let_deadlines_pass(system: System, clock: SimulatedClock, expected: dict[str, str],
+                              waiting: set[str]) -> None:
+    """Once every case but the silent clinic's is where it belongs, move the clock past the
+    acknowledgement deadline: the silent clinic's patients are then escalated, whatever the
+    machine's speed (a slow clinic acknowledgement can never race the deadline)."""
+    store, audit = system.gateway.store, system.gateway.audit
+    settled_first = {audit.subject_key(iin): state for iin, state in expected.items() if iin not in waiting}
+
+    async def the_others_settled() -> bool:
+        states = {c.subject_key: c.state for c in await _all_cases(store)}
+        return all(states.get(key) == state for key, state in settled_first.items())
+
+    await _until(the_others_settled, "every case but the silent clinic's settle")
+    clock.advance(DEMO_SETTINGS["workflows.release.acknowledge_within_seconds"] + 1)
 
 
 async def _request_reports(http: aiohttp.ClientSession, system: System, suspects: list[SyntheticPerson]) -> list[str]:
@@ -269,7 +320,8 @@ async def _notify_releases(http: aiohttp.ClientSession, system: System, released
 
 
 async def _settle(system: System, report_ids: list[str], expected: dict[str, str], report: DemoReport) -> None:
-    """Wait, bounded, until every report is complete and every release case is where expected."""
+    """Wait, bounded, until every report is complete, every release case is where expected and
+    nothing waits in the outbox."""
     store, audit = system.gateway.store, system.gateway.audit
     wanted = Counter(expected.values())
     deadline = time.monotonic() + _DEADLINE_SECONDS
@@ -278,7 +330,10 @@ async def _settle(system: System, report_ids: list[str], expected: dict[str, str
         reports_done = all(c.state == pretrial.PretrialState.COMPLETE for c in reports)
         cases = await _all_cases(store)
         got = Counter(c.state for c in cases)
-        if reports_done and got == wanted:
+        counts = await store.counts()
+        drained = not any(n for (_, state), n in counts.items()
+                          if state in (MessageState.ACCEPTED, MessageState.IN_FLIGHT))
+        if reports_done and got == wanted and drained:
             break
         await asyncio.sleep(0.25)
     reports = [await store.get_case(pretrial.KIND, rid) for rid in report_ids]

@@ -2,7 +2,8 @@
 
 Three agency systems send release notices through the gateway at once; some
 resend (as real clients do after a timeout). The receiving system is down part
-of the time — first answering 503, then not listening at all — and at first
+of the time — first answering 503, then not listening at all, each outage begun
+and ended by the traffic itself, never by the clock — and at first
 rejects an outdated payload version, which sends those messages to the
 dead-letter queue. After it is upgraded, an operator replays them. The demo
 checks that every accepted message reached the receiver and reports what the
@@ -49,8 +50,8 @@ class DemoReport:
     delivered: int = 0
     received_unique: int = 0
     received_duplicates: int = 0
-    outage_503_seconds: float = 0.0
-    outage_refused_seconds: float = 0.0
+    outage_503_answers: int = 0
+    outage_refused_attempts: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -63,7 +64,8 @@ class DemoReport:
                 f"  resent by the senders (same X-Message-Id)      {self.resent_duplicates:>6}",
                 f"  accepted with 202 after a durable commit       {self.accepted:>6}",
                 f"  resends answered from the store, not stored     {self.duplicates_answered:>6}",
-                f"  receiver down: 503 for {self.outage_503_seconds:.1f} s, not listening for {self.outage_refused_seconds:.1f} s",
+                f"  receiver down: {self.outage_503_answers} answers 503, then not listening for "
+                f"{self.outage_refused_attempts} attempts",
                 f"  delivery attempts: delivered {self.attempts.get('delivered', 0)}, "
                 f"retried {self.attempts.get('retry', 0)}, dead-lettered {self.attempts.get('dead', 0)}",
                 f"  dead letters replayed after the receiver's upgrade {self.replayed:>3}",
@@ -77,11 +79,15 @@ class DemoReport:
 
 
 class FlakyReceiver:
-    """The receiving agency system: counts X-Message-Ids, fails on command."""
+    """The receiving agency system: counts X-Message-Ids; answers 503 to its first
+    ``unavailable_for`` requests, then stops listening once it holds ``close_after`` messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unavailable_for: int = 0, close_after: int | None = None) -> None:
         self.received: Counter[str] = Counter()
-        self.mode = "up"  # up | unavailable
+        self.unavailable_for = unavailable_for
+        self.answered_503 = 0
+        self.close_after = close_after
+        self.closed = asyncio.Event()
         self.rejects_v1 = True
         app = web.Application()
         app.router.add_post("/release-notices", self._handle)
@@ -107,12 +113,21 @@ class FlakyReceiver:
         await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        if self.mode == "unavailable":
+        if self._site is None:
+            # Not listening: new connections are refused, and kept-alive ones are cut.
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=503)
+        if self.answered_503 < self.unavailable_for:
+            self.answered_503 += 1
             return web.Response(status=503, headers={"Retry-After": "0"})
         notice = await request.json()
         if self.rejects_v1 and notice.get("schema_version") == 1:
             return web.json_response({"error": "schema_version 1 is no longer accepted"}, status=422)
         self.received[request.headers["X-Message-Id"]] += 1
+        if self.close_after is not None and len(self.received) >= self.close_after and not self.closed.is_set():
+            self.closed.set()
+            asyncio.get_running_loop().create_task(self.stop_listening())
         return web.json_response({"received": True})
 
 
@@ -196,18 +211,24 @@ async def _send_all(url: str, count: int, rng: random.Random, report: DemoReport
         await asyncio.gather(*(send(n, SENDERS[n % len(SENDERS)]) for n in range(count)))
 
 
-async def _outages(receiver: FlakyReceiver, report: DemoReport) -> None:
-    """Two outages while the senders push: 503s from the start, then a closed port."""
-    receiver.mode, started = "unavailable", time.monotonic()
-    await asyncio.sleep(1.5)
-    receiver.mode = "up"
-    report.outage_503_seconds = time.monotonic() - started
-    await asyncio.sleep(0.8)
-    await receiver.stop_listening()
-    started = time.monotonic()
-    await asyncio.sleep(2.0)
+_REFUSED_ATTEMPTS = 20  # retries the gateway makes against the closed port before it reopens
+
+
+async def _outages(gateway, receiver: FlakyReceiver, report: DemoReport) -> None:
+    """Two outages while the senders push: 503s from the start (the receiver's first answers),
+    then a closed port (once it holds a share of the messages) until the gateway has retried
+    against it ``_REFUSED_ATTEMPTS`` times. Events, not seconds: a slow machine sees the same."""
+    deadline = time.monotonic() + _DEADLINE_SECONDS
+    await asyncio.wait_for(receiver.closed.wait(), timeout=_DEADLINE_SECONDS)
+    report.outage_503_answers = receiver.answered_503
+    retries_before = _attempt_counts(gateway).get("retry", 0)
+    while _attempt_counts(gateway).get("retry", 0) - retries_before < _REFUSED_ATTEMPTS:
+        if time.monotonic() > deadline:
+            report.problems.append("the gateway never retried against the closed port")
+            break
+        await asyncio.sleep(0.05)
+    report.outage_refused_attempts = _attempt_counts(gateway).get("retry", 0) - retries_before
     await receiver.listen()
-    report.outage_refused_seconds = time.monotonic() - started
 
 
 async def _settled(gateway, expected: int) -> bool:
@@ -226,7 +247,7 @@ async def run_demo(messages: int = 3000, store_url: str | None = None, seed: int
     report = DemoReport(messages=messages)
     rng = random.Random(seed)
     started = time.monotonic()
-    receiver = FlakyReceiver()
+    receiver = FlakyReceiver(unavailable_for=max(10, messages // 20), close_after=max(10, messages // 4))
     await receiver.start()
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as root:
         config = load_config(_config_dir(Path(root), receiver.port, store_url), environ={})
@@ -234,7 +255,7 @@ async def run_demo(messages: int = 3000, store_url: str | None = None, seed: int
         gateway = build(config)
         await gateway.start(port=0)
         try:
-            await asyncio.gather(_send_all(gateway.url, messages, rng, report), _outages(receiver, report))
+            await asyncio.gather(_send_all(gateway.url, messages, rng, report), _outages(gateway, receiver, report))
             if not await _settled(gateway, report.accepted):
                 report.problems.append("messages still pending at the deadline")
             dead = await gateway.store.counts()

@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -89,8 +90,6 @@ class Simulation:
             await web.TCPSite(runner, host, ports[system], ssl_context=tls, reuse_address=True).start()
             self._runners.append(runner)
             self.urls[system] = f"{'https' if tls else 'http'}://{host}:{runner.addresses[0][1]}"
-        for behaviour in self.behaviours.values():
-            behaviour.restart_clock()
         return dict(self.urls)
 
     async def stop(self) -> None:
@@ -199,6 +198,23 @@ class System:
         """What a client acting as ``member`` calls the gateway with: its certificate in mTLS mode;
         None (plain HTTP, X-Member-Id) otherwise."""
         return self.pki.client_context(member) if self.pki is not None else None
+
+
+class SimulatedClock:
+    """The wall clock plus whatever a scenario has skipped: time runs as usual and jumps forward
+    when the scenario lets a deadline pass, so no deadline ever races the machine's speed."""
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return self._wall() + self.skipped
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock moves forward only")
+        self.skipped += seconds
 
 
 @asynccontextmanager
