@@ -74,7 +74,7 @@ async def relay(request: web.Request) -> web.Response:
     parse_json(body, server.max_json_depth)
     # Verify before submit, which records the message id: a forged copy sent first must not
     # use up the id of the genuine message (gateway.security.replay).
-    gateway.json_signatures.verify(
+    await gateway.json_signatures.verify(
         relay_request.caller, request.headers.get(SIGNATURE_HEADER), body, message_id=relay_request.client_message_id
     )
     acceptance = await gateway.relay.submit(

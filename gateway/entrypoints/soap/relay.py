@@ -50,6 +50,7 @@ def add_routes(app: web.Application, services: Services) -> None:
         signer=services.signer,
         # Only the caller the transport names can be checked; an unknown one is refused later.
         verifier_for=lambda request: services.verifiers.get(caller_of(request) or ""),
+        signer_check=services.revocation.check,
         freshness=Freshness(services.config.server.max_clock_skew_seconds, services.clock),
         public_url=services.config.server.public_url,
         public_host=services.config.server.host,
