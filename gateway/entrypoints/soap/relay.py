@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 
 from aiohttp import web
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.bootstrap import Services
 from gateway.services.relay import RelayRequest
@@ -26,6 +27,7 @@ from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build
 from gateway.soap.faults import SoapFault
 from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+from gateway.store import Evidence
 
 __all__ = ["add_routes", "caller"]
 
@@ -128,7 +130,8 @@ def _relay(services: Services):
                 properties=message.properties,
             )
         )
-        acceptance = await relay.submit(dataclasses.replace(request, body=serialise(build_envelope(forwarded))))
+        acceptance = await relay.submit(dataclasses.replace(
+            request, body=serialise(build_envelope(forwarded)), evidence=_evidence(call)))
         stored = acceptance.message
         if acceptance.duplicate:
             await record_replay(audit, stored, member_role=roles.get(member), counterpart=gateway_member)
@@ -142,4 +145,14 @@ def _relay(services: Services):
         )
 
     return send_message
+
+
+def _evidence(call: SoapCall) -> Evidence | None:
+    """A signed request's bytes as they arrived, and the certificate that verified them: the
+    sender's proof, kept beside the message the recipient gets under the gateway's signature."""
+    certificate = call.envelope.signed_by
+    if certificate is None:
+        return None
+    media_type = f"text/xml; charset={call.http.charset}" if call.http.charset else "text/xml"
+    return Evidence(call.raw, media_type, certificate.public_bytes(Encoding.DER))
 
