@@ -6,7 +6,10 @@ the certificates pinned for it (``members.<id>.certificates``) before anything r
 every answer is signed with the gateway's key. The relay goes through the same use case
 as ``POST /api/v1/relay/...``: the same grants and purposes, the same idempotency by messageId,
 and the answer only once the message is durably stored. The recipient receives a bus
-SendMessage whose serviceId is its own service and whose sender is the authenticated caller.
+SendMessage whose serviceId is its own service and whose sender is the authenticated caller,
+signed by the gateway; the caller's signed request is kept verbatim beside it as evidence
+(``gateway.services.evidence``), and the certificate that verified it must not be revoked
+(``gateway.security.revocation``).
 """
 
 from __future__ import annotations
