@@ -111,6 +111,14 @@ class _Answer:
     revoked_at: dt.datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    issuer: x509.Certificate
+    cache_key: tuple[bytes, int]
+    responders: tuple[str, ...]
+    serial: str
+
+
 class _NoAnswer(Exception):
     """The source gave no current answer (unreachable, stale, tryLater)."""
 
@@ -141,6 +149,7 @@ class _CrlFile:
         self._issuers = issuers
         self._stamp = _mtime(path)
         self.crl, self.issuer = self._read()
+        self.revoked = _index(self.crl)
 
     def _read(self) -> tuple[x509.CertificateRevocationList, x509.Certificate]:
         try:
@@ -163,6 +172,7 @@ class _CrlFile:
             self._stamp = stamp
             try:
                 self.crl, self.issuer = self._read()
+                self.revoked = _index(self.crl)
                 log.info("CRL changed: later checks use it", crl=self.path.name)
             except ConfigError as error:
                 # A CRL being replaced may be half written: keep the last good one.
@@ -201,6 +211,7 @@ class RevocationChecker:
         self._skew = dt.timedelta(seconds=max_clock_skew_seconds)
         self._clock = clock
         self._record = record
+        self._plans: dict[int, tuple[x509.Certificate, _Plan | None]] = {}
         self._answers: dict[tuple[bytes, int], _Answer] = {}
         self._failed_until: dict[tuple[bytes, int], float] = {}
         self._pending: dict[tuple[bytes, int], asyncio.Future[_Answer]] = {}
@@ -229,6 +240,23 @@ class RevocationChecker:
 
     def issuer_of(self, certificate: x509.Certificate) -> x509.Certificate | None:
         """The configured CA that issued ``certificate`` (its signature verified), or None."""
+        plan = self._plan(certificate)
+        return None if plan is None else plan.issuer
+
+    def _plan(self, certificate: x509.Certificate) -> _Plan | None:
+        """What to ask about ``certificate``, worked out once: the certificates checked are the
+        pinned ones, the same objects at every message, so this is looked up by identity."""
+        known = self._plans.get(id(certificate))
+        if known is not None and known[0] is certificate:
+            return known[1]
+        issuer = self._find_issuer(certificate)
+        plan = None if issuer is None else _Plan(
+            issuer, (issuer.fingerprint(hashes.SHA256()), certificate.serial_number),
+            tuple(ocsp_responders(certificate)) if self._ocsp else (), f"{certificate.serial_number:x}")
+        self._plans[id(certificate)] = (certificate, plan)  # holds the certificate: its id stays its own
+        return plan
+
+    def _find_issuer(self, certificate: x509.Certificate) -> x509.Certificate | None:
         for issuer in self._issuers:
             if issuer.subject != certificate.issuer:
                 continue
@@ -255,24 +283,23 @@ class RevocationChecker:
 
         Raises ``CertificateRevoked``, ``CertificateStatusUnknown`` or, without a current answer
         under hard-fail, ``RevocationUnavailable``."""
-        issuer = self.issuer_of(certificate)
-        if issuer is None:
+        plan = self._plan(certificate)
+        if plan is None:
             return
         now = self._clock()
         answers: list[_Answer] = []
         missing: list[str] = []
-        crl_answer = self._crl_answer(certificate, issuer, now)
+        crl_answer = self._crl_answer(certificate, plan.issuer, now)
         if isinstance(crl_answer, str):
             missing.append(crl_answer)
         elif crl_answer is not None:
             answers.append(crl_answer)
-        responders = ocsp_responders(certificate) if self._ocsp else []
-        if responders and not any(answer.status is _Status.REVOKED for answer in answers):
+        if plan.responders and not any(answer.status is _Status.REVOKED for answer in answers):
             try:
-                answers.append(await self._ocsp_answer(certificate, issuer, responders))
+                answers.append(await self._ocsp_answer(certificate, plan))
             except _NoAnswer as error:
                 missing.append(str(error))
-        serial = f"{certificate.serial_number:x}"
+        serial = plan.serial
         for answer in answers:
             if answer.status is _Status.REVOKED:
                 self._record(answer.source, "revoked")
@@ -326,18 +353,17 @@ class RevocationChecker:
             if next_update is not None and next_update.timestamp() < now - self._skew.total_seconds():
                 stale = f"the CRL {entry.path.name} is past its nextUpdate {next_update.isoformat()}"
                 continue
-            revoked = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
+            revoked_at = entry.revoked.get(certificate.serial_number)
             until = next_update.timestamp() if next_update is not None else now + self._cache_seconds
-            if revoked is not None:
-                return _Answer(_Status.REVOKED, until, "crl", revoked.revocation_date_utc)
+            if revoked_at is not None:
+                return _Answer(_Status.REVOKED, until, "crl", revoked_at)
             return _Answer(_Status.GOOD, until, "crl")
         return stale
 
     # ---------------------------------------------------------------- OCSP
 
-    async def _ocsp_answer(self, certificate: x509.Certificate, issuer: x509.Certificate,
-                           responders: Sequence[str]) -> _Answer:
-        key = (x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest, certificate.serial_number)
+    async def _ocsp_answer(self, certificate: x509.Certificate, plan: _Plan) -> _Answer:
+        key = plan.cache_key
         now = self._clock()
         cached = self._answers.get(key)
         if cached is not None and now < cached.until:
@@ -347,7 +373,7 @@ class RevocationChecker:
         pending = self._pending.get(key)
         if pending is None:
             # One request for every message signed with this certificate meanwhile.
-            pending = asyncio.ensure_future(self._ask(certificate, issuer, responders))
+            pending = asyncio.ensure_future(self._ask(certificate, plan.issuer, plan.responders))
             self._pending[key] = pending
             pending.add_done_callback(lambda _: self._pending.pop(key, None))
         try:
@@ -464,6 +490,11 @@ class RevocationChecker:
                     candidate.not_valid_before_utc <= now <= candidate.not_valid_after_utc:
                 return candidate
         raise _Forged("it is signed by neither the CA nor a responder the CA certified for OCSP signing")
+
+
+def _index(crl: x509.CertificateRevocationList) -> dict[int, dt.datetime]:
+    """The CRL's entries by serial number: a CRL of thousands is looked up at every message."""
+    return {entry.serial_number: entry.revocation_date_utc for entry in crl}
 
 
 def _names(response: ocsp.OCSPResponse, certificate: x509.Certificate) -> bool:
