@@ -70,6 +70,8 @@ OnUnreachable = Literal["soft-fail", "hard-fail"]
 _OCSP_REQUEST = "application/ocsp-request"
 _OCSP_RESPONSE = "application/ocsp-response"
 _NONCE_BYTES = 16
+# More certificates than any exchange pins: a bound on what is remembered per certificate.
+_MAX_PLANS = 4096
 # The responder's own failures; any other unsuccessful status says the request or the
 # responder's configuration is wrong, which waiting will not mend.
 _TRANSIENT = {ocsp.OCSPResponseStatus.TRY_LATER, ocsp.OCSPResponseStatus.INTERNAL_ERROR}
@@ -253,6 +255,8 @@ class RevocationChecker:
         plan = None if issuer is None else _Plan(
             issuer, (issuer.fingerprint(hashes.SHA256()), certificate.serial_number),
             tuple(ocsp_responders(certificate)) if self._ocsp else (), f"{certificate.serial_number:x}")
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()  # only a caller passing fresh copies of its certificates gets here
         self._plans[id(certificate)] = (certificate, plan)  # holds the certificate: its id stays its own
         return plan
 

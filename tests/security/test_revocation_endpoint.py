@@ -225,3 +225,13 @@ def test_an_unknown_unreachable_mode_is_a_configuration_error(tmp_path):
         load_config(directory, environ={"GATEWAY__REVOCATION__ON_UNREACHABLE": '"sometimes"'})
     with pytest.raises(ConfigError, match="members.penal.revocation_unreachable"):
         load_config(directory, environ={"GATEWAY__MEMBERS__PENAL__REVOCATION_UNREACHABLE": '"never"'})
+
+
+def test_soft_fail_with_a_configured_ca_is_warned_about(tmp_path):
+    directory = write_config(tmp_path / "config", receiver_url="http://127.0.0.1:1")
+    soft = load_config(directory, environ={"GATEWAY__REVOCATION__ISSUERS": '["keys/ca.pem"]',
+                                           "GATEWAY__MEMBERS__PENAL__REVOCATION_UNREACHABLE": '"soft-fail"'})
+    (warning,) = [line for line in soft.warnings() if line.startswith("revocation:")]
+    assert "signatures of penal are accepted" in warning
+    hard = load_config(directory, environ={"GATEWAY__REVOCATION__ISSUERS": '["keys/ca.pem"]'})
+    assert not [line for line in hard.warnings() if line.startswith("revocation:")]
