@@ -28,6 +28,7 @@ then checked like that of the certificates that verify XML signatures
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from joserfc.registry import HeaderParameter
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.security.replay import Freshness
-from gateway.store import Message
+from gateway.store import Evidence, Message
 
 if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
     from gateway.config import GatewayConfig
@@ -227,6 +228,16 @@ class JsonSignatures:
         if certificate is not None and self._revocation is not None:
             await self._revocation.check(sender, certificate)
         return claims
+
+    def evidence(self, sender: str, claims: SignedClaims, signature: str, body: bytes) -> Evidence:
+        """What ``sender`` signed, kept as evidence: the compact JWS with the body put back in
+        (RFC 7515 §7.1), which any JOSE library verifies on its own, and the key's certificate
+        if the key was configured as one."""
+        header, _, value = signature.partition("..")
+        payload = base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
+        certificate = self._member_certificates.get(sender, {}).get(claims.key_id)
+        return Evidence(f"{header}.{payload}.{value}".encode("ascii"), "application/jose",
+                        None if certificate is None else certificate.public_bytes(serialization.Encoding.DER))
 
     def headers_for(self, message: Message) -> dict[str, str]:
         """The signature header for a JSON delivery to a signing member; empty for anyone else."""

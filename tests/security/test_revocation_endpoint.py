@@ -11,7 +11,10 @@ import uuid
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from joserfc import jws as joserfc_jws
 from joserfc.jwk import ECKey
+from joserfc.registry import HeaderParameter
 
 from gateway.config import load_config
 from gateway.entrypoints.http.server import build
@@ -184,6 +187,10 @@ def jws_headers(member, message_id: str, body: bytes) -> dict[str, str]:
 
 
 BODY = json.dumps({"notice": 1}).encode()
+# The receiver's own JOSE library, told of the claims the exchange's protected header carries.
+LAX_REGISTRY = joserfc_jws.JWSRegistry(
+    header_registry={name: HeaderParameter(name, lambda _: None) for name in ("iat", "exp", "jti", "aud")},
+    algorithms=["ES256"])
 
 
 async def test_json_signed_with_a_good_certificate_is_relayed(ca, responder, start, http):
@@ -208,6 +215,27 @@ async def test_json_signed_with_a_revoked_certificate_is_a_problem_and_stores_no
     assert problem["type"] == "urn:reentry-gateway:problem:certificate-revoked"
     assert "revoked by its CA" in problem["detail"]
     assert await gateway.store.list_messages(limit=10) == []
+
+
+async def test_signed_json_is_kept_as_the_attached_jws_the_sender_made(ca, responder, start, http):
+    member = ca.issue("penal", ocsp_url=responder.url, algorithm="ecdsa-sha256")
+    gateway = await start(member)
+    message_id = str(uuid.uuid4())
+    headers = jws_headers(member, message_id, BODY)
+    async with http.post(f"{gateway.url}/api/v1/relay/health/notices", data=BODY, headers=headers) as response:
+        stored_id = (await response.json())["message_id"]
+    async with http.get(f"{gateway.url}/api/v1/messages/{stored_id}/evidence",
+                        headers={"X-Member-Id": "health"}) as response:
+        assert response.status == 200 and response.content_type == "application/jose"
+        evidence = await response.read()
+    async with http.get(f"{gateway.url}/api/v1/messages/{stored_id}/evidence/certificate",
+                        headers={"X-Member-Id": "health"}) as response:
+        certificate = x509.load_pem_x509_certificate(await response.read())
+    assert certificate == member.certificate
+    token = joserfc_jws.deserialize_compact(evidence, ECKey.import_key(certificate.public_key()),
+                                            registry=LAX_REGISTRY)
+    assert token.payload == BODY and token.headers()["jti"] == message_id
+    assert evidence.split(b".")[0] + b".." + evidence.split(b".")[2] == headers[SIGNATURE_HEADER].encode()
 
 
 # ---------------------------------------------------------------- start-up

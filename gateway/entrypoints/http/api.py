@@ -83,11 +83,15 @@ async def relay(request: web.Request) -> web.Response:
     parse_json(body, server.max_json_depth)
     # Verify before submit, which records the message id: a forged copy sent first must not
     # use up the id of the genuine message (gateway.security.replay).
-    await gateway.json_signatures.verify(
-        relay_request.caller, request.headers.get(SIGNATURE_HEADER), body, message_id=relay_request.client_message_id
+    signature = request.headers.get(SIGNATURE_HEADER)
+    claims = await gateway.json_signatures.verify(
+        relay_request.caller, signature, body, message_id=relay_request.client_message_id
     )
+    # A signed body is kept as the sender signed it: the delivery carries the gateway's signature.
+    evidence = None if claims is None else gateway.json_signatures.evidence(relay_request.caller, claims,
+                                                                             signature or "", body)
     acceptance = await gateway.relay.submit(
-        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type})
+        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type, "evidence": evidence})
     )
     message = acceptance.message
     if acceptance.duplicate:
@@ -118,7 +122,8 @@ async def message_status(request: web.Request) -> web.Response:
 
 
 async def evidence(request: web.Request) -> web.Response:
-    """The sender's signed document as it arrived, byte for byte, for the sender or the recipient."""
+    """What the sender signed, for the sender or the recipient: a signed SOAP request byte for byte
+    as it arrived, or signed JSON as the compact JWS with the body put back in."""
     gateway = _gateway(request)
     kept = await signed_evidence(gateway.store, gateway.audit, gateway.config.members, caller=caller_of(request),
                                  message_id=request.match_info["message_id"])

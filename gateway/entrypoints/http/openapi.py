@@ -136,11 +136,13 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/messages/{message_id}/evidence": {
                 "get": {
                     "operationId": "messageEvidence",
-                    "summary": "The sender's signed SOAP request as it arrived, byte for byte (sender or recipient)",
+                    "summary": "What the sender signed (sender or recipient): a signed SOAP request byte for byte "
+                               "as it arrived, or signed JSON as the compact JWS with the body attached",
                     "parameters": [_path("message_id", "The gateway's message id (X-Message-Id of the delivery)"),
                                    _MEMBER],
-                    "responses": {"200": {"description": "The signed document, verbatim; Repr-Digest is its SHA-256",
-                                          "content": {"text/xml": {"schema": {"type": "string"}}}},
+                    "responses": {"200": {"description": "The signed document; Repr-Digest is its SHA-256",
+                                          "content": {"text/xml": {"schema": {"type": "string"}},
+                                                      "application/jose": {"schema": {"type": "string"}}}},
                                   **_problems((404, "No signed message with this id sent by you or to you")),
                                   **denied},
                 }
