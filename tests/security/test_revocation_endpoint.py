@@ -87,6 +87,11 @@ async def start(tmp_path, ca, recipient_url):
         await gateway.stop()
 
 
+def fresh_request(prefix: str) -> bytes:
+    """A relay request under an id of its own, so it is dated now (message dates are kept per id)."""
+    return relay_request(message_id=f"{prefix}-{uuid.uuid4().hex[:12]}")
+
+
 async def soap_answer(gateway, http, request: bytes):
     async with http.post(f"{gateway.url}/soap/relay", data=request, headers=SOAP_HEADERS) as response:
         return response.status, await response.read()
@@ -101,7 +106,7 @@ def metric(gateway, source: str, outcome: str) -> float:
 async def test_a_soap_message_signed_with_a_good_certificate_is_relayed(ca, responder, start, http):
     member = ca.issue("penal", ocsp_url=responder.url)
     gateway = await start(member)
-    status, _ = await soap_answer(gateway, http, signed(relay_request(message_id="good-1"), member))
+    status, _ = await soap_answer(gateway, http, signed(fresh_request("good"), member))
     assert status == 200
     assert len(await gateway.store.list_messages(limit=10)) == 1
     assert metric(gateway, "ocsp", "good") == 1 and metric(gateway, "crl", "good") == 1
@@ -111,7 +116,7 @@ async def test_a_soap_message_signed_with_a_certificate_revoked_in_the_crl_is_re
     member = ca.issue("penal")
     ca.revoke(member)
     gateway = await start(member)
-    status, body = await soap_answer(gateway, http, signed(relay_request(), member))
+    status, body = await soap_answer(gateway, http, signed(fresh_request("signed"), member))
     fault = fault_of(status, body)
     assert fault.is_client_fault and (fault.error_code, fault.http_status) == ("certificate-revoked", 401)
     assert "revoked by its CA" in fault.message and "(crl)" in fault.message
@@ -122,7 +127,7 @@ async def test_a_soap_message_signed_with_a_certificate_the_responder_revoked_is
     member = ca.issue("penal", ocsp_url=responder.url)
     gateway = await start(member)  # its CRL predates the revocation
     ca.revoke(member)
-    status, body = await soap_answer(gateway, http, signed(relay_request(), member))
+    status, body = await soap_answer(gateway, http, signed(fresh_request("signed"), member))
     fault = fault_of(status, body)
     assert (fault.error_code, fault.http_status) == ("certificate-revoked", 401) and "(ocsp)" in fault.message
     assert await gateway.store.list_messages(limit=10) == []
@@ -133,7 +138,7 @@ async def test_responder_down_under_hard_fail_refuses_and_stores_nothing(ca, res
     member = ca.issue("penal", ocsp_url=responder.url)
     gateway = await start(member, extra={"GATEWAY__REVOCATION__CRLS": "[]"})
     await responder.stop()
-    status, body = await soap_answer(gateway, http, signed(relay_request(), member))
+    status, body = await soap_answer(gateway, http, signed(fresh_request("signed"), member))
     fault = fault_of(status, body)
     assert (fault.error_code, fault.http_status) == ("revocation-unavailable", 503)
     assert not fault.is_client_fault  # nothing is wrong with the message: send it again later
@@ -146,7 +151,7 @@ async def test_responder_down_under_soft_fail_accepts_with_a_warning_and_a_metri
     member = ca.issue("penal", ocsp_url=responder.url)
     gateway = await start(member, on_unreachable="soft-fail", extra={"GATEWAY__REVOCATION__CRLS": "[]"})
     await responder.stop()
-    status, _ = await soap_answer(gateway, http, signed(relay_request(), member))
+    status, _ = await soap_answer(gateway, http, signed(fresh_request("signed"), member))
     assert status == 200
     assert len(await gateway.store.list_messages(limit=10)) == 1
     assert metric(gateway, "none", "soft_fail") == 1
@@ -161,7 +166,7 @@ async def test_a_member_may_be_soft_fail_in_a_hard_fail_deployment(ca, responder
     gateway = await start(member, extra={"GATEWAY__REVOCATION__CRLS": "[]",
                                          "GATEWAY__MEMBERS__PENAL__REVOCATION_UNREACHABLE": '"soft-fail"'})
     await responder.stop()
-    status, _ = await soap_answer(gateway, http, signed(relay_request(), member))
+    status, _ = await soap_answer(gateway, http, signed(fresh_request("signed"), member))
     assert status == 200
 
 
@@ -169,7 +174,7 @@ async def test_many_soap_messages_ask_the_responder_once(ca, responder, start, h
     member = ca.issue("penal", ocsp_url=responder.url)
     gateway = await start(member)
     for number in range(5):
-        status, _ = await soap_answer(gateway, http, signed(relay_request(message_id=f"many-{number}"), member))
+        status, _ = await soap_answer(gateway, http, signed(fresh_request(f"many-{number}"), member))
         assert status == 200
     assert responder.hits == 1
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 
 import pytest
 from cryptography import x509
@@ -33,6 +34,11 @@ async def gateway(tmp_path, agency, store_url):
     await started.stop()
 
 
+def fresh_request(prefix: str) -> bytes:
+    """A relay request under an id of its own, so it is dated now (message dates are kept per id)."""
+    return relay_request(message_id=f"{prefix}-{uuid.uuid4().hex[:12]}")
+
+
 async def relayed(gateway, http, agency, request: bytes) -> str:
     """Relay ``request``; the gateway's message id, once the recipient has it."""
     async with http.post(f"{gateway.url}/soap/relay", data=request, headers=SOAP_HEADERS) as response:
@@ -53,7 +59,7 @@ def pem(certificate: x509.Certificate) -> bytes:
 
 async def test_the_recipient_gets_the_gateways_signature_and_the_senders_signed_bytes_as_evidence(
         gateway, agency, http, tmp_path):
-    sent = signed(relay_request(message_id="evidence-1"), penal())
+    sent = signed(fresh_request("evidence"), penal())
     message_id = await relayed(gateway, http, agency, sent)
 
     delivered = agency.deliveries[-1].body
@@ -73,7 +79,7 @@ async def test_the_recipient_gets_the_gateways_signature_and_the_senders_signed_
 
 
 async def test_the_certificate_that_verified_the_evidence_is_kept_with_it(gateway, agency, http, tmp_path):
-    message_id = await relayed(gateway, http, agency, signed(relay_request(message_id="evidence-2"), penal()))
+    message_id = await relayed(gateway, http, agency, signed(fresh_request("evidence"), penal()))
     status, headers, certificate = await read(http, gateway, message_id, "health", "/certificate")
     assert status == 200 and headers["Content-Type"] == "application/pem-certificate-chain"
     assert x509.load_pem_x509_certificate(certificate) == penal().certificate
@@ -83,14 +89,14 @@ async def test_the_certificate_that_verified_the_evidence_is_kept_with_it(gatewa
 
 
 async def test_the_sender_may_read_its_evidence_too(gateway, agency, http):
-    sent = signed(relay_request(message_id="evidence-3"), penal())
+    sent = signed(fresh_request("evidence"), penal())
     message_id = await relayed(gateway, http, agency, sent)
     status, _, evidence = await read(http, gateway, message_id, "penal")
     assert (status, evidence) == (200, sent)
 
 
 async def test_another_member_learns_nothing_of_the_evidence(gateway, agency, http):
-    message_id = await relayed(gateway, http, agency, signed(relay_request(message_id="evidence-4"), penal()))
+    message_id = await relayed(gateway, http, agency, signed(fresh_request("evidence"), penal()))
     for suffix in ("", "/certificate"):
         status, headers, body = await read(http, gateway, message_id, "interior", suffix)
         assert status == 404 and headers["Content-Type"].startswith("application/problem+json")
@@ -100,13 +106,13 @@ async def test_another_member_learns_nothing_of_the_evidence(gateway, agency, ht
 
 
 async def test_an_unidentified_caller_is_refused(gateway, agency, http):
-    message_id = await relayed(gateway, http, agency, signed(relay_request(message_id="evidence-5"), penal()))
+    message_id = await relayed(gateway, http, agency, signed(fresh_request("evidence"), penal()))
     status, headers, _ = await read(http, gateway, message_id, None)
     assert status == 401 and headers["Content-Type"].startswith("application/problem+json")
 
 
 async def test_every_reading_is_audited_before_the_document_leaves(gateway, agency, http):
-    message_id = await relayed(gateway, http, agency, signed(relay_request(message_id="evidence-6"), penal()))
+    message_id = await relayed(gateway, http, agency, signed(fresh_request("evidence"), penal()))
     await read(http, gateway, message_id, "health")
     await read(http, gateway, message_id, "penal", "/certificate")
     await read(http, gateway, message_id, "interior")  # refused: nothing disclosed, nothing recorded
@@ -121,7 +127,7 @@ async def test_an_unsigned_request_keeps_no_evidence(tmp_path, agency, http, sto
     unsigned_gateway = build(load_config(directory, environ={}))
     await unsigned_gateway.start(port=0)
     try:
-        message_id = await relayed(unsigned_gateway, http, agency, relay_request(message_id="evidence-7"))
+        message_id = await relayed(unsigned_gateway, http, agency, fresh_request("evidence"))
         status, _, _ = await read(http, unsigned_gateway, message_id, "health")
         assert status == 404
     finally:
