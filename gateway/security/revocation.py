@@ -425,10 +425,12 @@ class RevocationChecker:
                     raise _NoAnswer(f"HTTP {response.status}")
                 if response.content_length is not None and response.content_length > self._max_bytes:
                     raise _NoAnswer(f"the answer is {response.content_length} bytes, over the limit of {self._max_bytes} bytes")
-                data = await response.content.read(self._max_bytes + 1)
-                if len(data) > self._max_bytes:
-                    raise _NoAnswer(f"the answer is over the limit of {self._max_bytes} bytes")
-                return data
+                data = bytearray()
+                async for chunk in response.content.iter_any():  # chunked answers carry no length
+                    data += chunk
+                    if len(data) > self._max_bytes:
+                        raise _NoAnswer(f"the answer is over the limit of {self._max_bytes} bytes")
+                return bytes(data)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise _NoAnswer(f"cannot be reached ({type(error).__name__})") from None
 

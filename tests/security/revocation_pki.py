@@ -94,6 +94,7 @@ class Responder:
     next_update: dt.timedelta | None = dt.timedelta(hours=1)
     unknown: set[int] = field(default_factory=set)
     hits: int = 0
+    chunked: bool = False  # answers without Content-Length, in chunks
     url: str = ""
     _runner: web.AppRunner | None = None
     _stranger: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
@@ -119,7 +120,7 @@ class Responder:
         if self.mode == "http-error":
             return web.Response(status=503)
         if self.mode == "huge":
-            return web.Response(body=bytes(1_000_000), content_type="application/ocsp-response")
+            return await self._stream(request, bytes(1_000_000))
         if self.mode == "try-later":
             return self._der(ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER))
         asked = ocsp.load_der_ocsp_request(await request.read())
@@ -163,6 +164,17 @@ class Responder:
         builder = builder.responder_id(encoding, signer_certificate)
         return self._der(builder.sign(key, hashes.SHA256()))
 
+    @staticmethod
+    async def _stream(request: web.Request, body: bytes) -> web.StreamResponse:
+        """``body`` in chunks, without a Content-Length: a size check must count what arrives."""
+        answer = web.StreamResponse(headers={"Content-Type": "application/ocsp-response"})
+        answer.enable_chunked_encoding()
+        await answer.prepare(request)
+        for start in range(0, len(body), 16_384):
+            await answer.write(body[start:start + 16_384])
+        await answer.write_eof()
+        return answer
+
     def _impostor(self, subject: x509.Name) -> x509.Certificate:
         now = dt.datetime.now(dt.UTC)
         return (
@@ -173,7 +185,9 @@ class Responder:
             .sign(self._stranger, hashes.SHA256())
         )
 
-    @staticmethod
-    def _der(response: ocsp.OCSPResponse) -> web.Response:
-        return web.Response(body=response.public_bytes(serialization.Encoding.DER),
-                            content_type="application/ocsp-response")
+    def _der(self, response: ocsp.OCSPResponse) -> web.Response:
+        answer = web.Response(body=response.public_bytes(serialization.Encoding.DER),
+                              content_type="application/ocsp-response")
+        if self.chunked:
+            answer.enable_chunked_encoding()
+        return answer

@@ -282,6 +282,14 @@ async def test_an_answer_that_is_not_the_cas_answer_on_this_certificate_is_refus
     assert responder.hits == 2
 
 
+async def test_an_answer_sent_in_chunks_without_a_length_is_read_whole(ca, responder, checker_for):
+    member = ca.issue("penal", ocsp_url=responder.url)
+    responder.chunked = True
+    ca.revoke(member)
+    with pytest.raises(CertificateRevoked):
+        await checker_for().check("penal", member.certificate)
+
+
 async def test_an_oversized_answer_is_not_read_whole(ca, responder, checker_for):
     member = ca.issue("penal", ocsp_url=responder.url)
     responder.mode = "huge"
