@@ -235,11 +235,6 @@ class RevocationChecker:
             max_clock_skew_seconds=config.server.max_clock_skew_seconds, clock=clock, record=record,
         )
 
-    @property
-    def active(self) -> bool:
-        """Whether any certificate can be checked at all (an issuer is configured)."""
-        return bool(self._issuers)
-
     def issuer_of(self, certificate: x509.Certificate) -> x509.Certificate | None:
         """The configured CA that issued ``certificate`` (its signature verified), or None."""
         plan = self._plan(certificate)
