@@ -26,6 +26,7 @@ from adapters.probation import client as probation
 from adapters.social import client as social
 from adapters.social.client import SocialClient
 from gateway.config import GatewayConfig, WorkflowsConfig
+from gateway.errors import ConfigError
 from gateway.delivery.engine import DeliveryEngine
 from gateway.delivery.seal import OutboundSeal
 from gateway.delivery.transport import HttpTransport
@@ -37,6 +38,7 @@ from gateway.security.disclosure import DisclosurePolicy
 from gateway.security.jws import JsonSignatures
 from gateway.security.keys import gateway_signer, member_verifier
 from gateway.security.pseudonyms import Pseudonyms
+from gateway.security.revocation import RevocationChecker
 from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.services.indicators import Indicators
@@ -83,6 +85,8 @@ class Services:
     """Signs the SOAP the gateway sends and answers (WS-Security over the Body)."""
     verifiers: Mapping[str, Verifier]
     """Per member, its pinned certificates: what the SOAP it sends is verified with."""
+    revocation: RevocationChecker
+    """Whether the certificate that verified a member's signature (XML or JSON) is revoked."""
     release_intake: ReleaseIntake | None
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
     workflows: Workflows | None
@@ -111,6 +115,7 @@ class Services:
             await self.workflows.session.close()
         await self.engine.stop(grace)
         await self.audit.stop()
+        await self.revocation.close()
         await self.store.close()
 
 
@@ -127,12 +132,15 @@ def build(
     the receiver unless one is given."""
     store = store or create_store(config.store.url, base_dir=config.base_dir)
     metrics = Metrics()
-    json_signatures = JsonSignatures.from_config(config, clock)
+    revocation = RevocationChecker.from_config(
+        config, clock=clock, record=lambda source, outcome: metrics.revocation_checks.labels(source, outcome).inc())
+    json_signatures = JsonSignatures.from_config(config, clock, revocation=revocation)
     server_tls, client_ssl = _tls(config)
     signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
     verifiers = {member_id: member_verifier(member_id, member, config.base_dir,
                                             max_clock_skew_seconds=config.server.max_clock_skew_seconds)
                  for member_id, member in config.members.items()}
+    _check_revocable(config, verifiers, json_signatures, revocation)
     transport = HttpTransport(connect_timeout=config.delivery.connect_timeout_seconds, ssl=client_ssl,
                               seal=OutboundSeal(signer, json_signatures.headers_for))
     policy = DisclosurePolicy(config.policy)
@@ -158,11 +166,29 @@ def build(
         intake = ReleaseIntake(release_notice_receiver, store, senders=release_notice_senders, clock=clock)
     return Services(
         config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
-        audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, release_intake=intake,
+        audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, revocation=revocation,
+        release_intake=intake,
         workflows=workflows, outcomes=outcomes,
         indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), tls=server_tls,
         client_ssl=client_ssl,
     )
+
+
+def _check_revocable(config: GatewayConfig, verifiers: Mapping[str, Verifier], json_signatures: JsonSignatures,
+                     revocation: RevocationChecker) -> None:
+    """Refuse to start with a pinned certificate whose revocation cannot be checked as its CA asks."""
+    problems = []
+    for member_id, verifier in verifiers.items():
+        for index, pinned in enumerate(verifier.pinned):
+            problem = revocation.problem_with(pinned.certificate)
+            if problem:
+                problems.append(f"members.{member_id}.certificates[{index}]: {problem}")
+    for member_id, key_id, certificate in json_signatures.certificates():
+        problem = revocation.problem_with(certificate)
+        if problem:
+            problems.append(f"members.{member_id}.jws_keys.{key_id}: {problem}")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _tls(config: GatewayConfig) -> tuple[ServerTls | None, ssl.SSLContext | None]:

@@ -53,6 +53,9 @@ SignatureAlgorithmName = Literal[
     "rsa-sha256", "rsa-sha384", "rsa-sha512", "ecdsa-sha256", "ecdsa-sha384", "gost2015-256", "gost2015-512",
 ]
 
+# When a signing certificate's revocation status cannot be established (gateway.security.revocation).
+RevocationMode = Literal["soft-fail", "hard-fail"]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -202,6 +205,9 @@ class MemberConfig(_Section):
     # absent: [server] rate_limit, if any.
     rate_limit: RateLimit | None = None
     jws_keys: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")], Path] = {}
+    # What to do with this member's messages when the revocation status of its signing
+    # certificate cannot be established; unset: [revocation] on_unreachable.
+    revocation_unreachable: RevocationMode | None = None
 
     @model_validator(mode="after")
     def _keys_for_signed_json(self) -> MemberConfig:
@@ -336,6 +342,28 @@ class TlsConfig(_Section):
     private_key: Path = Path("var/pki/members/gateway.key")
 
 
+class RevocationConfig(_Section):
+    """Revocation of the certificates that verify members' XML and JSON signatures
+    (gateway.security.revocation; docs/security.md, "Revocation"). Relative paths are relative
+    to the configuration folder."""
+
+    issuers: list[Path] = []
+    """CA certificates (PEM) that issue members' signing certificates. A pinned certificate
+    none of them issued is trusted as pinned, with no one to ask about it."""
+    crls: list[Path] = []
+    """CRLs (PEM or DER) of those CAs; re-read when the file changes, used until nextUpdate."""
+    ocsp: bool = True
+    """Ask the OCSP responder a certificate names (its AIA extension)."""
+    on_unreachable: RevocationMode = "hard-fail"
+    """Without a current answer (responder down, CRL past nextUpdate): refuse the message
+    (hard-fail) or accept it with a warning and a metric (soft-fail). Per member:
+    members.ID.revocation_unreachable."""
+    timeout_seconds: float = Field(3.0, gt=0, le=30)
+    max_response_bytes: int = Field(65_536, ge=1024, le=1_048_576)
+    cache_seconds: float = Field(300.0, gt=0, le=86_400, description="how long an OCSP answer without nextUpdate is used")
+    retry_seconds: float = Field(30.0, gt=0, le=3600, description="how soon an unreachable responder is asked again")
+
+
 class JwsConfig(_Section):
     """The gateway's key for signing JSON delivered to members with ``sign_json``."""
 
@@ -396,6 +424,7 @@ class GatewayConfig(_Section):
     signing: SigningConfig = SigningConfig()
     tls: TlsConfig = TlsConfig()
     jws: JwsConfig = JwsConfig()
+    revocation: RevocationConfig = RevocationConfig()
     policy: DisclosurePolicyConfig = {}
     # Where relative paths (the SQLite file) are resolved: the config folder.
     base_dir: Path = Path(".")
@@ -470,6 +499,12 @@ class GatewayConfig(_Section):
         found = [f"members.{member_id}.require_signature = false: unsigned SOAP from {member_id!r} is accepted "
                  "(a development setting; production agencies sign)"
                  for member_id, member in self.members.items() if member.require_signature is False]
+        soft = sorted(member_id for member_id, member in self.members.items()
+                      if (member.revocation_unreachable or self.revocation.on_unreachable) == "soft-fail")
+        if self.revocation.issuers and soft:
+            found.append(f"revocation: signatures of {', '.join(soft)} are accepted when their certificate's "
+                         "status cannot be established (soft-fail): a revoked key is then accepted while its CA "
+                         "cannot be reached")
         if self.server.identity == "header":
             found.append("server.identity = \"header\": callers are trusted by X-Member-Id (development on loopback "
                          "only; use \"mtls\" in production)")

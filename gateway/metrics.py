@@ -60,6 +60,11 @@ class Metrics:
             ["destination"], registry=r,
         )
 
+        self.revocation_checks = Counter(
+            "gateway_revocation_checks", "Signing-certificate revocation checks by source (crl, ocsp, none) and "
+            "outcome (good, revoked, unknown, unreachable, invalid, soft_fail, hard_fail)",
+            ["source", "outcome"], registry=r,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited_total", "Requests refused with 429 by member and service", ["member", "service"],
             registry=r,

@@ -21,17 +21,21 @@ typ    optional, ``JOSE``
 ====== ================================================================================
 
 Any other header parameter (``jwk``, ``jku``, ``x5u``, ``b64``, ``crit`` …) is refused: keys are
-only ever the configured ones.
+only ever the configured ones. A configured key may be a certificate (PEM): its revocation is
+then checked like that of the certificates that verify XML signatures
+(``gateway.security.revocation``), after the signature verifies and before anything is stored.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jws
@@ -41,10 +45,11 @@ from joserfc.registry import HeaderParameter
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.security.replay import Freshness
-from gateway.store import Message
+from gateway.store import Evidence, Message
 
 if TYPE_CHECKING:  # settings are read, not depended on: gateway.config imports this package
     from gateway.config import GatewayConfig
+    from gateway.security.revocation import RevocationChecker
 
 __all__ = ["ALGORITHMS", "SIGNATURE_HEADER", "InvalidSignature", "JsonSignatures", "SigningKey", "sign", "verify"]
 
@@ -176,35 +181,63 @@ class JsonSignatures:
         member_keys: Mapping[str, Mapping[str, Key]],
         freshness: Freshness,
         max_lifetime: float,
+        member_certificates: Mapping[str, Mapping[str, x509.Certificate]] | None = None,
+        revocation: RevocationChecker | None = None,
     ) -> None:
         self._gateway_id = gateway_id
         self._signing_key = signing_key
         self._member_keys = member_keys
+        self._member_certificates = member_certificates or {}
+        self._revocation = revocation
         self._freshness = freshness
         self._max_lifetime = max_lifetime
 
     @classmethod
-    def from_config(cls, config: GatewayConfig, clock: Callable[[], float] = time.time) -> JsonSignatures:
+    def from_config(cls, config: GatewayConfig, clock: Callable[[], float] = time.time, *,
+                    revocation: RevocationChecker | None = None) -> JsonSignatures:
         base = config.base_dir
         key = config.jws.signing_key
+        signing = {member_id: {kid: _verification_key(base / path) for kid, path in member.jws_keys.items()}
+                   for member_id, member in config.members.items() if member.sign_json}
         return cls(
             gateway_id=config.server.member_id,
             signing_key=SigningKey(config.jws.key_id, _private_key(base / key)) if key is not None else None,
-            member_keys={
-                member_id: {kid: _public_key(base / path) for kid, path in member.jws_keys.items()}
-                for member_id, member in config.members.items() if member.sign_json
-            },
+            member_keys={member_id: {kid: key for kid, (key, _) in keys.items()} for member_id, keys in signing.items()},
+            member_certificates={member_id: {kid: certificate for kid, (_, certificate) in keys.items()
+                                             if certificate is not None} for member_id, keys in signing.items()},
+            revocation=revocation,
             freshness=Freshness(config.server.max_clock_skew_seconds, clock),
             max_lifetime=config.jws.max_lifetime_seconds,
         )
 
-    def verify(self, sender: str, signature: str | None, body: bytes, *, message_id: str | None) -> SignedClaims | None:
-        """Verify what ``sender`` sends, if it signs JSON; None when it does not."""
+    def certificates(self) -> list[tuple[str, str, x509.Certificate]]:
+        """(member, key id, certificate) of every key configured as a certificate."""
+        return [(member_id, kid, certificate) for member_id, keys in self._member_certificates.items()
+                for kid, certificate in keys.items()]
+
+    async def verify(self, sender: str, signature: str | None, body: bytes, *,
+                     message_id: str | None) -> SignedClaims | None:
+        """Verify what ``sender`` sends, if it signs JSON; None when it does not. A key configured
+        as a certificate must not be revoked (``RevocationChecker.check`` raises)."""
         keys = self._member_keys.get(sender)
         if keys is None:
             return None
-        return verify(signature, body, keys=keys, audience=self._gateway_id, message_id=message_id,
-                      freshness=self._freshness, max_lifetime=self._max_lifetime)
+        claims = verify(signature, body, keys=keys, audience=self._gateway_id, message_id=message_id,
+                        freshness=self._freshness, max_lifetime=self._max_lifetime)
+        certificate = self._member_certificates.get(sender, {}).get(claims.key_id)
+        if certificate is not None and self._revocation is not None:
+            await self._revocation.check(sender, certificate)
+        return claims
+
+    def evidence(self, sender: str, claims: SignedClaims, signature: str, body: bytes) -> Evidence:
+        """What ``sender`` signed, kept as evidence: the compact JWS with the body put back in
+        (RFC 7515 §7.1), which any JOSE library verifies on its own, and the key's certificate
+        if the key was configured as one."""
+        header, _, value = signature.partition("..")
+        payload = base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
+        certificate = self._member_certificates.get(sender, {}).get(claims.key_id)
+        return Evidence(f"{header}.{payload}.{value}".encode("ascii"), "application/jose",
+                        None if certificate is None else certificate.public_bytes(serialization.Encoding.DER))
 
     def headers_for(self, message: Message) -> dict[str, str]:
         """The signature header for a JSON delivery to a signing member; empty for anyone else."""
@@ -230,14 +263,23 @@ def _private_key(path: Path) -> Key:
     return _accepted(path, key)
 
 
-def _public_key(path: Path) -> Key:
+def _verification_key(path: Path) -> tuple[Key, x509.Certificate | None]:
+    """A member's key from a PEM public key, or from a PEM certificate (kept, to check its revocation)."""
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: the member's JSON signature key cannot be read: {exc.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        try:
+            certificate = x509.load_pem_x509_certificate(data)
+        except ValueError:
+            raise ConfigError(f"{path}: not a PEM certificate") from None
+        return _accepted(path, certificate.public_key()), certificate
+    try:
+        key = serialization.load_pem_public_key(data)
     except ValueError:
-        raise ConfigError(f"{path}: not a PEM public key") from None
-    return _accepted(path, key)
+        raise ConfigError(f"{path}: not a PEM public key or certificate") from None
+    return _accepted(path, key), None
 
 
 def _accepted(path: Path, key: Any) -> Key:

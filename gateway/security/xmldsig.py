@@ -57,6 +57,7 @@ __all__ = [
     "PrivateKey",
     "SignatureRefused",
     "Signer",
+    "Verified",
     "Verifier",
     "WsSecuritySigner",
 ]
@@ -269,6 +270,14 @@ class _Reference:
     prefixes: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What a signature check established: the signed Body, and the certificate that verified it."""
+
+    body: etree._Element
+    certificate: PinnedCertificate
+
+
 class Verifier:
     """Verifies envelopes from one sender against the certificates pinned for it.
 
@@ -317,7 +326,13 @@ class Verifier:
         )
 
     def verified_body(self, envelope: etree._Element, *, at: dt.datetime) -> etree._Element | None:
-        """The soap:Body that the signature covers, parsed from the signed bytes alone.
+        """The soap:Body that the signature covers, parsed from the signed bytes alone (see ``verify``)."""
+        verified = self.verify(envelope, at=at)
+        return None if verified is None else verified.body
+
+    def verify(self, envelope: etree._Element, *, at: dt.datetime) -> Verified | None:
+        """The soap:Body that the signature covers, parsed from the signed bytes alone, and the
+        pinned certificate that verified it (for its revocation to be checked next).
 
         None when ``envelope`` is unsigned and this sender may send unsigned messages.
         ``at`` is when the message was received: every certificate is judged at that moment,
@@ -343,12 +358,12 @@ class Verifier:
         if not _ids(body):
             raise SignatureRefused("signature-reference", "the soap:Body carries no wsu:Id for the signature to reference")
         provider, references, prefixes = self._signed_info(signature, body, timestamp)
-        self._verify(signature, provider, references, prefixes, at)
+        certificate = self._verify(signature, provider, references, prefixes, at)
         signed = {reference.what: _canonical(reference.target, reference.prefixes) for reference in references}
         if _TIMESTAMP_WHAT in signed:
             self._check_timestamp(signed[_TIMESTAMP_WHAT], at)
         try:
-            return parse_untrusted(signed[_BODY_WHAT])
+            return Verified(parse_untrusted(signed[_BODY_WHAT]), certificate)
         except (UnsafeXMLError, MalformedXMLError):
             raise SignatureRefused("signature-malformed", "the signed Body cannot be read back as safe, "
                                    "well-formed XML") from None
@@ -434,8 +449,8 @@ class Verifier:
     def _verify(
         self, signature: etree._Element, provider: SignatureAlgorithm, references: list[_Reference],
         prefixes: tuple[str, ...], at: dt.datetime,
-    ) -> None:
-        """Return once a pinned certificate verifies SignedInfo and every reference's digest matches."""
+    ) -> PinnedCertificate:
+        """The pinned certificate that verifies SignedInfo, once every reference's digest matches."""
         value = _signature_value(signature)
         if provider.signature_length is not None and len(value) != provider.signature_length:
             half = provider.signature_length // 2
@@ -462,7 +477,7 @@ class Verifier:
                 continue  # another pinned certificate may be the one (rotation)
             for reference in references:
                 _check_digest(reference)
-            return
+            return pinned
         for pinned in hinted:
             problem = pinned.window_problem(at)
             if problem is not None:

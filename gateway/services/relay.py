@@ -17,7 +17,7 @@ from gateway.config import GatewayConfig
 from gateway.errors import BadRequest, Forbidden, IdempotencyKeyReused, NotFound, Unauthenticated
 from gateway.metrics import Metrics
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
-from gateway.store import AcceptMessage, Acceptance, ConflictError, NewMessage, Transactions
+from gateway.store import AcceptMessage, Acceptance, ConflictError, Evidence, NewMessage, Transactions
 
 # Opaque ids and keys: printable, no spaces, bounded (they end up in headers and indexes).
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
@@ -34,6 +34,8 @@ class RelayRequest:
     correlation_id: str | None = None
     purpose: str | None = None
     ordering_key: str | None = None
+    evidence: Evidence | None = None
+    """The sender's signed document as it arrived, kept with the message (a signed SOAP request)."""
 
 
 class Relay:
@@ -120,7 +122,7 @@ class Relay:
         )
         try:
             (acceptance,) = await self._store.apply(
-                [AcceptMessage(message, audit=self._audit.command([received]).entries)], now)
+                [AcceptMessage(message, audit=self._audit.command([received]).entries, evidence=request.evidence)], now)
         except ConflictError as exc:
             raise IdempotencyKeyReused(str(exc)) from None
         if acceptance.duplicate:

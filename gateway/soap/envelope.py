@@ -20,6 +20,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cryptography import x509
 from lxml import etree
 
 from gateway.security.xmldsig import SignatureRefused, Verifier
@@ -74,6 +75,8 @@ class Envelope:
     header: etree._Element | None
     body: etree._Element
     """The one element inside soap:Body."""
+    signed_by: x509.Certificate | None = None
+    """The pinned certificate that verified the signature (``verified``), None if unsigned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +167,16 @@ def verified(envelope: Envelope, verifier: Verifier, *, at: dt.datetime) -> Enve
     the signature does not cover is not in it.
     """
     try:
-        body = verifier.verified_body(envelope.document, at=at)
+        signed = verifier.verify(envelope.document, at=at)
     except SignatureRefused as refusal:
         raise SoapFault.client(
             refusal.slug, refusal.detail, error_data="/Envelope/Header/wsse:Security", http_status=refusal.status
         ) from None
-    if body is None:
+    if signed is None:
         return envelope
-    (element,) = (child for child in body if isinstance(child.tag, str))
-    return Envelope(document=envelope.document, header=envelope.header, body=element)
+    (element,) = (child for child in signed.body if isinstance(child.tag, str))
+    return Envelope(document=envelope.document, header=envelope.header, body=element,
+                    signed_by=signed.certificate.certificate)
 
 
 def build_envelope(body: etree._Element, *, header_blocks: Sequence[etree._Element] = ()) -> etree._Element:

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
+from cryptography import x509
 from lxml import etree
 from pydantic import ValidationError
 
@@ -46,7 +47,7 @@ from gateway.soap.envelope import (
 from gateway.soap.faults import SoapFault, fault_body
 from gateway.store import StoreError
 
-__all__ = ["Handler", "SoapCall", "SoapEndpoint", "SoapService", "VerifierFor"]
+__all__ = ["Handler", "SignerCheck", "SoapCall", "SoapEndpoint", "SoapService", "VerifierFor"]
 
 T = TypeVar("T")
 
@@ -125,6 +126,10 @@ class SoapCall:
 
 Handler = Callable[[SoapCall], Awaitable[BusResponse]]
 
+SignerCheck = Callable[[str, x509.Certificate], Awaitable[None]]
+"""An asynchronous check of the certificate that verified a sender's signature (its revocation,
+say), given the sender the verifier is pinned for; raises a ``GatewayError`` to refuse."""
+
 VerifierFor = Callable[[web.Request], Verifier | None]
 """The verifier for a request's sender (told by the transport), or None to leave signatures
 unchecked: an endpoint that does not know the sender leaves refusing it to the handler."""
@@ -164,6 +169,7 @@ class SoapEndpoint:
         clock: Callable[[], float] = time.time,
         signer: Signer | None = None,
         verifier_for: VerifierFor = _no_verifier,
+        signer_check: SignerCheck | None = None,
         freshness: Freshness | None = None,
         public_url: str | None = None,
         public_host: str | None = None,
@@ -176,6 +182,7 @@ class SoapEndpoint:
         self._clock = clock
         self._signer = signer
         self._verifier_for = verifier_for
+        self._signer_check = signer_check
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(PREFIX + "/{service}", self._post)
@@ -234,6 +241,8 @@ class SoapEndpoint:
         if verifier is not None:
             # Before anything reads the Body: from here on only what the signature covers is used.
             envelope = verified(envelope, verifier, at=received_at)
+            if self._signer_check is not None and envelope.signed_by is not None:
+                await self._signer_check(verifier.sender, envelope.signed_by)
         operation = _operation(service.contract, envelope.body)
         service.contract.validate(envelope.body)
         message = read_request(envelope.body)

@@ -26,6 +26,7 @@ from gateway.store.base import (
     ConsoleSession,
     ConsoleStore,
     DeliveryStore,
+    Evidence,
     Inbox,
     IndicatorEvents,
     IndicatorReferral,
@@ -38,6 +39,7 @@ from gateway.store.base import (
     MessageState,
     NewAuditEntry,
     NewMessage,
+    StoredEvidence,
     Outbox,
     RecordInbound,
     RecordReferral,
@@ -57,10 +59,10 @@ from gateway.store.base import (
 __all__ = [
     "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "AuditStore", "CancelTimer", "Case",
     "CaseStore", "Command", "ConflictError", "ConsoleAccount", "ConsoleSession", "ConsoleStore", "DeliveryStore",
-    "Inbox", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "IndicatorStore",
+    "Evidence", "Inbox", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "IndicatorStore",
     "Lifecycle", "Message", "MessageQuery", "MessageState", "NewAuditEntry", "NewMessage", "Outbox",
     "RecordInbound", "RecordReferral", "RecordReferralOutcome", "RecordRelease", "RecordReoffence", "SaveCase",
-    "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions", "TreeHead", "WorkflowStore", "create_store",
+    "ScheduleTimer", "Store", "StoredEvidence", "StoreError", "Timer", "Transactions", "TreeHead", "WorkflowStore", "create_store",
 ]
 
 

@@ -93,6 +93,29 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """A sender's signed document exactly as it arrived (the bytes its signature was checked
+    on), kept beside the message it became: the sender's proof of what it sent, which the
+    gateway's own signature on the delivery does not replace."""
+
+    document: bytes
+    media_type: str
+    certificate: bytes | None = None
+    """DER of the pinned certificate that verified the signature, as it was then."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvidence:
+    """``Evidence`` as kept, with the message it belongs to."""
+
+    message_id: str
+    sender: str
+    recipient: str
+    received_at: float
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
 class Acceptance:
     """The answer to an accept: the stored message, and whether it was already there."""
 
@@ -186,6 +209,8 @@ class AcceptMessage:
 
     message: NewMessage
     audit: Sequence[NewAuditEntry] = ()
+    evidence: Evidence | None = None
+    """Kept with the message, and only if it is new: a resend keeps the first one's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +428,10 @@ class Outbox(Transactions, Protocol):
         """``apply([AcceptMessage(message)])`` — the relay's hot path."""
 
     async def get_message(self, message_id: str) -> Message | None: ...
+
+    async def get_evidence(self, message_id: str) -> StoredEvidence | None:
+        """The sender's signed document the message was accepted with, if it was signed."""
+        ...
 
     async def find_message(self, sender: str, client_message_id: str) -> Message | None: ...
 

@@ -196,7 +196,9 @@ class PostgresDialect(Dialect):
                 SELECT id FROM messages WHERE state = 'delivered' AND delivered_at < %s
                  ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED),
             forgotten_attempts AS (
-                DELETE FROM attempts WHERE message_id IN (SELECT id FROM doomed))
+                DELETE FROM attempts WHERE message_id IN (SELECT id FROM doomed)),
+            forgotten_evidence AS (
+                DELETE FROM message_evidence WHERE message_id IN (SELECT id FROM doomed))
             DELETE FROM messages WHERE id IN (SELECT id FROM doomed)
             """,
             (before, limit),

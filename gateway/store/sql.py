@@ -35,6 +35,7 @@ from gateway.store.base import (
     Case,
     Command,
     ConflictError,
+    Evidence,
     IndicatorEvents,
     IndicatorReferral,
     IndicatorRelease,
@@ -54,6 +55,7 @@ from gateway.store.base import (
     SaveCase,
     ScheduleTimer,
     StoreError,
+    StoredEvidence,
     Timer,
     TreeHead,
 )
@@ -253,6 +255,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX console_sessions_user ON console_sessions (username);
     CREATE INDEX messages_correlation ON messages (correlation_id);
+    """,
+    # 6: the sender's signed document as it arrived (a relayed signed SOAP envelope), kept
+    # verbatim beside its message as evidence, with the certificate that verified it.
+    """
+    CREATE TABLE message_evidence (
+        message_id  {TEXT} PRIMARY KEY,
+        media_type  {TEXT} NOT NULL,
+        document    {BLOB} NOT NULL,
+        certificate {BLOB},
+        received_at {REAL} NOT NULL
+    );
     """,
 )
 
@@ -486,10 +499,16 @@ class Dialect:
 
     def apply_one(self, command: Command, now: float) -> Operation[Any]:
         match command:
-            case AcceptMessage(message=message, audit=audit):
+            case AcceptMessage(message=message, audit=audit, evidence=evidence):
                 acceptance = yield from self.accept(message, now)
                 if audit and not acceptance.duplicate:
                     yield from self.append_audit(audit, now)
+                if evidence is not None and not acceptance.duplicate:
+                    yield self.statement(
+                        "INSERT INTO message_evidence (message_id, media_type, document, certificate, received_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (acceptance.message.id, evidence.media_type, evidence.document, evidence.certificate, now),
+                    )
                 return acceptance
             case RecordInbound(sender=sender, key=key, answer=answer):
                 # message_id '' names no message: the record is purged after the de-duplication period.
@@ -552,6 +571,18 @@ class Dialect:
     def get_message(self, message_id: str) -> Operation[Message | None]:
         row = yield self.one(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,))
         return message_of(row) if row else None
+
+    def get_evidence(self, message_id: str) -> Operation[StoredEvidence | None]:
+        row = yield self.one(
+            "SELECT m.id, m.sender, m.recipient, e.received_at, e.document, e.media_type, e.certificate "
+            "FROM message_evidence AS e JOIN messages AS m ON m.id = e.message_id WHERE e.message_id = ?",
+            (message_id,),
+        )
+        if row is None:
+            return None
+        message, sender, recipient, received_at, document, media_type, certificate = row
+        return StoredEvidence(message, sender, recipient, received_at,
+                              Evidence(bytes(document), media_type, None if certificate is None else bytes(certificate)))
 
     def find_message(self, sender: str, client_message_id: str) -> Operation[Message | None]:
         row = yield self.one(
@@ -967,6 +998,9 @@ class SQLStore:
 
     async def get_message(self, message_id: str) -> Message | None:
         return await self._read(self._dialect.get_message, message_id)
+
+    async def get_evidence(self, message_id: str) -> StoredEvidence | None:
+        return await self._read(self._dialect.get_evidence, message_id)
 
     async def find_message(self, sender: str, client_message_id: str) -> Message | None:
         return await self._read(self._dialect.find_message, sender, client_message_id)

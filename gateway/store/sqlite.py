@@ -139,6 +139,7 @@ class SQLiteDialect(Dialect):
     def purge_delivered(self, before: float, limit: int) -> Operation[int]:
         doomed = "SELECT id FROM messages WHERE state = 'delivered' AND delivered_at < ? ORDER BY seq LIMIT ?"
         yield self.statement(f"DELETE FROM attempts WHERE message_id IN ({doomed})", (before, limit))
+        yield self.statement(f"DELETE FROM message_evidence WHERE message_id IN ({doomed})", (before, limit))
         return (yield self.statement(f"DELETE FROM messages WHERE id IN ({doomed})", (before, limit)))
 
     def purge_inbound(self, before: float, limit: int) -> Operation[int]:

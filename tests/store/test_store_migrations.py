@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.store import ConsoleAccount, MessageState, NewMessage, RecordInbound, create_store
+from gateway.store import (
+    AcceptMessage,
+    ConsoleAccount,
+    Evidence,
+    MessageState,
+    NewMessage,
+    RecordInbound,
+    create_store,
+)
 from gateway.store.sql import MIGRATIONS
 
 LEGACY = Path(__file__).parent / "legacy"
@@ -28,6 +36,11 @@ def stage_released_schema(backend, url: str, version: int) -> None:
             backend.execute(url, statement)
     backend.execute(url, "CREATE TABLE schema_version (version INTEGER NOT NULL)")
     backend.execute(url, f"INSERT INTO schema_version VALUES ({version})")
+
+
+def _migration_making(table: str) -> int:
+    """The number (from 1) of the migration that creates ``table``."""
+    return next(number for number, script in enumerate(MIGRATIONS, 1) if f"CREATE TABLE {table} (" in script)
 
 
 def _schema(url: str) -> str:
@@ -124,9 +137,9 @@ async def test_a_database_at_the_current_version_opens_without_migrating_again(b
 
 
 async def test_a_database_from_before_the_console_migration_upgrades_and_keeps_its_messages_and_takes_console_accounts(backend, open_store):
-    # The console's migration is the last, whatever number it lands at.
+    # The console's migration is the one that makes console_accounts, whatever number it lands at.
     url = backend.fresh_url()
-    stage_released_schema(backend, url, len(MIGRATIONS) - 1)
+    stage_released_schema(backend, url, _migration_making("console_accounts") - 1)
     stage_message(backend, url, "kept", "accepted")
     assert "console_accounts" not in {row[0] for row in describe(backend, url)["columns"]}
 
@@ -136,3 +149,19 @@ async def test_a_database_from_before_the_console_migration_upgrades_and_keeps_i
     assert (await store.get_message("kept")).state is MessageState.ACCEPTED
     await store.add_console_account(ConsoleAccount("operator", "operator", "$argon2id$x", "Operator", created_at=T0))
     assert (await store.console_account("operator")).disabled is False
+
+
+async def test_a_database_from_before_the_evidence_migration_upgrades_and_keeps_evidence_of_new_messages(
+        backend, open_store):
+    url = backend.fresh_url()
+    stage_released_schema(backend, url, _migration_making("message_evidence") - 1)
+    stage_message(backend, url, "kept", "accepted")
+
+    store = await open_store(url)
+
+    assert backend.execute(url, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+    assert await store.get_evidence("kept") is None
+    (acceptance,) = await store.apply([AcceptMessage(
+        NewMessage("penal", "health", "notices", b"<e/>", "text/xml", "corr", 3, T0 + 86_400),
+        evidence=Evidence(b"<signed/>", "text/xml"))], T0)
+    assert (await store.get_evidence(acceptance.message.id)).evidence.document == b"<signed/>"

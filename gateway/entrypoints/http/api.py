@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
+
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ValidationError
 
 from gateway.services.dead_letters import replay_dead_letters
+from gateway.services.evidence import signed_evidence
 from gateway.services.relay import RelayRequest
 from gateway.bootstrap import Services
 from gateway.entrypoints.http.context import services_of
@@ -33,6 +40,8 @@ _PAGE_MAX = 500
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PREFIX + "/relay/{recipient}/{service}", relay)
     app.router.add_get(PREFIX + "/messages/{message_id}", message_status)
+    app.router.add_get(PREFIX + "/messages/{message_id}/evidence", evidence)
+    app.router.add_get(PREFIX + "/messages/{message_id}/evidence/certificate", evidence_certificate)
     app.router.add_get(PREFIX + "/dlq", dead_letters)
     app.router.add_get(PREFIX + "/dlq/{message_id}", dead_letter)
     app.router.add_post(PREFIX + "/dlq/replay", replay)
@@ -74,11 +83,15 @@ async def relay(request: web.Request) -> web.Response:
     parse_json(body, server.max_json_depth)
     # Verify before submit, which records the message id: a forged copy sent first must not
     # use up the id of the genuine message (gateway.security.replay).
-    gateway.json_signatures.verify(
-        relay_request.caller, request.headers.get(SIGNATURE_HEADER), body, message_id=relay_request.client_message_id
+    signature = request.headers.get(SIGNATURE_HEADER)
+    claims = await gateway.json_signatures.verify(
+        relay_request.caller, signature, body, message_id=relay_request.client_message_id
     )
+    # A signed body is kept as the sender signed it: the delivery carries the gateway's signature.
+    evidence = None if claims is None else gateway.json_signatures.evidence(relay_request.caller, claims,
+                                                                             signature or "", body)
     acceptance = await gateway.relay.submit(
-        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type})
+        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type, "evidence": evidence})
     )
     message = acceptance.message
     if acceptance.duplicate:
@@ -106,6 +119,33 @@ async def message_status(request: web.Request) -> web.Response:
     if message is None or (message.sender != caller and "operator" not in gateway.config.members[caller].roles):
         raise NotFound("no message with this id was sent by you")
     return json_response(MessageStatus.of(message))
+
+
+async def evidence(request: web.Request) -> web.Response:
+    """What the sender signed, for the sender or the recipient: a signed SOAP request byte for byte
+    as it arrived, or signed JSON as the compact JWS with the body put back in."""
+    gateway = _gateway(request)
+    kept = await signed_evidence(gateway.store, gateway.audit, gateway.config.members, caller=caller_of(request),
+                                 message_id=request.match_info["message_id"])
+    document = kept.evidence.document
+    return web.Response(body=document, headers={
+        "Content-Type": kept.evidence.media_type,
+        # RFC 9530: the receiver can check it has the bytes the gateway kept.
+        "Repr-Digest": f"sha-256=:{base64.b64encode(hashlib.sha256(document).digest()).decode()}:",
+        "X-Evidence-Received-At": dt.datetime.fromtimestamp(kept.received_at, dt.UTC).isoformat(),
+        "X-Evidence-Sender": kept.sender,
+    })
+
+
+async def evidence_certificate(request: web.Request) -> web.Response:
+    """The certificate that verified the evidence's signature when it arrived (PEM)."""
+    gateway = _gateway(request)
+    kept = await signed_evidence(gateway.store, gateway.audit, gateway.config.members, caller=caller_of(request),
+                                 message_id=request.match_info["message_id"], what="certificate")
+    if kept.evidence.certificate is None:
+        raise NotFound("the evidence of this message was kept without its certificate")
+    pem = x509.load_der_x509_certificate(kept.evidence.certificate).public_bytes(serialization.Encoding.PEM)
+    return web.Response(body=pem, content_type="application/pem-certificate-chain")
 
 
 async def dead_letters(request: web.Request) -> web.Response:

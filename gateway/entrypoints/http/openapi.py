@@ -133,6 +133,31 @@ def openapi_document() -> dict[str, Any]:
                                   **_problems((404, "No such message sent by you")), **denied},
                 }
             },
+            "/api/v1/messages/{message_id}/evidence": {
+                "get": {
+                    "operationId": "messageEvidence",
+                    "summary": "What the sender signed (sender or recipient): a signed SOAP request byte for byte "
+                               "as it arrived, or signed JSON as the compact JWS with the body attached",
+                    "parameters": [_path("message_id", "The gateway's message id (X-Message-Id of the delivery)"),
+                                   _MEMBER],
+                    "responses": {"200": {"description": "The signed document; Repr-Digest is its SHA-256",
+                                          "content": {"text/xml": {"schema": {"type": "string"}},
+                                                      "application/jose": {"schema": {"type": "string"}}}},
+                                  **_problems((404, "No signed message with this id sent by you or to you")),
+                                  **denied},
+                }
+            },
+            "/api/v1/messages/{message_id}/evidence/certificate": {
+                "get": {
+                    "operationId": "messageEvidenceCertificate",
+                    "summary": "The certificate that verified the evidence's signature when it arrived",
+                    "parameters": [_path("message_id", "The gateway's message id"), _MEMBER],
+                    "responses": {"200": {"description": "PEM certificate",
+                                          "content": {"application/pem-certificate-chain": {"schema": {"type": "string"}}}},
+                                  **_problems((404, "No signed message with this id sent by you or to you")),
+                                  **denied},
+                }
+            },
             "/api/v1/dlq": {
                 "get": {
                     "operationId": "listDeadLetters",

@@ -56,7 +56,7 @@ async def _body(request: web.Request, model: type[BaseModel], caller: str) -> An
     require_json_media_type(request)
     body = await read_body(request, services.config.server.max_body_bytes)
     document = parse_json(body, services.config.server.max_json_depth)
-    services.json_signatures.verify(caller, request.headers.get(SIGNATURE_HEADER), body,
+    await services.json_signatures.verify(caller, request.headers.get(SIGNATURE_HEADER), body,
                                     message_id=request.headers.get("X-Message-Id"))
     try:
         return model.model_validate(document)

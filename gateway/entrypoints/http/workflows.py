@@ -86,7 +86,7 @@ async def _body(request: web.Request, model: type[BaseModel], caller: str) -> An
     body = await read_body(request, gateway.config.server.max_body_bytes)
     document = parse_json(body, gateway.config.server.max_json_depth)
     # A member that signs its JSON signs it here too (gateway.security.jws), before anything is kept.
-    gateway.json_signatures.verify(caller, request.headers.get(SIGNATURE_HEADER), body,
+    await gateway.json_signatures.verify(caller, request.headers.get(SIGNATURE_HEADER), body,
                                    message_id=request.headers.get("X-Message-Id"))
     try:
         return model.model_validate(document)

@@ -6,7 +6,10 @@ the certificates pinned for it (``members.<id>.certificates``) before anything r
 every answer is signed with the gateway's key. The relay goes through the same use case
 as ``POST /api/v1/relay/...``: the same grants and purposes, the same idempotency by messageId,
 and the answer only once the message is durably stored. The recipient receives a bus
-SendMessage whose serviceId is its own service and whose sender is the authenticated caller.
+SendMessage whose serviceId is its own service and whose sender is the authenticated caller,
+signed by the gateway; the caller's signed request is kept verbatim beside it as evidence
+(``gateway.services.evidence``), and the certificate that verified it must not be revoked
+(``gateway.security.revocation``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import dataclasses
 import datetime as dt
 
 from aiohttp import web
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.bootstrap import Services
 from gateway.services.relay import RelayRequest
@@ -26,6 +30,7 @@ from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build
 from gateway.soap.faults import SoapFault
 from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
+from gateway.store import Evidence
 
 __all__ = ["add_routes", "caller"]
 
@@ -50,6 +55,7 @@ def add_routes(app: web.Application, services: Services) -> None:
         signer=services.signer,
         # Only the caller the transport names can be checked; an unknown one is refused later.
         verifier_for=lambda request: services.verifiers.get(caller_of(request) or ""),
+        signer_check=services.revocation.check,
         freshness=Freshness(services.config.server.max_clock_skew_seconds, services.clock),
         public_url=services.config.server.public_url,
         public_host=services.config.server.host,
@@ -127,7 +133,8 @@ def _relay(services: Services):
                 properties=message.properties,
             )
         )
-        acceptance = await relay.submit(dataclasses.replace(request, body=serialise(build_envelope(forwarded))))
+        acceptance = await relay.submit(dataclasses.replace(
+            request, body=serialise(build_envelope(forwarded)), evidence=_evidence(call)))
         stored = acceptance.message
         if acceptance.duplicate:
             await record_replay(audit, stored, member_role=roles.get(member), counterpart=gateway_member)
@@ -141,4 +148,14 @@ def _relay(services: Services):
         )
 
     return send_message
+
+
+def _evidence(call: SoapCall) -> Evidence | None:
+    """A signed request's bytes as they arrived, and the certificate that verified them: the
+    sender's proof, kept beside the message the recipient gets under the gateway's signature."""
+    certificate = call.envelope.signed_by
+    if certificate is None:
+        return None
+    media_type = f"text/xml; charset={call.http.charset}" if call.http.charset else "text/xml"
+    return Evidence(call.raw, media_type, certificate.public_bytes(Encoding.DER))
 
