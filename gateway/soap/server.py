@@ -53,7 +53,7 @@ T = TypeVar("T")
 log = get_logger("gateway.soap")
 
 PREFIX = "/soap"
-CLIENT_FAULT = "soap_client_fault"
+CLIENT_FAULT = web.ResponseKey("soap_client_fault", bool)
 """Set on an answer that is a Client fault: the caller's mistake, whatever its HTTP status."""
 _MEDIA_TYPE = "text/xml"
 
