@@ -12,6 +12,7 @@ from gateway.store import ConsoleAccount, MessageState, NewMessage, RecordInboun
 from gateway.store.sql import MIGRATIONS
 
 LEGACY = Path(__file__).parent / "legacy"
+CONSOLE_MIGRATION = 5
 T0 = 1_000.0
 
 
@@ -124,9 +125,9 @@ async def test_a_database_at_the_current_version_opens_without_migrating_again(b
 
 
 async def test_a_database_from_before_the_console_migration_upgrades_and_keeps_its_messages_and_takes_console_accounts(backend, open_store):
-    # The console's migration is the last, whatever number it lands at.
+    # The console's migration is the fifth.
     url = backend.fresh_url()
-    stage_released_schema(backend, url, len(MIGRATIONS) - 1)
+    stage_released_schema(backend, url, CONSOLE_MIGRATION - 1)
     stage_message(backend, url, "kept", "accepted")
     assert "console_accounts" not in {row[0] for row in describe(backend, url)["columns"]}
 
@@ -136,3 +137,19 @@ async def test_a_database_from_before_the_console_migration_upgrades_and_keeps_i
     assert (await store.get_message("kept")).state is MessageState.ACCEPTED
     await store.add_console_account(ConsoleAccount("operator", "operator", "$argon2id$x", "Operator", created_at=T0))
     assert (await store.console_account("operator")).disabled is False
+
+
+async def test_a_database_from_before_the_confirmation_time_upgrades_and_keeps_its_messages(backend, open_store):
+    url = backend.fresh_url()
+    stage_released_schema(backend, url, CONSOLE_MIGRATION)
+    stage_message(backend, url, "kept", "in_flight", attempts=1)
+
+    store = await open_store(url)
+
+    assert backend.execute(url, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+    kept = await store.get_message("kept")
+    assert (kept.state, kept.acknowledged_at) == (MessageState.IN_FLIGHT, None)
+    assert await store.acknowledge("health", {"kept": []}, T0 + 5) == ["kept"]
+    confirmed = await store.get_message("kept")
+    assert (confirmed.state, confirmed.acknowledged_at, confirmed.delivered_at) == (MessageState.DELIVERED, T0 + 5,
+                                                                                     T0 + 5)
