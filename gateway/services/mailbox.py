@@ -9,7 +9,9 @@ Shared by every entry point (today the SOAP AsyncChannel, ``gateway.entrypoints.
   learns the outcome.
 - ``pull``: a member with ``delivery = "pull"`` (no endpoint of its own) takes a page of what
   waits for it, in acceptance order. Every unconfirmed message is handed out again at each pull
-  until the member confirms it: at least once, never lost, never to another member.
+  until the member confirms it: at least once, never lost, never to another member. Each
+  hand-out is audited (outbound, ``disclosed``) in the transaction that hands it out: the
+  content has left the gateway, whether or not the member ever confirms it.
 - ``confirm``: the recipient says it has messages: each is delivered, its confirmation kept,
   audited as a delivery is (``delivery_event``, the entry the delivery engine writes for a
   push), once however often it is confirmed.
@@ -37,6 +39,7 @@ MAX_IDS = 100
 """Message ids in one status question or confirmation (the contract's bound too)."""
 MAX_PAGE = 100
 _OWNER = "pull"
+_HANDED_OUT = "handed out by getMessages, not yet confirmed"
 
 
 class UnknownMessages(NotFound):
@@ -160,9 +163,17 @@ class Mailbox:
                 )
             after = marker.seq
         now = self._clock()
+        role = self._config.members[caller].role
+
+        def handed_out(message: Message):
+            # Each hand-out is a disclosure: audited before the page leaves, with the same entry
+            # as a delivery but for its outcome, until the member confirms (``confirm``).
+            return self._audit.command([delivery_event(message, Outcome.DISCLOSED, member_role=role, at=now,
+                                                       reason=_HANDED_OUT)]).entries
+
         messages = await self._store.hand_out(
             caller, after_seq=after, limit=page_size, now=now, lease_seconds=self._config.delivery.lease_seconds,
-            owner=_OWNER,
+            owner=_OWNER, audit=handed_out,
         )
         full = len(messages) == page_size
         return Page(tuple(messages), messages[-1].id if full else None)

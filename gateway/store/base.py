@@ -462,12 +462,14 @@ class Outbox(Transactions, Protocol):
     async def attempts(self, message_id: str) -> list[Attempt]: ...
 
     async def hand_out(
-        self, recipient: str, *, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str
+        self, recipient: str, *, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str,
+        audit: Callable[[Message], Sequence[NewAuditEntry]] = lambda message: (),
     ) -> list[Message]:
         """Up to ``limit`` unconfirmed (accepted or in flight) messages for ``recipient`` after
         ``after_seq``, in acceptance order, for a member that pulls: each is marked in flight,
-        leased to ``owner`` and counted as an attempt. A message is handed out again at every
-        pull until the recipient confirms it (``acknowledge``); it never goes dead by itself."""
+        leased to ``owner`` and counted as an attempt, and the entries ``audit(message)`` gives
+        are appended in the same transaction. A message is handed out again at every pull until
+        the recipient confirms it (``acknowledge``); it never goes dead by itself."""
 
     async def acknowledge(
         self, recipient: str, audit: Mapping[str, Sequence[NewAuditEntry]], now: float

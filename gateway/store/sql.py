@@ -612,7 +612,8 @@ class Dialect:
         return [message_of(row) for row in rows]
 
     def hand_out(
-        self, recipient: str, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str
+        self, recipient: str, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str,
+        audit: Callable[[Message], Sequence[NewAuditEntry]],
     ) -> Operation[list[Message]]:
         # Every unconfirmed message is handed out again (in flight or not): a member that lost a
         # page asks again from the start. The lease only tells a push dispatcher, should the member
@@ -630,7 +631,11 @@ class Dialect:
             """,
             (owner, now + lease_seconds, now, recipient, after_seq, limit),
         )
-        return sorted((message_of(row) for row in rows), key=lambda m: m.seq)
+        messages = sorted((message_of(row) for row in rows), key=lambda m: m.seq)
+        entries = [entry for message in messages for entry in audit(message)]
+        if entries:
+            yield from self.append_audit(entries, now)
+        return messages
 
     def acknowledge(
         self, recipient: str, audit: Mapping[str, Sequence[NewAuditEntry]], now: float
@@ -1086,9 +1091,12 @@ class SQLStore:
         return await self._read(self._dialect.attempts, message_id)
 
     async def hand_out(
-        self, recipient: str, *, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str
+        self, recipient: str, *, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str,
+        audit: Callable[[Message], Sequence[NewAuditEntry]] = lambda message: (),
     ) -> list[Message]:
-        return await self._write(self._dialect.hand_out, recipient, after_seq, limit, now, lease_seconds, owner)
+        # One transaction: what is handed out is audited, or nothing is handed out.
+        return await self._write(self._dialect.hand_out, recipient, after_seq, limit, now, lease_seconds, owner,
+                                 audit, atomic=[AppendAudit(())])
 
     async def acknowledge(
         self, recipient: str, audit: Mapping[str, Sequence[NewAuditEntry]], now: float

@@ -60,7 +60,10 @@ async def test_a_message_sent_by_hand_is_pulled_confirmed_and_followed_by_its_se
     followed = await post(http, gateway, "getMessageStatus", ids_request("getMessageStatus", "court", gateway_id),
                           member="court")
     assert followed.texts("response/messageStatus/code") == ["IN_FLIGHT"]
-    assert not await _outbound_entries(gateway)
+    # The hand-out is a disclosure, audited before the page left.
+    (handed,) = await _outbound_entries(gateway)
+    assert (handed.event.outcome, handed.event.member, handed.event.counterpart, handed.event.message_id) == (
+        "disclosed", "probation", "court", gateway_id)
 
     confirmed = await post(http, gateway, "sendDeliveryNotification",
                            ids_request("sendDeliveryNotification", "probation", gateway_id), member="probation")
@@ -71,7 +74,7 @@ async def test_a_message_sent_by_hand_is_pulled_confirmed_and_followed_by_its_se
     assert delivered.state is MessageState.DELIVERED and delivered.acknowledged_at is not None
 
     # Audited as a pushed delivery is: one outbound entry, to the recipient, from the sender.
-    (entry,) = await _outbound_entries(gateway)
+    (_, entry) = await _outbound_entries(gateway)
     assert (entry.event.outcome, entry.event.member, entry.event.counterpart, entry.event.message_id,
             entry.event.service, entry.event.purpose) == ("delivered", "probation", "court", gateway_id,
                                                           "probation/inbox", "relay_test")
@@ -80,7 +83,7 @@ async def test_a_message_sent_by_hand_is_pulled_confirmed_and_followed_by_its_se
     again = await post(http, gateway, "sendDeliveryNotification",
                        ids_request("sendDeliveryNotification", "probation", gateway_id), member="probation")
     assert again.status == 200 and again.texts("response/messageId") == []
-    assert len(await _outbound_entries(gateway)) == 1
+    assert len(await _outbound_entries(gateway)) == 2
 
     done = await post(http, gateway, "getMessageStatus", ids_request("getMessageStatus", "court", "court-0001"),
                       member="court")
@@ -111,6 +114,9 @@ async def test_unconfirmed_messages_are_handed_out_again_and_pages_follow_the_cu
     again = await post(http, gateway, "getMessages", get_messages("probation", 100), member="probation")
     assert again.texts("response/message/messageInfo/messageId") == ids
     assert (await gateway.store.get_message(ids[0])).attempts == 2
+    # Every hand-out is audited: three pages, six messages handed out.
+    handed = [e for e in await _outbound_entries(gateway) if e.event.outcome == "disclosed"]
+    assert sorted(e.event.message_id for e in handed) == sorted(ids[:2] + ids[2:] + ids)
 
     await post(http, gateway, "sendDeliveryNotification",
                ids_request("sendDeliveryNotification", "probation", ids[1]), member="probation")

@@ -33,6 +33,14 @@ async def test_messages_are_handed_out_in_order_to_their_recipient_only_and_agai
     assert await store.audit_size() == 1
 
 
+async def test_what_is_handed_out_is_audited_in_the_same_transaction(store):
+    mine = await accepted(store, message(recipient="probation"), message(recipient="probation"))
+    handed = await store.hand_out("probation", after_seq=0, limit=10, now=T0 + 1, lease_seconds=LEASE, owner="pull",
+                                  audit=lambda m: [NewAuditEntry(m.id.encode())])
+    assert [m.id for m in handed] == mine
+    assert [r.entry for r in await store.read_audit(1, 10)] == [m.encode() for m in mine]
+
+
 async def test_a_confirmation_counts_once_and_only_from_the_recipient(store):
     (mine,) = await accepted(store, message(recipient="probation"))
     entry = [NewAuditEntry(b'{"x":1}')]
