@@ -8,7 +8,9 @@ import pytest
 from gateway.store import MessageState
 from support import wait_until
 
-from soap.async_messages import PULL_MEMBERS, get_messages, ids_request, now_text, post, send_message
+from lxml import etree
+
+from soap.async_messages import PULL_MEMBERS, Answer, get_messages, ids_request, now_text, post, send_message
 
 
 @pytest.fixture
@@ -67,6 +69,18 @@ async def test_a_sender_id_other_than_the_caller_is_refused(gateway, http):
 async def test_an_unidentified_caller_is_refused(gateway, http):
     await _refused(http, gateway, "getMessages", get_messages("stranger", 5), member="stranger",
                    code="unauthenticated")
+
+
+async def test_a_request_refused_before_the_service_runs_still_answers_the_channels_fault(gateway, http):
+    # A malformed correlation header is refused by the HTTP layer, before the SOAP endpoint.
+    before = await _snapshot(gateway)
+    headers = {"Content-Type": "text/xml; charset=utf-8", "X-Member-Id": "court", "X-Message-Id": "has spaces"}
+    async with http.post(f"{gateway.url}/soap/async-channel", data=send_message("court-hdr-1").encode(),
+                         headers=headers) as response:
+        answer = Answer(response.status, etree.fromstring(await response.read()))
+    faultcode, error_code, _, _ = answer.fault
+    assert (answer.status, faultcode, error_code) == (500, "soap:Client", "malformed-header")
+    assert await _snapshot(gateway) == before
 
 
 async def test_another_members_message_is_unknown_like_one_that_does_not_exist(gateway, http):

@@ -117,8 +117,12 @@ async def _problems(request: web.Request, handler):
         if request.method == "POST" and request.path.startswith("/soap/"):
             # Refused before the SOAP endpoint ran (the caller's identity): still a SOAP answer.
             now = datetime.datetime.fromtimestamp(services_of(request).clock(), datetime.UTC)
-            fault = fault_body(SoapFault.of(error), now=now)
-            return web.Response(body=serialise(build_envelope(fault)), status=error.status, content_type="text/xml",
+            # AsyncChannel's faults carry its own ErrorInfo, with HTTP 500 (gateway.entrypoints.soap.async_channel).
+            async_channel_fault = request.path == async_channel.PATH
+            fault = fault_body(SoapFault.of(error), now=now,
+                               detail=async_channel.error_detail if async_channel_fault else None)
+            status = async_channel.FAULT_STATUS if async_channel_fault else error.status
+            return web.Response(body=serialise(build_envelope(fault)), status=status, content_type="text/xml",
                                 headers=error.headers or None,
                                 charset="utf-8")
         return problem_response(error, request)

@@ -35,7 +35,7 @@ from gateway.soap.server import SoapCall, SoapService
 from gateway.store import Message, MessageState
 from gateway.web.identity import caller_of
 
-__all__ = ["async_channel_service"]
+__all__ = ["FAULT_STATUS", "PATH", "async_channel_service", "error_detail"]
 
 _KNOWN_DOCUMENTS = ("penal.xsd", "interior.xsd", "court.xsd")
 _REQUEST = "/Envelope/Body/types:{operation}/request"
@@ -43,7 +43,10 @@ _PATHS = RelayPaths(
     service_id=_REQUEST.format(operation="sendMessage") + "/messageInfo/serviceId",
     properties=_REQUEST.format(operation="sendMessage") + "/messageInfo/properties",
 )
-_FAULT_STATUS = 500
+FAULT_STATUS = 500
+PATH = "/soap/" + channel.WSDL.removesuffix(".wsdl")
+"""Where the service is served (the WSDL's name, as every SOAP service)."""
+error_detail = channel.error_detail
 # A stored message is the gateway's own: it was bounded when it was accepted.
 _STORED_LIMIT = 64 * 1024 * 1024
 _BUS_MESSAGES = (f"{{{BUS}}}SendMessage", f"{{{BUS_ASYNC}}}SendMessage")
@@ -130,7 +133,7 @@ def async_channel_service(services: Services) -> SoapService:
         },
         read=channel.read_request,
         fault_detail=channel.error_detail,
-        fault_status=_FAULT_STATUS,
+        fault_status=FAULT_STATUS,
     )
 
 
