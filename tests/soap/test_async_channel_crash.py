@@ -43,3 +43,5 @@ async def test_a_pulled_unconfirmed_message_is_handed_out_again_after_a_crash(tm
             assert status.texts("response/messageStatus/code") == ["DELIVERED"]
     finally:
         gateway.stop()
+    log = (tmp_path / "gateway.log").read_text()
+    assert "bus-password" not in log and "Сәлем" not in log  # neither the bus password nor the content is logged
