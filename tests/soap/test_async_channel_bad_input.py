@@ -64,6 +64,8 @@ async def test_a_sender_id_other_than_the_caller_is_refused(gateway, http):
                        code="sender-mismatch", where=f"types:{operation}/request/sender/senderId")
     await _refused(http, gateway, "getMessages", get_messages("court", 5), member="probation",
                    code="sender-mismatch", where="types:getMessages/request/sender/senderId")
+    # Client faults travel with HTTP 500, but they are the caller's mistakes, not the gateway's errors.
+    assert gateway.metrics.internal_errors.labels("/soap/{service}")._value.get() == 0
 
 
 async def test_an_unidentified_caller_is_refused(gateway, http):
