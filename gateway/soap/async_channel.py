@@ -32,19 +32,16 @@ from gateway.soap.faults import SoapFault
 
 __all__ = [
     "INTERFACES",
+    "WSDL",
     "TYPES",
     "MessageIds",
     "MessageStatus",
     "Page",
-    "build_ids_request",
     "build_message",
-    "build_page_request",
     "build_send_message",
     "error_detail",
     "messages_response",
     "notification_response",
-    "operation_sender",
-    "read_error",
     "read_ids",
     "read_message",
     "read_page",
@@ -143,13 +140,6 @@ def read_page(body: etree._Element) -> Page:
     )
 
 
-def operation_sender(body: etree._Element) -> str:
-    """The senderId of any of the four requests."""
-    request = body.find("request")
-    return request.findtext("messageInfo/sender/senderId") if body.tag == _SEND_MESSAGE else request.findtext(
-        "sender/senderId")
-
-
 # ----------------------------------------------------------------- writing answers
 
 
@@ -239,38 +229,12 @@ def error_detail(fault: SoapFault, now: dt.datetime) -> etree._Element:
     return root
 
 
-def read_error(fault: etree._Element) -> tuple[str, str, str | None] | None:
-    """(errorCode, errorMessage, errorData) of a soap:Fault element's ErrorInfo, or None."""
-    info = fault.find(f"detail/{{{TYPES}}}AsyncChannelFault/ErrorInfo")
-    if info is None:
-        return None
-    return info.findtext("errorCode"), info.findtext("errorMessage"), info.findtext("errorData")
-
-
-# ----------------------------------------------------------------- writing requests (a member's side)
+# ----------------------------------------------------------------- writing a request (what the gateway relays)
 
 
 def build_send_message(message: BusRequest) -> etree._Element:
     root = etree.Element(_SEND_MESSAGE, nsmap=_NSMAP)
     root.append(build_message(message, tag="request"))
-    return root
-
-
-def build_ids_request(operation: str, sender_id: str, message_ids: Sequence[str]) -> etree._Element:
-    """A ``getMessageStatus`` or ``sendDeliveryNotification`` request."""
-    root, request = _root(operation, "request")
-    _text(etree.SubElement(request, "sender"), "senderId", sender_id)
-    for message_id in message_ids:
-        _text(request, "messageId", message_id)
-    return root
-
-
-def build_page_request(sender_id: str, page_size: int, cursor: str | None = None) -> etree._Element:
-    root, request = _root("getMessages", "request")
-    _text(etree.SubElement(request, "sender"), "senderId", sender_id)
-    _text(request, "pageSize", str(page_size))
-    if cursor is not None:
-        _text(request, "cursor", cursor)
     return root
 
 

@@ -159,6 +159,13 @@ async def test_a_status_question_names_1_to_100_ids(gateway, http, count):
                    code="schema-violation")
 
 
+async def test_a_known_document_in_data_is_validated_against_its_schema(gateway, http):
+    xml = send_message("court-doc-1").replace(
+        '<p:ping xmlns:p="urn:example:ping">Сәлем</p:ping>',
+        '<pen:releaseNotice xmlns:pen="urn:reentry-gateway:penal:v1"><pen:unknown/></pen:releaseNotice>')
+    await _refused(http, gateway, "sendMessage", xml, member="court", code="schema-violation", where="releaseNotice")
+
+
 async def test_an_operation_the_channel_does_not_have_is_refused(gateway, http):
     xml = ids_request("getMessageStatus", "court", "x").replace("getMessageStatus", "changeMessageStatus")
     await _refused(http, gateway, "getMessageStatus", xml, member="court", code="unknown-operation")

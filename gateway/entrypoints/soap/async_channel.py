@@ -25,7 +25,7 @@ import datetime as dt
 from lxml import etree
 
 from gateway.bootstrap import Services
-from gateway.entrypoints.soap.relay import RelayPaths, relay_message
+from gateway.entrypoints.soap.relay import KNOWN_DOCUMENTS, RelayPaths, relay_message
 from gateway.services.mailbox import Page, Tracked, UnknownCursor, UnknownMessages
 from gateway.soap import async_channel as channel
 from gateway.soap.contracts import contract
@@ -37,7 +37,6 @@ from gateway.web.identity import caller_of
 
 __all__ = ["FAULT_STATUS", "PATH", "async_channel_service", "error_detail"]
 
-_KNOWN_DOCUMENTS = ("penal.xsd", "interior.xsd", "court.xsd")
 _REQUEST = "/Envelope/Body/types:{operation}/request"
 _PATHS = RelayPaths(
     service_id=_REQUEST.format(operation="sendMessage") + "/messageInfo/serviceId",
@@ -124,7 +123,7 @@ def async_channel_service(services: Services) -> SoapService:
         return channel.messages_response(call.received_at, [_handed_out(m) for m in page.messages], page.next_cursor)
 
     return SoapService(
-        contract(channel.WSDL, also_validates=_KNOWN_DOCUMENTS),
+        contract(channel.WSDL, also_validates=KNOWN_DOCUMENTS),
         {
             "sendMessage": send_message,
             "getMessageStatus": get_message_status,

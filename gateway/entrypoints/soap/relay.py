@@ -35,7 +35,7 @@ __all__ = ["RelayPaths", "add_routes", "caller", "relay_message"]
 
 # Relayed documents in the exchange's known namespaces are validated on the way in (the
 # wildcard in data is processContents="lax"), so a malformed one is refused, not dead-lettered.
-_KNOWN_DOCUMENTS = ("penal.xsd", "interior.xsd", "court.xsd")
+KNOWN_DOCUMENTS = ("penal.xsd", "interior.xsd", "court.xsd")
 _PURPOSE = "purpose"
 _ORDERING_KEY = "orderingKey"
 _FORWARDED_TYPE = "text/xml; charset=utf-8"
@@ -44,7 +44,7 @@ _FORWARDED_TYPE = "text/xml; charset=utf-8"
 def add_routes(app: web.Application, services: Services, *, also: Sequence[SoapService] = ()) -> None:
     """Serve the gateway's SOAP services on ``app`` (built by ``gateway.entrypoints.http.app.create_app``),
     with the services ``also`` defined elsewhere (AsyncChannel)."""
-    soap_services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS),
+    soap_services = [SoapService(contract("relay.wsdl", also_validates=KNOWN_DOCUMENTS),
                                  {"SendMessage": _relay(services)}), *also]
     if services.release_intake is not None:
         soap_services.append(release_notice_service(services.release_intake, caller=caller))
