@@ -654,10 +654,12 @@ class Dialect:
                 continue
             confirmed.append(message_id)
             entries.extend(audited)
+            # The attempt the recipient confirms, unless its outcome is logged already (a pushed
+            # message delivered before it was confirmed keeps its attempt as it was).
             yield self.statement(
-                LOG_ATTEMPT.format(
-                    source="SELECT id, attempts, ?, ?, 'delivered', NULL, 'confirmed by the recipient' "
-                           "FROM messages WHERE id = ? AND attempts > 0"),
+                "INSERT INTO attempts (message_id, number, started_at, finished_at, outcome, status, error) "
+                "SELECT id, attempts, ?, ?, 'delivered', NULL, 'confirmed by the recipient' "
+                "FROM messages WHERE id = ? AND attempts > 0 ON CONFLICT (message_id, number) DO NOTHING",
                 (now, now, message_id),
             )
         if entries:

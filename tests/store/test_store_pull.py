@@ -52,6 +52,17 @@ async def test_a_confirmation_counts_once_and_only_from_the_recipient(store):
     assert await store.audit_size() == 1
 
 
+async def test_a_pushed_message_confirmed_after_delivery_keeps_its_attempt(store):
+    (pushed,) = await accepted(store, message(recipient="health"))
+    (claimed,) = await store.claim("health", 1, T0 + 1, LEASE, "worker-1")
+    assert await store.record_delivered(pushed, claimed.attempts, T0 + 1, T0 + 2, 200)
+    assert await store.acknowledge("health", {pushed: []}, T0 + 9) == [pushed]
+    (attempt,) = await store.attempts(pushed)
+    assert (attempt.outcome, attempt.status, attempt.finished_at) == ("delivered", 200, T0 + 2)
+    stored = await store.get_message(pushed)
+    assert (stored.delivered_at, stored.acknowledged_at) == (T0 + 2, T0 + 9)
+
+
 async def test_a_pushed_message_confirmed_mid_delivery_is_delivered_once(store):
     (pushed,) = await accepted(store, message(recipient="health"))
     (claimed,) = await store.claim("health", 1, T0 + 1, LEASE, "worker-1")
