@@ -3,13 +3,15 @@ hand-written envelope, the pull round trip, and the refusals."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
+from lxml import etree
 
 from gateway.security.audit import AuditEntry
-from gateway.soap.envelope import parse_envelope
-from gateway.store import MessageState
+from gateway.soap.envelope import BusRequest, MessageType, build_envelope, build_request, parse_envelope, serialise
+from gateway.store import MessageState, NewMessage
 from support import wait_until
 
 from soap.async_messages import PING, PULL_MEMBERS, TYPES, get_messages, ids_request, now_text, post, send_message
@@ -166,3 +168,25 @@ async def test_a_pushed_message_is_followed_and_may_be_confirmed_by_its_receiver
     assert confirmed.texts("response/messageId") == [gateway_id]
     (first, second) = [e for e in await _outbound_entries(gateway) if e.event.message_id == gateway_id]
     assert (first.event.reason, second.event.reason) == (None, "confirmed after delivery")
+
+
+async def test_a_notice_the_gateway_itself_queued_is_handed_out_with_its_document(gateway, http):
+    # What a workflow step queues: a bus SendMessage its codec built, stored as it will be sent.
+    notice = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
+    notice.text = "уведомление"
+    body = serialise(build_envelope(build_request(BusRequest(
+        message_id="wf-1", service_id="inbox", message_date=dt.datetime.now(dt.UTC), sender_id="gateway",
+        data=notice, message_type=MessageType.NOTIFICATION, properties=(("caseKind", "release"),)))))
+    acceptance = await gateway.store.accept(NewMessage(
+        sender="gateway", recipient="probation", service="inbox", body=body, content_type="text/xml; charset=utf-8",
+        correlation_id="case-1", max_attempts=5, deadline_at=gateway.clock() + 3600, purpose="probation_supervision",
+    ), gateway.clock())
+    page = await post(http, gateway, "getMessages", get_messages("probation", 5), member="probation")
+    (message,) = page.body.iterfind("response/message")
+    assert message.findtext("messageInfo/messageId") == acceptance.message.id
+    assert message.findtext("messageInfo/correlationId") == "case-1"
+    assert message.findtext("messageInfo/messageType") == "NOTIFICATION"
+    assert message.findtext("messageInfo/sender/senderId") == "gateway"
+    assert message.find(f"messageData/data/{{{PING}}}ping").text == "уведомление"
+    assert [(p.findtext("key"), p.findtext("value")) for p in message.iterfind("messageInfo/properties")] == [
+        ("caseKind", "release")]

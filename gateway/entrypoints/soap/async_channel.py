@@ -179,13 +179,13 @@ def _handed_out(message: Message) -> etree._Element:
         message_date=_date(message.accepted_at), sender_id=message.sender, data=None,
         message_type=MessageType.REQUEST,
     )
-    if not message.content_type.startswith("text/xml"):
+    body = _envelope_body(message)
+    if body is None:  # JSON, say: its text, and what it is
         properties = [("contentType", message.content_type)]
         if message.purpose is not None:
             properties.append(("purpose", message.purpose))
         return channel.build_message(_with(info, properties=tuple(properties)),
                                      text=message.body.decode("utf-8", errors="replace"))
-    body = parse_envelope(message.body, max_bytes=_STORED_LIMIT, understood=_ANY_HEADER).body
     if body.tag == f"{{{channel.TYPES}}}sendMessage":
         sent = channel.read_message(body.find("request"))
     elif body.tag in _BUS_MESSAGES:
@@ -194,6 +194,16 @@ def _handed_out(message: Message) -> etree._Element:
         return channel.build_message(_with(info, data=body))
     return channel.build_message(_with(info, message_type=sent.message_type or MessageType.REQUEST,
                                        properties=sent.properties, data=sent.data))
+
+
+def _envelope_body(message: Message) -> etree._Element | None:
+    """The Body element of a stored SOAP message; None for any other content."""
+    if not message.content_type.startswith("text/xml"):
+        return None
+    try:
+        return parse_envelope(message.body, max_bytes=_STORED_LIMIT, understood=_ANY_HEADER).body
+    except SoapFault:  # XML, but no envelope: handed out as it is
+        return None
 
 
 def _with(info: BusRequest, **changes) -> BusRequest:
