@@ -41,6 +41,7 @@ from gateway.security.pseudonyms import Pseudonyms
 from gateway.security.revocation import RevocationChecker
 from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
+from gateway.services.mailbox import Mailbox, Received
 from gateway.services.indicators import Indicators
 from gateway.services.outcomes import OutcomeIntake
 from gateway.services.relay import Relay
@@ -94,6 +95,8 @@ class Services:
     """Referrals, their outcomes and re-offence signals in, as pseudonymous indicator events."""
     indicators: Indicators
     """The Strategy's target indicators, computed from those events, published openly."""
+    mailbox: Mailbox
+    """Message status, pulling and confirmation for members (SOAP AsyncChannel)."""
     tls: ServerTls | None
     """The listener's TLS in ``mtls`` identity mode; None: plain HTTP (``header`` mode)."""
     client_ssl: ssl.SSLContext | None = field(repr=False)
@@ -164,12 +167,15 @@ def build(
     intake = None
     if release_notice_receiver is not None:
         intake = ReleaseIntake(release_notice_receiver, store, senders=release_notice_senders, clock=clock)
+    mailbox = Mailbox(config, store, audit, metrics, clock=clock,
+                      received=None if intake is None else _release_receipts(intake))
     return Services(
         config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
         audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, revocation=revocation,
         release_intake=intake,
         workflows=workflows, outcomes=outcomes,
-        indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), tls=server_tls,
+        indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), mailbox=mailbox,
+        tls=server_tls,
         client_ssl=client_ssl,
     )
 
@@ -189,6 +195,16 @@ def _check_revocable(config: GatewayConfig, verifiers: Mapping[str, Verifier], j
             problems.append(f"members.{member_id}.jws_keys.{key_id}: {problem}")
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def _release_receipts(intake: ReleaseIntake):
+    """The answers the release intake gave, as the mailbox reports them (status RECEIVED)."""
+
+    async def received(sender: str, message_id: str) -> Received | None:
+        receipt = await intake.receipt(sender, message_id)
+        return None if receipt is None else Received(receipt.response_date, receipt.response_message_id)
+
+    return received
 
 
 def _tls(config: GatewayConfig) -> tuple[ServerTls | None, ssl.SSLContext | None]:

@@ -137,9 +137,9 @@ class LoggingConfig(_Section):
 
 
 class ServiceConfig(_Section):
-    """A service a member offers: where the gateway delivers it."""
+    """A service a member offers: where the gateway delivers it (a member that pulls gives no path)."""
 
-    path: str = Field(pattern=r"^/[\x21-\x7e]*$")
+    path: str | None = Field(None, pattern=r"^/[\x21-\x7e]*$")
     ordered: bool = Field(False, description="deliver one message at a time per X-Ordering-Key")
     timeout_seconds: float | None = Field(None, gt=0)
 
@@ -184,6 +184,10 @@ class MemberConfig(_Section):
     # What kind of body the member is: the disclosure policy decides by (role, purpose).
     role: RecipientRole
     endpoint: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # How messages for the member's services reach it: "push", the gateway delivers them to
+    # endpoint + the service's path; "pull", the member has no endpoint of its own and fetches
+    # them with AsyncChannel getMessages, confirming each with sendDeliveryNotification.
+    delivery: Literal["push", "pull"] = "push"
     roles: list[Literal["operator", "oversight"]] = []
     services: dict[Name, ServiceConfig] = {}
     may_call: list[Grant] = []
@@ -242,8 +246,22 @@ class MemberConfig(_Section):
 
     @model_validator(mode="after")
     def _endpoint_for_services(self) -> MemberConfig:
+        if self.delivery == "pull":
+            if self.endpoint:
+                raise ValueError('a member with delivery = "pull" fetches its messages and has no endpoint: '
+                                 'remove endpoint, or set delivery = "push"')
+            with_path = sorted(name for name, service in self.services.items() if service.path is not None)
+            if with_path:
+                raise ValueError(f'a member with delivery = "pull" is delivered nothing, so its services have no path '
+                                 f'(remove path from: {", ".join(with_path)})')
+            return self
         if self.services and not self.endpoint:
-            raise ValueError("a member that offers services needs an endpoint")
+            raise ValueError('a member that offers services needs an endpoint (or delivery = "pull" to fetch '
+                             'its messages over AsyncChannel getMessages)')
+        without_path = sorted(name for name, service in self.services.items() if service.path is None)
+        if without_path:
+            raise ValueError(f"each service of a member the gateway delivers to needs a path "
+                             f"(missing for: {', '.join(without_path)})")
         return self
 
     @model_validator(mode="after")

@@ -91,6 +91,40 @@ services.reports = { path = "/reports" }
         load_config(directory, environ={})
 
 
+@pytest.mark.parametrize(("member", "problem"), [
+    ('delivery = "pull"\nendpoint = "http://127.0.0.1:1"\nservices.inbox = {}',
+     'a member with delivery = "pull" fetches its messages and has no endpoint'),
+    ('delivery = "pull"\nservices.inbox = { path = "/inbox" }',
+     r'delivery = "pull" is delivered nothing, so its services have no path \(remove path from: inbox\)'),
+    ('endpoint = "http://127.0.0.1:1"\nservices.inbox = {}',
+     r"each service of a member the gateway delivers to needs a path \(missing for: inbox\)"),
+    ('services.inbox = {}', 'needs an endpoint \\(or delivery = "pull"'),
+    ('delivery = "poll"\nservices.inbox = {}', r"members.probation.delivery: Input should be 'push' or 'pull'"),
+])
+def test_a_member_that_pulls_has_no_endpoint_and_one_pushed_to_has_paths(tmp_path, member, problem):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members=f"""
+[members.probation]
+name = "Probation"
+role = "probation"
+{member}
+""")
+    with pytest.raises(ConfigError, match=problem):
+        load_config(directory, environ={})
+
+
+def test_a_member_that_pulls_is_not_a_delivery_destination(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
+[members.probation]
+name = "Probation"
+role = "probation"
+delivery = "pull"
+services.inbox = {}
+""")
+    config = load_config(directory, environ={})
+    assert config.members["probation"].delivery == "pull"
+    assert config.members["health"].delivery == "push"
+
+
 def test_an_oversight_body_without_the_oversight_access_is_refused_at_start(tmp_path):
     directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1", extra_members="""
 [members.prosecutor]

@@ -31,7 +31,7 @@ from gateway.delivery.policy import RetryPolicy
 from gateway.delivery.transport import HttpTransport, Outcome
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
-from gateway.security.audit import AuditEvent, AuditLog, EventKind
+from gateway.security.audit import AuditLog, delivery_event
 from gateway.security.audit import Outcome as AuditOutcome
 from gateway.store import DeliveryStore, Message
 
@@ -75,7 +75,8 @@ class DeliveryEngine:
         self._dispatchers = {
             member_id: _Dispatcher(self, member_id, member)
             for member_id, member in members.items()
-            if member.services and member.endpoint
+            # A member that pulls (delivery = "pull") fetches its messages: nothing is pushed to it.
+            if member.services and member.endpoint and member.delivery == "push"
         }
         self._tasks: list[asyncio.Task] = []
         self._running = False
@@ -93,12 +94,7 @@ class DeliveryEngine:
         """The audit entries of a final delivery outcome (none for a retry)."""
         if self._audit is None:
             return ()
-        event = AuditEvent(
-            kind=EventKind.OUTBOUND, outcome=outcome, member=message.recipient, counterpart=message.sender,
-            member_role=self._roles.get(message.recipient), purpose=message.purpose,
-            service=f"{message.recipient}/{message.service}", message_id=message.id,
-            correlation_id=message.correlation_id, reason=reason, at=now,
-        )
+        event = delivery_event(message, outcome, member_role=self._roles.get(message.recipient), at=now, reason=reason)
         return tuple(self._audit.command([event]).entries)
 
     async def _tell(self, message: Message, answer: bytes | None) -> None:

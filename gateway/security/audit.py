@@ -42,7 +42,7 @@ from gateway.domain import validate_iin
 from gateway.logs import get_logger
 from gateway.security import merkle
 from gateway.security.audit_keys import AuditKeys
-from gateway.store import AppendAudit, AuditRecord, AuditStore, NewAuditEntry, StoreError, TreeHead
+from gateway.store import AppendAudit, AuditRecord, AuditStore, Message, NewAuditEntry, StoreError, TreeHead
 
 __all__ = [
     "AuditEntry",
@@ -54,6 +54,7 @@ __all__ = [
     "EventKind",
     "MissingAuditKey",
     "Outcome",
+    "delivery_event",
     "tree_head_message",
 ]
 
@@ -137,6 +138,17 @@ class AuditEvent:
             object.__setattr__(self, "subject", str(validate_iin(self.subject)))
         if not self.member or not self.counterpart:
             raise ValueError("an audit event needs the member and its counterpart")
+
+
+def delivery_event(message: Message, outcome: Outcome, *, member_role: str | None, at: float,
+                   reason: str | None = None) -> AuditEvent:
+    """The entry of a message's final delivery outcome, pushed to its recipient or pulled and
+    confirmed by it: one way to record both."""
+    return AuditEvent(
+        kind=EventKind.OUTBOUND, outcome=outcome, member=message.recipient, counterpart=message.sender,
+        member_role=member_role, purpose=message.purpose, service=f"{message.recipient}/{message.service}",
+        message_id=message.id, correlation_id=message.correlation_id, reason=reason, at=at,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,11 @@ class ReleaseIntake:
             else:
                 self._in_progress[key] = (lock, users - 1)
 
+    async def receipt(self, sender: str, message_id: str) -> ReleaseReceipt | None:
+        """The answer given to ``sender``'s notice ``message_id``, for a sender that lost it."""
+        answer = await self._inbox.find_inbound(sender, _ANSWER_KEY + message_id)
+        return None if answer is None else _receipt(json.loads(answer))
+
     async def _answered(self, sender: str, message_id: str, digest: str) -> ReleaseReceipt | None:
         """The answer already given to this message id, if it was for this same notice."""
         answer = await self._inbox.find_inbound(sender, _ANSWER_KEY + message_id)

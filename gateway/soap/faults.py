@@ -13,6 +13,7 @@ the value that broke it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from enum import StrEnum
 
 from lxml import etree
@@ -78,15 +79,20 @@ class SoapFault(Exception):
         return self.code is FaultCode.CLIENT
 
 
-def fault_body(fault: SoapFault, *, now: dt.datetime) -> etree._Element:
-    """The soap:Fault element for a Body, with ErrorInfo in its detail."""
+def fault_body(
+    fault: SoapFault, *, now: dt.datetime, detail: Callable[[SoapFault, dt.datetime], etree._Element] | None = None
+) -> etree._Element:
+    """The soap:Fault element for a Body, with ErrorInfo in its detail (``detail`` builds a
+    contract's own element for it)."""
     element = etree.Element(_FAULT, nsmap={"soap": SOAP11})
     # faultcode is a QName; the "soap" prefix is declared on the Fault element itself so the
     # value resolves wherever the element ends up.
     etree.SubElement(element, "faultcode").text = f"soap:{fault.code.value}"
     etree.SubElement(element, "faultstring").text = _bounded(fault.message)
-    detail = etree.SubElement(element, "detail")
-    info = etree.SubElement(detail, _ERROR_INFO, nsmap={"bus": BUS})
+    if detail is not None:
+        etree.SubElement(element, "detail").append(detail(fault, now))
+        return element
+    info = etree.SubElement(etree.SubElement(element, "detail"), _ERROR_INFO, nsmap={"bus": BUS})
     etree.SubElement(info, f"{{{BUS}}}errorCode").text = fault.error_code
     etree.SubElement(info, f"{{{BUS}}}errorMessage").text = _bounded(fault.message)
     if fault.error_data:

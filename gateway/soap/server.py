@@ -47,13 +47,15 @@ from gateway.soap.envelope import (
 from gateway.soap.faults import SoapFault, fault_body
 from gateway.store import StoreError
 
-__all__ = ["Handler", "SignerCheck", "SoapCall", "SoapEndpoint", "SoapService", "VerifierFor"]
+__all__ = ["CLIENT_FAULT", "Handler", "SignerCheck", "SoapCall", "SoapEndpoint", "SoapService", "VerifierFor"]
 
 T = TypeVar("T")
 
 log = get_logger("gateway.soap")
 
 PREFIX = "/soap"
+CLIENT_FAULT = web.ResponseKey("soap_client_fault", bool)
+"""Set on an answer that is a Client fault: the caller's mistake, whatever its HTTP status."""
 _MEDIA_TYPE = "text/xml"
 
 
@@ -67,7 +69,8 @@ class SoapCall:
     envelope: Envelope
     """Its Body is the verified one when the sender signed."""
     operation: Operation
-    message: BusRequest
+    message: BusRequest | None
+    """None for an operation of a contract that carries no bus message (``SoapService.read``)."""
     received_at: dt.datetime
 
     def expect_service(self, *service_ids: str) -> str:
@@ -124,7 +127,8 @@ class SoapCall:
         )
 
 
-Handler = Callable[[SoapCall], Awaitable[BusResponse]]
+Handler = Callable[[SoapCall], Awaitable[BusResponse | etree._Element]]
+"""A handler answers with a bus response, or with the Body element of its contract's answer."""
 
 SignerCheck = Callable[[str, x509.Certificate], Awaitable[None]]
 """An asynchronous check of the certificate that verified a sender's signature (its revocation,
@@ -145,6 +149,13 @@ class SoapService:
 
     contract: Contract
     handlers: Mapping[str, Handler]
+    read: Callable[[etree._Element], BusRequest | None] = read_request
+    """Reads the bus message of a schema-valid Body: a contract other than the bus's SendMessage
+    brings its own reader, which answers None for an operation that carries no message."""
+    fault_detail: Callable[[SoapFault, dt.datetime], etree._Element] | None = None
+    """The element in each fault's detail; None: the bus's ErrorInfo."""
+    fault_status: int | None = None
+    """The HTTP status of every fault (500, as WS-I Basic Profile asks); None: the fault's own."""
 
     def __post_init__(self) -> None:
         if set(self.handlers) != set(self.contract.operations):
@@ -200,7 +211,10 @@ class SoapEndpoint:
                 raise SoapFault.client("unknown-service", self._unknown(name), http_status=404)
             call = await self._admit(request, service, received_at)
             response = await service.handlers[call.operation.name](call)
-            document = build_envelope(build_response(response, channel=call.message.channel))
+            if isinstance(response, etree._Element):
+                document = build_envelope(response)
+            else:
+                document = build_envelope(build_response(response, channel=call.message.channel))
             return _xml(self._serialise(document), 200)
         except SoapFault as fault:
             return self._fault(fault, name)
@@ -245,8 +259,8 @@ class SoapEndpoint:
                 await self._signer_check(verifier.sender, envelope.signed_by)
         operation = _operation(service.contract, envelope.body)
         service.contract.validate(envelope.body)
-        message = read_request(envelope.body)
-        if self._freshness is not None:
+        message = service.read(envelope.body)
+        if self._freshness is not None and message is not None:
             # After the signature check: a date the signature does not cover proves nothing.
             self._freshness.check(message.message_date, what="messageDate")
         _check_soap_action(request.headers.get("SOAPAction"), operation, message)
@@ -296,7 +310,13 @@ class SoapEndpoint:
         else:
             log.error("SOAP server fault", service=self._logged(service), error_code=fault.error_code,
                       status=fault.http_status)
-        return _xml(self._serialise(build_envelope(fault_body(fault, now=self._now()))), fault.http_status)
+        service_of = self._services.get(service)
+        detail = service_of.fault_detail if service_of is not None else None
+        status = (service_of.fault_status if service_of is not None else None) or fault.http_status
+        response = _xml(self._serialise(build_envelope(fault_body(fault, now=self._now(), detail=detail))), status)
+        if fault.is_client_fault:
+            response[CLIENT_FAULT] = True
+        return response
 
     def _serialise(self, document: etree._Element) -> bytes:
         return serialise(document if self._signer is None else self._signer.sign(document))
@@ -314,18 +334,19 @@ def _operation(contract: Contract, body: etree._Element) -> Operation:
     return operation
 
 
-def _check_soap_action(soap_action: str | None, operation: Operation, message: BusRequest) -> None:
+def _check_soap_action(soap_action: str | None, operation: Operation, message: BusRequest | None) -> None:
     """SOAP 1.1 §6.1.1: the header states the intent; an empty or absent one leaves it to the Body.
 
     Besides the WSDL's soapAction, the bus's own routing name — the request's serviceId, which
     the gateway's outbox sends — is accepted: both say the same thing about the request.
     """
     action = (soap_action or "").strip().strip('"')
-    if action and action not in (operation.soap_action, message.service_id):
+    if action and action not in (operation.soap_action, message.service_id if message else operation.soap_action):
+        also = f" or the serviceId {message.service_id!r}" if message else ""
         raise SoapFault.client(
             "unknown-operation",
             f"SOAPAction {action[:200]!r} does not match the request: send {operation.soap_action!r} "
-            f"({operation.name}) or the serviceId {message.service_id!r}",
+            f"({operation.name}){also}",
         )
 
 

@@ -90,6 +90,8 @@ class Message:
     replays: int = 0
     # The recipient's answer to the delivery (a court's receipt, say), kept with the message.
     answer: bytes | None = None
+    # When the recipient confirmed it has the message (AsyncChannel sendDeliveryNotification).
+    acknowledged_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,6 +489,24 @@ class Outbox(Transactions, Protocol):
     ) -> list[Message]: ...
 
     async def attempts(self, message_id: str) -> list[Attempt]: ...
+
+    async def hand_out(
+        self, recipient: str, *, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str,
+        audit: Callable[[Message], Sequence[NewAuditEntry]] = lambda message: (),
+    ) -> list[Message]:
+        """Up to ``limit`` unconfirmed (accepted or in flight) messages for ``recipient`` after
+        ``after_seq``, in acceptance order, for a member that pulls: each is marked in flight,
+        leased to ``owner`` and counted as an attempt, and the entries ``audit(message)`` gives
+        are appended in the same transaction. A message is handed out again at every pull until
+        the recipient confirms it (``acknowledge``); it never goes dead by itself."""
+
+    async def acknowledge(
+        self, recipient: str, audit: Mapping[str, Sequence[NewAuditEntry]], now: float
+    ) -> list[str]:
+        """The recipient confirms it has each message of ``audit`` (message id -> the audit
+        entries of the confirmation): the message is delivered, if it was not, and its
+        confirmation time kept. Returns the ids confirmed now, in one transaction with their
+        entries; a message confirmed before, or not for ``recipient``, is left as it is."""
 
     async def replay(self, message_ids: Sequence[str], now: float, deadline_at: float) -> list[str]:
         """Move dead messages back to accepted with a fresh attempt budget (as many

@@ -267,6 +267,10 @@ MIGRATIONS: tuple[str, ...] = (
         received_at {REAL} NOT NULL
     );
     """,
+    # 7: when the recipient confirmed a message (AsyncChannel sendDeliveryNotification).
+    """
+    ALTER TABLE messages ADD COLUMN acknowledged_at {REAL};
+    """,
 )
 
 
@@ -275,7 +279,7 @@ MIGRATIONS: tuple[str, ...] = (
 MESSAGE_COLUMNS = (
     "id, seq, sender, recipient, service, body, content_type, correlation_id, client_message_id, "
     "purpose, ordering_key, state, attempts, max_attempts, accepted_at, next_attempt_at, "
-    "deadline_at, updated_at, delivered_at, last_error, last_status, replays, answer"
+    "deadline_at, updated_at, delivered_at, last_error, last_status, replays, answer, acknowledged_at"
 )
 _MESSAGE_WIDTH = len(MESSAGE_COLUMNS.split(","))
 CASE_COLUMNS = "kind, id, state, data, version, subject_key, created_at, updated_at"
@@ -637,6 +641,61 @@ class Dialect:
         )
         rows = yield self.rows(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY seq LIMIT ?", (*params, limit))
         return [message_of(row) for row in rows]
+
+    def hand_out(
+        self, recipient: str, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str,
+        audit: Callable[[Message], Sequence[NewAuditEntry]],
+    ) -> Operation[list[Message]]:
+        # Every unconfirmed message is handed out again (in flight or not): a member that lost a
+        # page asks again from the start. The lease only tells a push dispatcher, should the member
+        # get an endpoint, when it may take the message over.
+        rows = yield self.rows(
+            f"""
+            UPDATE messages
+               SET state = 'in_flight', attempts = attempts + 1, lease_owner = ?, lease_until = ?, updated_at = ?
+             WHERE seq IN (
+                SELECT seq FROM messages
+                 WHERE recipient = ? AND state IN ('accepted', 'in_flight') AND seq > ?
+                 ORDER BY seq
+                 LIMIT ?)
+            RETURNING {MESSAGE_COLUMNS}
+            """,
+            (owner, now + lease_seconds, now, recipient, after_seq, limit),
+        )
+        messages = sorted((message_of(row) for row in rows), key=lambda m: m.seq)
+        entries = [entry for message in messages for entry in audit(message)]
+        if entries:
+            yield from self.append_audit(entries, now)
+        return messages
+
+    def acknowledge(
+        self, recipient: str, audit: Mapping[str, Sequence[NewAuditEntry]], now: float
+    ) -> Operation[list[str]]:
+        """Mark each message of ``audit`` (id -> its entries) confirmed by ``recipient``, and
+        delivered if it was not; the ids confirmed now, whose entries are appended."""
+        confirmed, entries = [], []
+        for message_id, audited in audit.items():
+            changed = yield self.statement(
+                "UPDATE messages SET acknowledged_at = ?, updated_at = ?, "
+                "state = 'delivered', delivered_at = coalesce(delivered_at, ?), lease_owner = NULL, lease_until = NULL "
+                "WHERE id = ? AND recipient = ? AND acknowledged_at IS NULL",
+                (now, now, now, message_id, recipient),
+            )
+            if not changed:
+                continue
+            confirmed.append(message_id)
+            entries.extend(audited)
+            # The attempt the recipient confirms, unless its outcome is logged already (a pushed
+            # message delivered before it was confirmed keeps its attempt as it was).
+            yield self.statement(
+                "INSERT INTO attempts (message_id, number, started_at, finished_at, outcome, status, error) "
+                "SELECT id, attempts, ?, ?, 'delivered', NULL, 'confirmed by the recipient' "
+                "FROM messages WHERE id = ? AND attempts > 0 ON CONFLICT (message_id, number) DO NOTHING",
+                (now, now, message_id),
+            )
+        if entries:
+            yield from self.append_audit(entries, now)
+        return confirmed
 
     def attempts(self, message_id: str) -> Operation[list[Attempt]]:
         rows = yield self.rows(
@@ -1066,6 +1125,21 @@ class SQLStore:
 
     async def attempts(self, message_id: str) -> list[Attempt]:
         return await self._read(self._dialect.attempts, message_id)
+
+    async def hand_out(
+        self, recipient: str, *, after_seq: int, limit: int, now: float, lease_seconds: float, owner: str,
+        audit: Callable[[Message], Sequence[NewAuditEntry]] = lambda message: (),
+    ) -> list[Message]:
+        # One transaction: what is handed out is audited, or nothing is handed out.
+        return await self._write(self._dialect.hand_out, recipient, after_seq, limit, now, lease_seconds, owner,
+                                 audit, atomic=[AppendAudit(())])
+
+    async def acknowledge(
+        self, recipient: str, audit: Mapping[str, Sequence[NewAuditEntry]], now: float
+    ) -> list[str]:
+        entries = [entry for audited in audit.values() for entry in audited]
+        atomic = [AppendAudit(entries)]  # one transaction; on PostgreSQL, the audit log's lock first
+        return await self._write(self._dialect.acknowledge, recipient, dict(audit), now, atomic=atomic)
 
     async def replay(self, message_ids: Sequence[str], now: float, deadline_at: float) -> list[str]:
         replayed = await self._write(self._dialect.replay, list(message_ids), now, deadline_at)

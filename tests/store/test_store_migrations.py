@@ -38,9 +38,9 @@ def stage_released_schema(backend, url: str, version: int) -> None:
     backend.execute(url, f"INSERT INTO schema_version VALUES ({version})")
 
 
-def _migration_making(table: str) -> int:
-    """The number (from 1) of the migration that creates ``table``."""
-    return next(number for number, script in enumerate(MIGRATIONS, 1) if f"CREATE TABLE {table} (" in script)
+def _migration_making(change: str) -> int:
+    """The number (from 1) of the migration whose script holds ``change`` (``CREATE TABLE x (``)."""
+    return next(number for number, script in enumerate(MIGRATIONS, 1) if change in script)
 
 
 def _schema(url: str) -> str:
@@ -139,7 +139,7 @@ async def test_a_database_at_the_current_version_opens_without_migrating_again(b
 async def test_a_database_from_before_the_console_migration_upgrades_and_keeps_its_messages_and_takes_console_accounts(backend, open_store):
     # The console's migration is the one that makes console_accounts, whatever number it lands at.
     url = backend.fresh_url()
-    stage_released_schema(backend, url, _migration_making("console_accounts") - 1)
+    stage_released_schema(backend, url, _migration_making("CREATE TABLE console_accounts (") - 1)
     stage_message(backend, url, "kept", "accepted")
     assert "console_accounts" not in {row[0] for row in describe(backend, url)["columns"]}
 
@@ -154,7 +154,7 @@ async def test_a_database_from_before_the_console_migration_upgrades_and_keeps_i
 async def test_a_database_from_before_the_evidence_migration_upgrades_and_keeps_evidence_of_new_messages(
         backend, open_store):
     url = backend.fresh_url()
-    stage_released_schema(backend, url, _migration_making("message_evidence") - 1)
+    stage_released_schema(backend, url, _migration_making("CREATE TABLE message_evidence (") - 1)
     stage_message(backend, url, "kept", "accepted")
 
     store = await open_store(url)
@@ -165,3 +165,19 @@ async def test_a_database_from_before_the_evidence_migration_upgrades_and_keeps_
         NewMessage("penal", "health", "notices", b"<e/>", "text/xml", "corr", 3, T0 + 86_400),
         evidence=Evidence(b"<signed/>", "text/xml"))], T0)
     assert (await store.get_evidence(acceptance.message.id)).evidence.document == b"<signed/>"
+
+
+async def test_a_database_from_before_the_confirmation_time_upgrades_and_keeps_its_messages(backend, open_store):
+    url = backend.fresh_url()
+    stage_released_schema(backend, url, _migration_making("ADD COLUMN acknowledged_at") - 1)
+    stage_message(backend, url, "kept", "in_flight", attempts=1)
+
+    store = await open_store(url)
+
+    assert backend.execute(url, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+    kept = await store.get_message("kept")
+    assert (kept.state, kept.acknowledged_at) == (MessageState.IN_FLIGHT, None)
+    assert await store.acknowledge("health", {"kept": []}, T0 + 5) == ["kept"]
+    confirmed = await store.get_message("kept")
+    assert (confirmed.state, confirmed.acknowledged_at, confirmed.delivered_at) == (MessageState.DELIVERED, T0 + 5,
+                                                                                     T0 + 5)

@@ -28,9 +28,10 @@ from gateway.web.identity import caller_identification
 from gateway.web.headers import well_formed
 from gateway.web.intake import CLIENT_CLOSED, body_deadline, refusal_audit
 from gateway.web.ratelimit import rate_limits
-from gateway.entrypoints.soap import relay as soap_endpoint
+from gateway.entrypoints.soap import async_channel, relay as soap_endpoint
 from gateway.soap.envelope import build_envelope, serialise
 from gateway.soap.faults import SoapFault, fault_body
+from gateway.soap.server import CLIENT_FAULT
 from gateway.store import StoreError
 
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -59,7 +60,7 @@ def create_app(services: Services) -> web.Application:
     oversight.add_routes(app)
     workflows.add_routes(app)
     outcomes.add_routes(app)
-    soap_endpoint.add_routes(app, services)
+    soap_endpoint.add_routes(app, services, also=[async_channel.async_channel_service(services)])
     console.add_routes(app)
     return app
 
@@ -90,7 +91,7 @@ def _route(request: web.Request) -> str:
 async def _metrics(request: web.Request, handler):
     started = time.perf_counter()
     route = _route(request)
-    status = 500
+    status, response = 500, None
     try:
         response = await handler(request)
         status = response.status
@@ -98,7 +99,7 @@ async def _metrics(request: web.Request, handler):
     finally:
         metrics = services_of(request).metrics
         metrics.http_requests.labels(route, request.method, str(status)).inc()
-        if status == 500:
+        if status == 500 and not (response is not None and response.get(CLIENT_FAULT)):
             metrics.internal_errors.labels(route).inc()
         elif status == CLIENT_CLOSED:
             metrics.disconnects.labels(route).inc()
@@ -116,8 +117,12 @@ async def _problems(request: web.Request, handler):
         if request.method == "POST" and request.path.startswith("/soap/"):
             # Refused before the SOAP endpoint ran (the caller's identity): still a SOAP answer.
             now = datetime.datetime.fromtimestamp(services_of(request).clock(), datetime.UTC)
-            fault = fault_body(SoapFault.of(error), now=now)
-            return web.Response(body=serialise(build_envelope(fault)), status=error.status, content_type="text/xml",
+            # AsyncChannel's faults carry its own ErrorInfo, with HTTP 500 (gateway.entrypoints.soap.async_channel).
+            async_channel_fault = request.path == async_channel.PATH
+            fault = fault_body(SoapFault.of(error), now=now,
+                               detail=async_channel.error_detail if async_channel_fault else None)
+            status = async_channel.FAULT_STATUS if async_channel_fault else error.status
+            return web.Response(body=serialise(build_envelope(fault)), status=status, content_type="text/xml",
                                 headers=error.headers or None,
                                 charset="utf-8")
         return problem_response(error, request)

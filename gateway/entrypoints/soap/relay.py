@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
 
 from gateway.bootstrap import Services
 from gateway.services.relay import RelayRequest
@@ -30,22 +33,23 @@ from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build
 from gateway.soap.faults import SoapFault
 from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
-from gateway.store import Evidence
+from gateway.store import Evidence, Message
 
-__all__ = ["add_routes", "caller"]
+__all__ = ["RelayPaths", "add_routes", "caller", "evidence_of", "relay_message"]
 
 # Relayed documents in the exchange's known namespaces are validated on the way in (the
 # wildcard in data is processContents="lax"), so a malformed one is refused, not dead-lettered.
-_KNOWN_DOCUMENTS = ("penal.xsd", "interior.xsd", "court.xsd")
+KNOWN_DOCUMENTS = ("penal.xsd", "interior.xsd", "court.xsd")
 _PURPOSE = "purpose"
 _ORDERING_KEY = "orderingKey"
 _FORWARDED_TYPE = "text/xml; charset=utf-8"
 
 
-def add_routes(app: web.Application, services: Services) -> None:
-    """Serve the gateway's SOAP services on ``app`` (built by ``gateway.entrypoints.http.app.create_app``)."""
-    soap_services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS),
-                                 {"SendMessage": _relay(services)})]
+def add_routes(app: web.Application, services: Services, *, also: Sequence[SoapService] = ()) -> None:
+    """Serve the gateway's SOAP services on ``app`` (built by ``gateway.entrypoints.http.app.create_app``),
+    with the services ``also`` defined elsewhere (AsyncChannel)."""
+    soap_services = [SoapService(contract("relay.wsdl", also_validates=KNOWN_DOCUMENTS),
+                                 {"SendMessage": _relay(services)}), *also]
     if services.release_intake is not None:
         soap_services.append(release_notice_service(services.release_intake, caller=caller))
     SoapEndpoint(
@@ -80,64 +84,80 @@ def caller(call: SoapCall) -> str:
     return member
 
 
-def _relay(services: Services):
-    relay, audit = services.relay, services.audit
-    roles = {member_id: member.role for member_id, member in services.config.members.items()}
-    gateway_member = services.config.server.member_id
+@dataclass(frozen=True, slots=True)
+class RelayPaths:
+    """Where a contract's request names what the relay checks, for the faults' errorData."""
 
+    service_id: str
+    properties: str
+
+
+_BUS_PATHS = RelayPaths(
+    service_id="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:serviceId",
+    properties="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:properties",
+)
+
+
+async def relay_message(
+    services: Services, member: str, message: BusRequest, *, paths: RelayPaths,
+    forward: Callable[[BusRequest], etree._Element], evidence: Evidence | None = None,
+) -> Message:
+    """Relay ``message`` from the authenticated ``member``: its serviceId names the destination
+    as recipient/service. ``forward`` builds the Body the recipient receives (its serviceId its
+    own service, its sender the caller); ``evidence`` is the signed request as it arrived, kept
+beside the message. Returns the stored message, once it is committed."""
+    relay, audit = services.relay, services.audit
+    recipient, _, service = message.service_id.partition("/")
+    if not service:
+        raise SoapFault.client(
+            "unknown-service",
+            f"serviceId {message.service_id!r} must name the destination as recipient/service, "
+            "for example health/release-notices",
+            error_data=paths.service_id,
+        )
+    purpose = message.property(_PURPOSE)
+    request = RelayRequest(
+        caller=member,
+        recipient=recipient,
+        service=service,
+        body=b"",
+        content_type=_FORWARDED_TYPE,
+        client_message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        purpose=purpose,
+        ordering_key=message.property(_ORDERING_KEY),
+    )
+    # Who and where first: an unauthorised caller learns nothing from the content.
+    try:
+        relay.authorise(request)
+    except BadRequest as error:
+        if purpose is None:
+            # The use case speaks of the JSON API's X-Purpose header; over SOAP it is a property.
+            raise SoapFault.client(
+                "purpose-required",
+                f"add the property purpose: {error.detail.partition(': ')[2]}",
+                error_data=paths.properties,
+            ) from None
+        raise
+    if message.data is None:
+        raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it")
+    forwarded = forward(dataclasses.replace(message, service_id=service, sender_id=member))
+    acceptance = await relay.submit(dataclasses.replace(
+        request, body=serialise(build_envelope(forwarded)), evidence=evidence))
+    stored = acceptance.message
+    if acceptance.duplicate:
+        roles = {member_id: config.role for member_id, config in services.config.members.items()}
+        await record_replay(audit, stored, member_role=roles.get(member), counterpart=services.config.server.member_id)
+    return stored
+
+
+def _relay(services: Services):
     async def send_message(call: SoapCall) -> BusResponse:
         member = caller(call)
         message = call.message
+        stored = await relay_message(services, member, message, paths=_BUS_PATHS, forward=build_request,
+                                     evidence=evidence_of(call))
         recipient, _, service = message.service_id.partition("/")
-        if not service:
-            raise SoapFault.client(
-                "unknown-service",
-                f"serviceId {message.service_id!r} must name the destination as recipient/service, "
-                "for example health/release-notices",
-                error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:serviceId",
-            )
-        purpose = message.property(_PURPOSE)
-        request = RelayRequest(
-            caller=member,
-            recipient=recipient,
-            service=service,
-            body=b"",
-            content_type=_FORWARDED_TYPE,
-            client_message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            purpose=purpose,
-            ordering_key=message.property(_ORDERING_KEY),
-        )
-        # Who and where first: an unauthorised caller learns nothing from the content.
-        try:
-            relay.authorise(request)
-        except BadRequest as error:
-            if purpose is None:
-                # The use case speaks of the JSON API's X-Purpose header; over SOAP it is a property.
-                raise SoapFault.client(
-                    "purpose-required",
-                    f"add the property purpose: {error.detail.partition(': ')[2]}",
-                    error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:properties",
-                ) from None
-            raise
-        if message.data is None:
-            raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it")
-        forwarded = build_request(
-            BusRequest(
-                message_id=message.message_id,
-                correlation_id=message.correlation_id,
-                service_id=service,
-                message_date=message.message_date,
-                sender_id=member,
-                data=message.data,
-                properties=message.properties,
-            )
-        )
-        acceptance = await relay.submit(dataclasses.replace(
-            request, body=serialise(build_envelope(forwarded)), evidence=_evidence(call)))
-        stored = acceptance.message
-        if acceptance.duplicate:
-            await record_replay(audit, stored, member_role=roles.get(member), counterpart=gateway_member)
         # Dated when it was stored, so a resent message gets the very same answer.
         return BusResponse(
             message_id=stored.id,
@@ -150,7 +170,7 @@ def _relay(services: Services):
     return send_message
 
 
-def _evidence(call: SoapCall) -> Evidence | None:
+def evidence_of(call: SoapCall) -> Evidence | None:
     """A signed request's bytes as they arrived, and the certificate that verified them: the
     sender's proof, kept beside the message the recipient gets under the gateway's signature."""
     certificate = call.envelope.signed_by
@@ -158,4 +178,3 @@ def _evidence(call: SoapCall) -> Evidence | None:
         return None
     media_type = f"text/xml; charset={call.http.charset}" if call.http.charset else "text/xml"
     return Evidence(call.raw, media_type, certificate.public_bytes(Encoding.DER))
-

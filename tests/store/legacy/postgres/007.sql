@@ -1,0 +1,1 @@
+ALTER TABLE messages ADD COLUMN acknowledged_at double precision;
