@@ -114,7 +114,8 @@ async def _queues(request: web.Request) -> dict:
 
 async def dashboard(request: web.Request) -> web.Response:
     require(request, "operator")
-    return render(request, "dashboard.html", await _queues(request))
+    return render(request, "dashboard.html", await _queues(request)
+                  | {"refresh_seconds": services(request).config.console.dashboard_refresh_seconds})
 
 
 async def dashboard_queues(request: web.Request) -> web.Response:
