@@ -268,6 +268,7 @@ class PretrialConfig(_Section):
     source_timeout_seconds: float = Field(5.0, gt=0)
     source_attempts: int = Field(2, ge=1, le=10, description="tries per source within one gathering round")
     regather_interval_seconds: float = Field(60.0, gt=0, description="how soon a missing section is asked for again")
+    max_due_days: int = Field(365, ge=1, le=3650, description="how far ahead a report's due date may be")
 
 
 class ReleaseConfig(_Section):

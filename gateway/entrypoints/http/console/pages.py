@@ -349,22 +349,63 @@ async def pretrial_request(request: web.Request) -> web.Response:
         "legal_basis": values["legal_basis"] or None,
         "officer_conclusion": values["officer_conclusion"] or None,
     }
-    errors: dict[str, str] = {}
     try:
         wanted = PretrialReportRequest.model_validate(document)
     except ValidationError as exc:
-        for error in exc.errors():
-            location = [str(p) for p in error["loc"]]
-            name = "_".join(location[:2]) if location and location[0] == "court" else (location or ["form"])[0]
-            errors.setdefault(name, error["msg"].removeprefix("Value error, "))
-        return _pretrial_form_page(request, values, errors, status=400)
+        return _pretrial_form_page(request, values, _field_errors(request, exc), status=400)
     caller = _probation_member(request)
     if gateway.workflows is None or caller is None:
         raise web.HTTPNotFound()
-    case, _duplicate = await gateway.workflows.pretrial.request(wanted, caller=caller,
-                                                                request_key=f"console:{values['request_key']}")
+    try:
+        case, _duplicate = await gateway.workflows.pretrial.request(wanted, caller=caller,
+                                                                    request_key=f"console:{values['request_key']}")
+    except pretrial.DueDateRefused as refused:
+        return _pretrial_form_page(request, values, {"due_date": _due_date_message(request, refused.defect)},
+                                   status=400)
     await record_action(request, signed, action="pretrial-request", reason=f"report {case.id}")
     raise web.HTTPSeeOther(f"/console/pretrial/{case.id}")
+
+
+def _due_date_message(request: web.Request, defect: str) -> str:
+    _ = gettext_of(request)
+    if defect == "past":
+        return _("The due date is in the past: give today or a later day.")
+    days = services(request).config.workflows.pretrial.max_due_days
+    return _("The due date is too far ahead: at most %(days)d days from today.") % {"days": days}
+
+
+def _field_errors(request: web.Request, exc: ValidationError) -> dict[str, str]:
+    """Each field's first problem, in the person's language (the model's messages are English)."""
+    _ = gettext_of(request)
+    iin_defects = {
+        "character": _("An IIN has digits only."),
+        "length": _("An IIN has exactly 12 digits."),
+        "century": _("The 7th digit (century and sex) must be 1 to 6."),
+        "birth_date": _("The first six digits are not a birth date."),
+        "check_digit": _("The last digit does not match the others: check the number."),
+        "unissuable": _("No IIN of this form is ever issued: check the number."),
+    }
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        location = [str(p) for p in error["loc"]]
+        name = "_".join(location[:2]) if location and location[0] == "court" else (location or ["form"])[0]
+        kind, context = error["type"], error.get("ctx") or {}
+        if name == "subject_iin":
+            text = iin_defects.get(context.get("defect"), _("This is not a valid IIN."))
+        elif name == "erdr_number":
+            text = _("An ERDR number has exactly 15 digits.")
+        elif name == "due_date" and kind in ("greater_than_equal", "less_than_equal"):
+            text = _("The due date is out of range: give a date between 1900 and 2100.")
+        elif name == "due_date":
+            text = _("Give a date as YYYY-MM-DD.")
+        elif kind in ("missing", "string_too_short"):
+            text = _("Fill in this field.")
+        elif kind == "string_too_long":
+            text = _("This is too long: at most %(max)d characters.") % {"max": context.get("max_length", 0)}
+        else:
+            text = _("This value is not accepted: check it.")
+        errors.setdefault(name, text)
+    return errors
 
 
 async def pretrial_report(request: web.Request) -> web.Response:
