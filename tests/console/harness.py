@@ -18,6 +18,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,6 +31,9 @@ from gateway.workflows import pretrial, release
 from gateway.config import load_config
 from support import RecordingReceiver, write_config
 from workflow_steps import FAST, POPULATION
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple"
@@ -159,6 +163,16 @@ class ConsoleSystem(_Threaded):
         self.gateway = self.system.gateway
         self.url = self.gateway.url
         self._accounts()
+
+
+def tab_to(page: "Page", selector: str, *, backwards: bool = False, limit: int = 80) -> None:
+    """Press Tab (or Shift+Tab) until ``selector`` has the focus, as a keyboard user would."""
+    key = "Shift+Tab" if backwards else "Tab"
+    for _ in range(limit):
+        page.keyboard.press(key)
+        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with {key}")
 
 
 def save_screenshot(png: bytes, name: str) -> None:

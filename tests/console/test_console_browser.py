@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from console.harness import PASSWORD, SUBJECT_OFFICE_1, SUBJECT_OFFICE_2, save_screenshot
+from console.harness import PASSWORD, SUBJECT_OFFICE_1, SUBJECT_OFFICE_2, save_screenshot, tab_to
 from gateway.security.audit import AuditEntry
 from gateway.store import AcceptMessage, MessageState, NewMessage
 
@@ -261,16 +261,6 @@ def test_a_message_is_found_and_opened_with_the_keyboard_alone(console, page):
     tab_to(page, 'a[href="/console/dashboard"]', backwards=True)  # and back through the menu
     page.keyboard.press("Enter")
     expect(page).to_have_url(console.url + "/console/dashboard")
-
-
-def tab_to(page: Page, selector: str, *, backwards: bool = False, limit: int = 80) -> None:
-    """Press Tab (or Shift+Tab) until ``selector`` has the focus, as a keyboard user would."""
-    key = "Shift+Tab" if backwards else "Tab"
-    for _ in range(limit):
-        page.keyboard.press(key)
-        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
-            return
-    raise AssertionError(f"{selector} cannot be reached with {key}")
 
 
 # ---------------------------------------------------------------- languages
