@@ -41,6 +41,7 @@ from gateway.workflows.pretrial import PretrialReportRequest
 _PAGE = 25
 _CASE_SCAN = 500
 _RECENT_SECONDS = 3600
+_SEQ_MAX = 2**63 - 1
 
 
 def add_routes(app: web.Application, prefix: str) -> None:
@@ -374,10 +375,10 @@ def _due_date_message(request: web.Request, defect: str) -> str:
     return _("The due date is too far ahead: at most %(days)d days from today.") % {"days": days}
 
 
-def _field_errors(request: web.Request, exc: ValidationError) -> dict[str, str]:
-    """Each field's first problem, in the person's language (the model's messages are English)."""
+def _iin_problems(request: web.Request) -> dict[str, str]:
+    """What each IINDefect means, in the person's language."""
     _ = gettext_of(request)
-    iin_defects = {
+    return {
         "character": _("An IIN has digits only."),
         "length": _("An IIN has exactly 12 digits."),
         "century": _("The 7th digit (century and sex) must be 1 to 6."),
@@ -385,6 +386,12 @@ def _field_errors(request: web.Request, exc: ValidationError) -> dict[str, str]:
         "check_digit": _("The last digit does not match the others: check the number."),
         "unissuable": _("No IIN of this form is ever issued: check the number."),
     }
+
+
+def _field_errors(request: web.Request, exc: ValidationError) -> dict[str, str]:
+    """Each field's first problem, in the person's language (the model's messages are English)."""
+    _ = gettext_of(request)
+    iin_defects = _iin_problems(request)
     errors: dict[str, str] = {}
     for error in exc.errors():
         location = [str(p) for p in error["loc"]]
@@ -507,23 +514,23 @@ async def oversight(request: web.Request) -> web.Response:
         try:
             iin = str(validate_iin(text))
         except InvalidIIN as exc:
-            context["error"] = str(exc)
+            context["error"] = _iin_problems(request).get(exc.defect.value, _("This is not a valid IIN."))
         else:
             gateway = services(request)
+            try:
+                after = min(max(0, int(request.query.get("after", "0"))), _SEQ_MAX)
+            except ValueError:
+                after = 0
+            # A page and one more, read by (subject, seq) from the index: never every entry.
             entries = await oversight_service.subject_disclosures(
                 gateway.audit, iin, viewer=signed.actor, viewer_role=signed.account.role,
                 gateway_member=gateway.config.server.member_id, reason="console oversight subject report",
-                correlation_id=request.headers.get("X-Correlation-Id"))
-            try:
-                page = max(0, int(request.query.get("page", "0")))
-            except ValueError:
-                page = 0
-            shown = entries[page * _PAGE:(page + 1) * _PAGE]
+                correlation_id=request.headers.get("X-Correlation-Id"), after_seq=after, limit=_PAGE + 1)
+            shown = entries[:_PAGE]
             context["entries"] = [entry.as_json() for entry in shown]
-            context["total"] = len(entries)
-            context["page"] = page
-            if (page + 1) * _PAGE < len(entries):
-                context["more"] = request.rel_url.with_query({"iin": iin, "page": str(page + 1)}).path_qs
+            context["total"] = len(shown)
+            if len(entries) > _PAGE:
+                context["more"] = request.rel_url.with_query({"iin": iin, "after": str(shown[-1].seq)}).path_qs
             accounts = {a.username: a.display_name for a in await gateway.store.console_accounts()}
             context["names"] = {f"console:{username}": name for username, name in accounts.items()}
     return render(request, "oversight.html", context)
