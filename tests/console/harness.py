@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import functools
 import io
+import itertools
 import os
 import threading
 import warnings
@@ -92,6 +93,11 @@ class _Threaded:
         self.thread = threading.Thread(target=self.loop.run_forever, name="console-gateway", daemon=True)
         self.thread.start()
         self.exits = contextlib.AsyncExitStack()
+        self.audit_mark = 0
+        self._message_numbers = itertools.count(1)
+
+    def next_message_id(self) -> str:
+        return f"msg-{next(self._message_numbers):04d}"
 
     def call(self, coroutine, timeout: float = 60):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

@@ -24,9 +24,10 @@ def _shot(page: Page, name: str) -> None:
     save_screenshot(page.screenshot(full_page=True, mask=[page.locator("code.hash")], mask_color="#9aa5b1"), name)
 
 
-def _dead_letter(console, body: dict | None = None, message_id: str = "msg-0001") -> str:
+def _dead_letter(console, body: dict | None = None, message_id: str | None = None) -> str:
     """A message from penal to health that the receiver refuses for good: a dead letter after
-    its one attempt. Accepted with a fixed id (the screenshots show it)."""
+    its one attempt. Its id is the gateway's next ``msg-NNNN`` (the screenshots show it)."""
+    message_id = message_id or console.next_message_id()
     console.receiver.respond = lambda body, seen: (400, {})
     store, now = console.gateway.store, console.clock()
     console.call(store.apply([AcceptMessage(NewMessage(
@@ -50,8 +51,15 @@ def _wait(console, predicate, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture(autouse=True)
+def _audit_mark(console):
+    """Where the shared gateway's audit log stood when the test began: ``_audit`` reads from there."""
+    console.audit_mark = console.call(console.gateway.store.audit_size())
+
+
 def _audit(console) -> list[dict]:
-    records = console.call(console.gateway.store.read_audit(1, 10_000))
+    """The audit entries written since the test began."""
+    records = console.call(console.gateway.store.read_audit(console.audit_mark + 1, 10_000))
     return [AuditEntry.parse(record).as_json() for record in records]
 
 
@@ -165,20 +173,20 @@ def test_an_operator_sees_a_payload_only_after_giving_a_reason_and_the_view_is_r
     page.get_by_label("Reason").fill("the receiver says the notice field is malformed")
     page.get_by_role("button", name="Show payload").click()
     expect(page.locator("pre.payload")).to_contain_text("payload-marker-42")
-    _shot(page, "message")
     views = [e for e in _audit(console) if e["document_type"] == "MessagePayload"]
     assert [(v["member"], v["message_id"], v["reason"]) for v in views] == [
         ("console:aliya", message_id, "the receiver says the notice field is malformed")]
 
 
-def test_every_view_of_a_persons_data_is_in_their_oversight_report_under_the_account(console, page, sign_in):
-    sign_in("olga")
+def test_every_view_of_a_persons_data_is_in_their_oversight_report_under_the_account(fresh_console, page, sign_in):
+    console = fresh_console  # the subject's whole report: only this test's views in it
+    sign_in("olga", at=console.url)
     page.goto(console.url + "/console/pretrial/ptr-office1")
     expect(page.get_by_text("CRT-2026-0042")).to_be_visible()
     _shot(page, "pretrial-report")
     page.goto(console.url + "/console/release-cases/rc-office1")
     page.get_by_role("button", name="Sign out").click()
-    sign_in("oskar")
+    sign_in("oskar", at=console.url)
     page.get_by_label("IIN of the person").fill(SUBJECT_OFFICE_1)
     page.get_by_role("button", name="Show").click()
     rows = page.locator("#subject-entries tbody tr")
@@ -209,7 +217,6 @@ def test_a_dead_letter_replayed_from_the_console_after_the_receiver_recovers_is_
     page.get_by_label(f"Select {message_id}").check()
     page.get_by_role("button", name="Replay selected…").click()
     expect(page.get_by_text("Replay 1 dead letter? To: health (1)")).to_be_visible()
-    _shot(page, "dead-letters-confirm")
     page.get_by_role("button", name="Replay", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("1 dead letter queued again.")
     _wait(console, lambda: any(r.json() == {"notice": "replay-me"} and r.headers.get("X-Message-Id") == message_id
@@ -289,36 +296,61 @@ def test_the_language_follows_accept_language_until_the_person_chooses_one(conso
 # ---------------------------------------------------------------- accessibility, and the screenshots
 
 
-_SCREENS = {
-    "aliya": ("dashboard", "messages", "dead-letters", "release-cases", "indicators"),
-    "olga": ("pretrial", "pretrial/new", "release-cases/rc-office1"),
-    "oskar": (f"oversight?iin={SUBJECT_OFFICE_1}", "audit"),
-    "aida": ("audit?verify=1",),
-}
+def _show_payload(page: Page) -> None:
+    page.get_by_label("Reason").fill("the receiver refused the notice as malformed")
+    page.get_by_role("button", name="Show payload").click()
+    expect(page.locator("pre.payload")).to_be_visible()
 
 
-def test_every_console_page_has_no_serious_or_critical_accessibility_violation(console, page, sign_in):
+def _confirm_replay(page: Page) -> None:
+    page.get_by_label("Select msg-0001").check()
+    page.get_by_role("button", name="Replay selected…").click()
+    expect(page.get_by_role("alertdialog")).to_be_visible()
+
+
+# Each screen: who, the path, what to do there first, and its screenshot's name.
+_SCREENS = (
+    ("aliya", "dashboard", None, "dashboard"),
+    ("aliya", "messages", None, "messages"),
+    ("aliya", "messages/msg-0001", _show_payload, "message"),
+    ("aliya", "dead-letters", None, "dead-letters"),
+    ("aliya", "dead-letters", _confirm_replay, "dead-letters-confirm"),
+    ("aliya", "release-cases", None, "release-cases"),
+    ("aliya", "indicators", None, "indicators"),
+    ("olga", "pretrial", None, "pretrial"),
+    ("olga", "pretrial/new", None, "pretrial-new"),
+    ("olga", "release-cases/rc-office1", None, "release-cases-rc-office1"),
+    ("oskar", f"oversight?iin={SUBJECT_OFFICE_1}", None, "oversight"),
+    ("oskar", "audit", None, None),
+    ("aida", "audit?verify=1", None, "audit"),
+)
+
+
+def test_every_console_page_has_no_serious_or_critical_accessibility_violation(fresh_console, page, sign_in):
+    console = fresh_console  # the screenshots show a gateway that only this test used
     assert AXE.is_file(), "axe-core is missing: run npm ci"
-    _dead_letter(console)
+    _dead_letter(console, {"notice": "payload-marker-42"})
     console.call(console.gateway.audit.sign_tree_head())
     axe = AXE.read_text(encoding="utf-8")
-    pages = [("login", None)] + [(path, user) for user, paths in _SCREENS.items() for path in paths]
     found = {}
     signed_in = None
-    for path, user in pages:
+    for user, path, step, shot in ((None, "login", None, "login"), *_SCREENS):
         if user != signed_in:
             page.context.clear_cookies()
             if user:
-                sign_in(user)
+                sign_in(user, at=console.url)
             signed_in = user
         page.goto(f"{console.url}/console/{path}")
+        if step is not None:
+            step(page)
         page.evaluate(axe)
         result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
         serious = [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in result
                    if v["impact"] in ("serious", "critical")]
         if serious:
-            found[path] = serious
-        _shot(page, re.sub(r"[^a-z0-9]+", "-", path.split("?")[0]).strip("-") or "login")
+            found[shot or path] = serious
+        if shot:
+            _shot(page, shot)
     assert not found, json.dumps(found, indent=1, ensure_ascii=False)
 
 
