@@ -254,12 +254,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX console_sessions_user ON console_sessions (username);
     CREATE INDEX messages_correlation ON messages (correlation_id);
     """,
-    # 6: what the console's dashboard counts every few seconds for each open console, without
-    # reading the whole table: the undelivered messages by state and recipient (partial: a
-    # delivered message leaves it), and the deliveries since a moment by recipient.
+    # 6: what the console reads often, without walking the whole table: the dashboard's counts
+    # (every few seconds for each open console) of the messages in a state by recipient and of
+    # the deliveries since a moment (state, delivered_at), and a status's messages newest first
+    # (state, seq), as the dead letters page lists them. Whole indexes, not partial ones: the
+    # search binds the state as a parameter, which a partial index's condition cannot match.
     """
-    CREATE INDEX messages_undelivered ON messages (state, recipient) WHERE state IN ('accepted', 'in_flight', 'dead');
-    CREATE INDEX messages_delivered ON messages (delivered_at, recipient) WHERE state = 'delivered';
+    CREATE INDEX messages_state ON messages (state, delivered_at, recipient);
+    CREATE INDEX messages_state_seq ON messages (state, seq);
     """,
 )
 

@@ -1,2 +1,2 @@
-CREATE INDEX messages_undelivered ON messages (state, recipient) WHERE state IN ('accepted', 'in_flight', 'dead');
-CREATE INDEX messages_delivered ON messages (delivered_at, recipient) WHERE state = 'delivered';
+CREATE INDEX messages_state ON messages (state, delivered_at, recipient);
+CREATE INDEX messages_state_seq ON messages (state, seq);
