@@ -130,7 +130,10 @@ class ConsoleGateway(_Threaded):
         # Tree heads are signed when a test asks: a background round would change the screens.
         write_config(config_dir, receiver_url=self.receiver.url,
                      store_url=store_url or f"sqlite:///{tmp_path / 'console.db'}")
-        config = load_config(config_dir, environ={"GATEWAY__AUDIT__TREE_HEAD_INTERVAL_SECONDS": "86400"})
+        # Sign-in blocked after three failures of an account instead of five (console.throttle_per_account):
+        # every attempt costs an argon2id verification.
+        config = load_config(config_dir, environ={"GATEWAY__AUDIT__TREE_HEAD_INTERVAL_SECONDS": "86400",
+                                                  "GATEWAY__CONSOLE__THROTTLE_PER_ACCOUNT": "3"})
         self.gateway = self.call(self._build(config))
         self.url = self.gateway.url
         self._accounts()
