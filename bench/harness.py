@@ -49,7 +49,7 @@ class Profile:
     console_messages: int = 2_000
     console_cases: int = 400
     console_audit: int = 2_000
-    console_requests: int = 20  # per page, one at a time
+    console_requests: int = 5  # per page, one at a time
     console_refreshes: int = 2
     console_refresh_seconds: int = 1
 
