@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean system-packages console-vendor console-messages
+.PHONY: demo demo-console test install clean system-packages console-vendor console-messages
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/gateway demo
+
+# The demo, then the gateway left running with development logins for the browser console.
+demo-console: $(STAMP)
+	$(BIN)/gateway demo --keep
 
 test: $(STAMP) node_modules
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

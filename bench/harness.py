@@ -46,6 +46,12 @@ class Profile:
     burst_notices: int
     naive_calls: int
     large_episodes: int
+    console_messages: int = 2_000
+    console_cases: int = 400
+    console_audit: int = 2_000
+    console_requests: int = 5  # per page, one at a time
+    console_refreshes: int = 2
+    console_refresh_seconds: int = 1
 
     @property
     def people(self) -> int:
@@ -58,10 +64,14 @@ PROFILES = {
                     burst_notices=30, naive_calls=20, large_episodes=200),
     "quick": Profile("quick", latency_requests=300, load_seconds=4, concurrency=16, raw_seconds=2,
                      durable_messages=4_000, postgres_messages=1_500, scatter_reports=8, backlog_messages=15_000,
-                     burst_notices=1_500, naive_calls=300, large_episodes=2_000),
+                     burst_notices=1_500, naive_calls=300, large_episodes=2_000,
+                     console_messages=20_000, console_cases=4_000, console_audit=20_000, console_requests=60,
+                     console_refreshes=6, console_refresh_seconds=5),
     "full": Profile("full", latency_requests=1_500, load_seconds=12, concurrency=16, raw_seconds=3,
                     durable_messages=20_000, postgres_messages=6_000, scatter_reports=24, backlog_messages=100_000,
-                    burst_notices=20_000, naive_calls=1_000, large_episodes=2_000),
+                    burst_notices=20_000, naive_calls=1_000, large_episodes=2_000,
+                    console_messages=100_000, console_cases=20_000, console_audit=100_000, console_requests=100,
+                    console_refreshes=12, console_refresh_seconds=5),
 }
 
 

@@ -292,6 +292,7 @@ class PretrialConfig(_Section):
     source_timeout_seconds: float = Field(5.0, gt=0)
     source_attempts: int = Field(2, ge=1, le=10, description="tries per source within one gathering round")
     regather_interval_seconds: float = Field(60.0, gt=0, description="how soon a missing section is asked for again")
+    max_due_days: int = Field(365, ge=1, le=3650, description="how far ahead a report's due date may be")
 
 
 class ReleaseConfig(_Section):
@@ -345,6 +346,24 @@ class IndicatorsConfig(_Section):
     """The HMAC key of the indicator events' pseudonyms: never the audit subject key, so neither
     set of keyed hashes can be joined with the other without both secrets."""
     cache_seconds: int = Field(3600, ge=0, le=86_400, description="Cache-Control max-age of the published indicators")
+
+
+class ConsoleConfig(_Section):
+    """The console's sessions and sign-in throttling (docs/console.md), by the gateway's clock."""
+
+    idle_seconds: float = Field(15 * 60.0, ge=60, le=86_400, description="a session ends after this long without a request")
+    absolute_seconds: float = Field(8 * 3600.0, ge=60, le=7 * 86_400, description="a session ends this long after sign-in")
+    throttle_window_seconds: float = Field(15 * 60.0, ge=1, le=86_400,
+                                           description="the window failed sign-ins are counted over")
+    throttle_per_account: int = Field(5, ge=1, le=1000, description="failed sign-ins of one account that block it")
+    throttle_per_address: int = Field(20, ge=1, le=100_000, description="failed sign-ins from one address that block it")
+    dashboard_refresh_seconds: int = Field(5, ge=1, le=3600, description="how often the dashboard's table refreshes")
+
+    @model_validator(mode="after")
+    def _idle_within_absolute(self) -> ConsoleConfig:
+        if self.idle_seconds > self.absolute_seconds:
+            raise ValueError("console.idle_seconds must not exceed console.absolute_seconds")
+        return self
 
 
 class TlsConfig(_Section):
@@ -439,6 +458,7 @@ class GatewayConfig(_Section):
     members: dict[Name, MemberConfig] = {}
     audit: AuditConfig = AuditConfig()
     indicators: IndicatorsConfig = IndicatorsConfig()
+    console: ConsoleConfig = ConsoleConfig()
     signing: SigningConfig = SigningConfig()
     tls: TlsConfig = TlsConfig()
     jws: JwsConfig = JwsConfig()

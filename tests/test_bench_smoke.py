@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = {"overhead", "durable", "scatter", "backlog", "burst", "naive", "signatures"}
+SCENARIOS = {"overhead", "durable", "scatter", "backlog", "burst", "naive", "signatures", "console"}
 
 
 def test_every_benchmark_scenario_produces_its_figures(tmp_path):
     figures = tmp_path / "tiny.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--profile", "tiny", "--json", str(figures)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, capture_output=True, text=True, timeout=360,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     sections = {section["key"]: section for section in json.loads(figures.read_text(encoding="utf-8"))["sections"]}

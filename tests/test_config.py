@@ -153,3 +153,23 @@ role = "oversight"
 roles = ["oversight"]
 """)
     assert load_config(directory, environ={}).members["prosecutor"].roles == ["oversight"]
+
+
+def test_console_session_limits_are_read_and_checked(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    config = load_config(directory, environ={"GATEWAY__CONSOLE__IDLE_SECONDS": "120",
+                                             "GATEWAY__CONSOLE__THROTTLE_PER_ACCOUNT": "3"})
+    assert (config.console.idle_seconds, config.console.absolute_seconds) == (120, 8 * 3600)
+    assert (config.console.throttle_per_account, config.console.throttle_per_address) == (3, 20)
+    for variable, value, problem in (
+        ("GATEWAY__CONSOLE__THROTTLE_PER_ACCOUNT", "0", "console.throttle_per_account: Input should be greater than or equal to 1"),
+        ("GATEWAY__CONSOLE__IDLE_SECONDS", "30", "console.idle_seconds: Input should be greater than or equal to 60"),
+        ("GATEWAY__CONSOLE__IDLE_SECONDS", "90000", "console.idle_seconds: Input should be less than or equal to 86400"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            load_config(directory, environ={variable: value})
+        assert problem in str(error.value), str(error.value)
+    with pytest.raises(ConfigError) as error:
+        load_config(directory, environ={"GATEWAY__CONSOLE__IDLE_SECONDS": "7200",
+                                        "GATEWAY__CONSOLE__ABSOLUTE_SECONDS": "3600"})
+    assert "console.idle_seconds must not exceed console.absolute_seconds" in str(error.value)

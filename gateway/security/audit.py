@@ -438,10 +438,10 @@ class AuditLog:
 
     # -- reading
 
-    async def by_subject(self, iin: str) -> list[AuditEntry]:
-        """Every entry about the person, oldest first."""
+    async def by_subject(self, iin: str, *, after_seq: int = 0, limit: int = _SUBJECT_LIMIT) -> list[AuditEntry]:
+        """The entries about the person after ``after_seq`` (every one by default), oldest first."""
         iin = str(validate_iin(iin))
-        records = await self._store.audit_by_subject(self.subject_key(iin), limit=_SUBJECT_LIMIT)
+        records = await self._store.audit_by_subject(self.subject_key(iin), limit=limit, after_seq=after_seq)
         entries = []
         for record in records:
             try:

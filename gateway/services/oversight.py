@@ -21,9 +21,12 @@ async def subject_disclosures(
     gateway_member: str,
     reason: str,
     correlation_id: str | None = None,
+    after_seq: int = 0,
+    limit: int | None = None,
 ) -> list[AuditEntry]:
-    """Every audit entry about ``iin`` (a validated IIN), oldest first; the look-up is recorded."""
-    entries = await audit.by_subject(iin)
+    """The audit entries about ``iin`` (a validated IIN), oldest first — every one, or a page
+    of ``limit`` after ``after_seq``; the look-up is recorded."""
+    entries = await audit.by_subject(iin, after_seq=after_seq, **({"limit": limit} if limit else {}))
     await audit.record([AuditEvent(
         kind=EventKind.DISCLOSURE,
         outcome=Outcome.DISCLOSED,

@@ -565,7 +565,8 @@ class AuditStore(Transactions, Protocol):
 
     async def read_audit(self, start_seq: int = 1, limit: int = 1000) -> list[AuditRecord]: ...
 
-    async def audit_by_subject(self, subject_key: str, limit: int = 1000) -> list[AuditRecord]: ...
+    async def audit_by_subject(self, subject_key: str, limit: int = 1000, after_seq: int = 0) -> list[AuditRecord]:
+        """The subject's entries after ``after_seq``, oldest first (keyset paging)."""
 
     async def save_tree_head(self, head: TreeHead) -> None: ...
 

@@ -49,6 +49,7 @@ from gateway.domain import (
     SocialStatus,
     SourceStatus,
 )
+from gateway.errors import BadRequest
 from gateway.logs import get_logger
 from gateway.store import Case, ConflictError, Message, MessageState, ScheduleTimer, Timer
 from gateway.workflows.egress import DisclosureRefused, Egress
@@ -65,7 +66,7 @@ from gateway.workflows.state import (
     instant,
 )
 
-__all__ = ["KIND", "PURPOSE", "FINAL_STATES", "PretrialCaseState", "PretrialReportRequest", "PretrialReports",
+__all__ = ["KIND", "PURPOSE", "FINAL_STATES", "DueDateRefused", "PretrialCaseState", "PretrialReportRequest", "PretrialReports",
            "PretrialState", "PretrialTimer", "report_id_for", "state_of"]
 
 log = get_logger("gateway.workflows.pretrial")
@@ -93,6 +94,24 @@ def state_of(case: Case) -> PretrialCaseState:
 
 def _schedule(case_id: str, timer: PretrialTimer, fire_at: float) -> ScheduleTimer:
     return schedule(KIND, case_id, timer, fire_at, TIMER_PAYLOADS[timer]())
+
+
+class DueDateRefused(BadRequest):
+    """A new request's due date is before today or further ahead than ``max_due_days``
+    (``defect``: ``past`` or ``too_far``), by the gateway's clock."""
+
+    def __init__(self, defect: str, detail: str) -> None:
+        super().__init__(detail, field="due_date", defect=defect)
+        self.defect = defect
+
+
+def check_due_date(due: dt.date, now: float, max_due_days: int) -> None:
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    if due < today:
+        raise DueDateRefused("past", f"due_date: {due.isoformat()} is in the past (today is {today.isoformat()})")
+    latest = today + dt.timedelta(days=max_due_days)
+    if due > latest:
+        raise DueDateRefused("too_far", f"due_date: at most {max_due_days} days ahead, by {latest.isoformat()}")
 
 
 class CourtReceipt(Protocol):
@@ -153,6 +172,7 @@ class PretrialReports:
         if existing is not None:
             return existing, True
         now = self._runtime.now()
+        check_due_date(request.due_date, now, self._config.max_due_days)
         state = PretrialCaseState(request=request, caller=caller)
         step = Step(PretrialState.GATHERING, state, [_schedule(report_id, PretrialTimer.GATHER, now)])
         try:

@@ -11,8 +11,19 @@ from playwright.sync_api import sync_playwright
 from console.harness import CHROMIUM, PASSWORD, ConsoleGateway
 
 
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    """One gateway for the module's tests: each signs in afresh, uses message ids of its own and
+    reads only the audit entries written since it started (``console.audit_mark``)."""
+    started = ConsoleGateway(tmp_path_factory.mktemp("console"))
+    yield started
+    started.close()
+
+
 @pytest.fixture
-def console(tmp_path):
+def fresh_console(tmp_path):
+    """A gateway of the test's own, for what depends on everything the store holds (a subject's
+    whole report, the screenshots)."""
     started = ConsoleGateway(tmp_path)
     yield started
     started.close()
@@ -43,8 +54,8 @@ def page(browser):
 
 @pytest.fixture
 def sign_in(page, console):
-    def sign_in_as(username: str, password: str = PASSWORD):
-        page.goto(console.url + "/console/login")
+    def sign_in_as(username: str, password: str = PASSWORD, *, at: str | None = None):
+        page.goto((at or console.url) + "/console/login")
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()

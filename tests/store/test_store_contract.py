@@ -662,6 +662,7 @@ async def test_audit_by_subject_lists_only_that_subjects_entries(store):
                                     NewAuditEntry(b"c"), NewAuditEntry(b"d", "sk-1")])], T0)
     assert [(r.seq, r.entry) for r in await store.audit_by_subject("sk-1")] == [(1, b"a"), (4, b"d")]
     assert [r.seq for r in await store.audit_by_subject("sk-1", limit=1)] == [1]
+    assert [r.seq for r in await store.audit_by_subject("sk-1", after_seq=1)] == [4]
 
 
 async def test_tree_heads_are_kept_once_per_size_in_size_order(store):

@@ -93,6 +93,14 @@ async def test_an_invalid_request_is_refused_with_a_problem(start_system, http):
             problem = await response.json()
             assert response.status == 400 and response.content_type == "application/problem+json"
             assert "subject_iin" in problem["detail"] and "due_date" in problem["detail"]
+        for due, defect in (("2000-01-01", "past"), ("2099-12-31", "too_far")):
+            async with http.post(f"{system.gateway.url}/api/v1/pretrial-reports",
+                                 json=report_request(SUSPECT) | {"due_date": due},
+                                 headers={"X-Member-Id": "probation", "X-Purpose": "pretrial_report",
+                                          "X-Message-Id": f"bad-{defect}"}) as response:
+                problem = await response.json()
+                assert response.status == 400, problem
+                assert (problem["field"], problem["defect"]) == ("due_date", defect)
         assert await system.gateway.store.list_cases("pretrial_report") == []
 
 

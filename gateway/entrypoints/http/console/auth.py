@@ -1,14 +1,14 @@
 """Signing in to the console: server-side sessions, CSRF tokens, the Origin check, throttling.
 
 - The session cookie carries a random secret; the store keeps only its SHA-256, so a copy
-  of the store does not let anyone in. Sessions end after ``IDLE_SECONDS`` without a
-  request and ``ABSOLUTE_SECONDS`` after signing in, by the gateway's injected clock, and
-  at sign-out. The cookie is ``HttpOnly``, ``SameSite=Strict`` and, on TLS, ``Secure``.
+  of the store does not let anyone in. Sessions end after ``console.idle_seconds`` without a
+  request and ``console.absolute_seconds`` after signing in, by the gateway's injected clock,
+  and at sign-out. The cookie is ``HttpOnly``, ``SameSite=Strict`` and, on TLS, ``Secure``.
 - Every state-changing form carries the session's CSRF token, and every POST must come
   from the console's own origin (OWASP CSRF cheat sheet: synchroniser token and
   Origin verification). Before sign-in, the login form's token is a double-submit cookie.
-- Failed sign-ins are counted per account and per address over ``THROTTLE_WINDOW_SECONDS``;
-  past the limit, sign-in is refused (even with the right password) until the window
+- Failed sign-ins are counted per account and per address over
+  ``console.throttle_window_seconds``; past ``console.throttle_per_account`` (or ``_per_address``), sign-in is refused (even with the right password) until the window
   has passed, and the person is told when to try again.
 """
 
@@ -23,19 +23,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.config import ConsoleConfig
 from gateway.store import ConsoleAccount, ConsoleSession, ConsoleStore
 
-__all__ = ["ABSOLUTE_SECONDS", "IDLE_SECONDS", "LOGIN_CSRF_COOKIE", "SESSION_COOKIE", "Signed", "Throttle",
-           "same_origin", "session_id_of"]
+__all__ = ["LOGIN_CSRF_COOKIE", "SESSION_COOKIE", "Signed", "Throttle", "same_origin", "session_id_of"]
 
 SESSION_COOKIE = "console_session"
 LOGIN_CSRF_COOKIE = "console_login_csrf"
 COOKIE_PATH = "/console/"
-IDLE_SECONDS = 15 * 60
-ABSOLUTE_SECONDS = 8 * 60 * 60
-THROTTLE_WINDOW_SECONDS = 15 * 60
-THROTTLE_PER_ACCOUNT = 5
-THROTTLE_PER_ADDRESS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +82,7 @@ async def start_session(store: ConsoleStore, account: ConsoleAccount, now: float
     return secret, session
 
 
-async def current(request: web.Request, store: ConsoleStore, now: float) -> Signed | None:
+async def current(request: web.Request, store: ConsoleStore, now: float, limits: ConsoleConfig) -> Signed | None:
     """The live session of the request's cookie, touched; None when there is none or it expired."""
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
@@ -95,7 +90,7 @@ async def current(request: web.Request, store: ConsoleStore, now: float) -> Sign
     session = await store.console_session(session_id_of(secret))
     if session is None:
         return None
-    if now - session.last_seen_at > IDLE_SECONDS or now - session.created_at > ABSOLUTE_SECONDS:
+    if now - session.last_seen_at > limits.idle_seconds or now - session.created_at > limits.absolute_seconds:
         await store.end_console_sessions(session_id=session.id)
         return None
     account = await store.console_account(session.username)
@@ -112,13 +107,15 @@ class Throttle:
     Kept in the process: with several gateway instances each counts its own, which bounds
     guessing at the limit times the number of instances."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], limits: ConsoleConfig) -> None:
         self._clock = clock
+        self._window = limits.throttle_window_seconds
+        self._limits = {"account": limits.throttle_per_account, "address": limits.throttle_per_address}
         self._failures: dict[tuple[str, str], deque[float]] = {}
 
     def _recent(self, key: tuple[str, str]) -> deque[float]:
         failures = self._failures.setdefault(key, deque())
-        cutoff = self._clock() - THROTTLE_WINDOW_SECONDS
+        cutoff = self._clock() - self._window
         while failures and failures[0] <= cutoff:
             failures.popleft()
         return failures
@@ -126,10 +123,10 @@ class Throttle:
     def wait_seconds(self, username: str, address: str) -> float:
         """How long sign-in stays refused for this account or address; 0 when it is allowed."""
         waits = []
-        for key, limit in ((("account", username), THROTTLE_PER_ACCOUNT), (("address", address), THROTTLE_PER_ADDRESS)):
-            failures = self._recent(key)
+        for key in (("account", username), ("address", address)):
+            failures, limit = self._recent(key), self._limits[key[0]]
             if len(failures) >= limit:
-                waits.append(failures[-limit] + THROTTLE_WINDOW_SECONDS - self._clock())
+                waits.append(failures[-limit] + self._window - self._clock())
         return max(waits, default=0.0)
 
     def failed(self, username: str, address: str) -> None:

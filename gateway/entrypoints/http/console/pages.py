@@ -41,6 +41,7 @@ from gateway.workflows.pretrial import PretrialReportRequest
 _PAGE = 25
 _CASE_SCAN = 500
 _RECENT_SECONDS = 3600
+_SEQ_MAX = 2**63 - 1
 
 
 def add_routes(app: web.Application, prefix: str) -> None:
@@ -114,7 +115,8 @@ async def _queues(request: web.Request) -> dict:
 
 async def dashboard(request: web.Request) -> web.Response:
     require(request, "operator")
-    return render(request, "dashboard.html", await _queues(request))
+    return render(request, "dashboard.html", await _queues(request)
+                  | {"refresh_seconds": services(request).config.console.dashboard_refresh_seconds})
 
 
 async def dashboard_queues(request: web.Request) -> web.Response:
@@ -348,22 +350,69 @@ async def pretrial_request(request: web.Request) -> web.Response:
         "legal_basis": values["legal_basis"] or None,
         "officer_conclusion": values["officer_conclusion"] or None,
     }
-    errors: dict[str, str] = {}
     try:
         wanted = PretrialReportRequest.model_validate(document)
     except ValidationError as exc:
-        for error in exc.errors():
-            location = [str(p) for p in error["loc"]]
-            name = "_".join(location[:2]) if location and location[0] == "court" else (location or ["form"])[0]
-            errors.setdefault(name, error["msg"].removeprefix("Value error, "))
-        return _pretrial_form_page(request, values, errors, status=400)
+        return _pretrial_form_page(request, values, _field_errors(request, exc), status=400)
     caller = _probation_member(request)
     if gateway.workflows is None or caller is None:
         raise web.HTTPNotFound()
-    case, _duplicate = await gateway.workflows.pretrial.request(wanted, caller=caller,
-                                                                request_key=f"console:{values['request_key']}")
+    try:
+        case, _duplicate = await gateway.workflows.pretrial.request(wanted, caller=caller,
+                                                                    request_key=f"console:{values['request_key']}")
+    except pretrial.DueDateRefused as refused:
+        return _pretrial_form_page(request, values, {"due_date": _due_date_message(request, refused.defect)},
+                                   status=400)
     await record_action(request, signed, action="pretrial-request", reason=f"report {case.id}")
     raise web.HTTPSeeOther(f"/console/pretrial/{case.id}")
+
+
+def _due_date_message(request: web.Request, defect: str) -> str:
+    _ = gettext_of(request)
+    if defect == "past":
+        return _("The due date is in the past: give today or a later day.")
+    days = services(request).config.workflows.pretrial.max_due_days
+    return _("The due date is too far ahead: at most %(days)d days from today.") % {"days": days}
+
+
+def _iin_problems(request: web.Request) -> dict[str, str]:
+    """What each IINDefect means, in the person's language."""
+    _ = gettext_of(request)
+    return {
+        "character": _("An IIN has digits only."),
+        "length": _("An IIN has exactly 12 digits."),
+        "century": _("The 7th digit (century and sex) must be 1 to 6."),
+        "birth_date": _("The first six digits are not a birth date."),
+        "check_digit": _("The last digit does not match the others: check the number."),
+        "unissuable": _("No IIN of this form is ever issued: check the number."),
+    }
+
+
+def _field_errors(request: web.Request, exc: ValidationError) -> dict[str, str]:
+    """Each field's first problem, in the person's language (the model's messages are English)."""
+    _ = gettext_of(request)
+    iin_defects = _iin_problems(request)
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        location = [str(p) for p in error["loc"]]
+        name = "_".join(location[:2]) if location and location[0] == "court" else (location or ["form"])[0]
+        kind, context = error["type"], error.get("ctx") or {}
+        if name == "subject_iin":
+            text = iin_defects.get(context.get("defect"), _("This is not a valid IIN."))
+        elif name == "erdr_number":
+            text = _("An ERDR number has exactly 15 digits.")
+        elif name == "due_date" and kind in ("greater_than_equal", "less_than_equal"):
+            text = _("The due date is out of range: give a date between 1900 and 2100.")
+        elif name == "due_date":
+            text = _("Give a date as YYYY-MM-DD.")
+        elif kind in ("missing", "string_too_short"):
+            text = _("Fill in this field.")
+        elif kind == "string_too_long":
+            text = _("This is too long: at most %(max)d characters.") % {"max": context.get("max_length", 0)}
+        else:
+            text = _("This value is not accepted: check it.")
+        errors.setdefault(name, text)
+    return errors
 
 
 async def pretrial_report(request: web.Request) -> web.Response:
@@ -465,23 +514,23 @@ async def oversight(request: web.Request) -> web.Response:
         try:
             iin = str(validate_iin(text))
         except InvalidIIN as exc:
-            context["error"] = str(exc)
+            context["error"] = _iin_problems(request).get(exc.defect.value, _("This is not a valid IIN."))
         else:
             gateway = services(request)
+            try:
+                after = min(max(0, int(request.query.get("after", "0"))), _SEQ_MAX)
+            except ValueError:
+                after = 0
+            # A page and one more, read by (subject, seq) from the index: never every entry.
             entries = await oversight_service.subject_disclosures(
                 gateway.audit, iin, viewer=signed.actor, viewer_role=signed.account.role,
                 gateway_member=gateway.config.server.member_id, reason="console oversight subject report",
-                correlation_id=request.headers.get("X-Correlation-Id"))
-            try:
-                page = max(0, int(request.query.get("page", "0")))
-            except ValueError:
-                page = 0
-            shown = entries[page * _PAGE:(page + 1) * _PAGE]
+                correlation_id=request.headers.get("X-Correlation-Id"), after_seq=after, limit=_PAGE + 1)
+            shown = entries[:_PAGE]
             context["entries"] = [entry.as_json() for entry in shown]
-            context["total"] = len(entries)
-            context["page"] = page
-            if (page + 1) * _PAGE < len(entries):
-                context["more"] = request.rel_url.with_query({"iin": iin, "page": str(page + 1)}).path_qs
+            context["total"] = len(shown)
+            if len(entries) > _PAGE:
+                context["more"] = request.rel_url.with_query({"iin": iin, "after": str(shown[-1].seq)}).path_qs
             accounts = {a.username: a.display_name for a in await gateway.store.console_accounts()}
             context["names"] = {f"console:{username}": name for username, name in accounts.items()}
     return render(request, "oversight.html", context)

@@ -44,7 +44,7 @@ async def _console(request: web.Request, handler):
     request[LANGUAGE] = choose(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("Accept-Language"))
     try:
         if not request.path.startswith(PREFIX + "/static/"):
-            request[SIGNED] = await auth.current(request, gateway.store, gateway.clock())
+            request[SIGNED] = await auth.current(request, gateway.store, gateway.clock(), gateway.config.console)
             if request.method not in ("GET", "HEAD") and not auth.same_origin(request):
                 raise web.HTTPForbidden(reason="cross-origin")
         response = await handler(request)

@@ -19,7 +19,7 @@ _MAX_USERNAME = 64
 
 def add_routes(app: web.Application, prefix: str) -> None:
     # The gateway's clock, injected at build: tests move it instead of waiting.
-    app[THROTTLE] = auth.Throttle(app[SERVICES].clock)
+    app[THROTTLE] = auth.Throttle(app[SERVICES].clock, app[SERVICES].config.console)
     app.router.add_get(prefix, _home)
     app.router.add_get(prefix + "/", _home)
     app.router.add_get(prefix + "/login", login_form)
