@@ -48,9 +48,9 @@ class RelayRun:
 
 
 async def relay(bench: Bench, gateways: list[GatewayProcess], count: int, *, body: bytes,
-                senders: int = SENDERS, wait: bool = True) -> RelayRun:
+                senders: int = SENDERS, wait: bool = True, receiver: str = _SINK) -> RelayRun:
     """Relay ``count`` messages through ``gateways`` (round robin); with ``wait``, wait (bounded)
-    until the sink has them all."""
+    until ``receiver`` (the sink unless told) has them all."""
     requests = (
         request(gateways[n % len(gateways)].port, "/api/v1/relay/health/release-notices", body, {
             "Content-Type": "application/json", "X-Member-Id": "penal", "X-Purpose": "continuity_of_care",
@@ -64,7 +64,7 @@ async def relay(bench: Bench, gateways: list[GatewayProcess], count: int, *, bod
     run = RelayRun(sent, result.errors + len(result.exchanges) - len(result.ok),
                    len(sent) / accepted_span if accepted_span > 0 else 0.0)
     if wait:
-        arrived = await wait_for_arrivals(bench, _SINK, run.ids, timeout=max(60.0, count / 200))
+        arrived = await wait_for_arrivals(bench, receiver, run.ids, timeout=max(60.0, count / 200))
         run.delivered = len(arrived)
         span = max(arrived.values(), default=first) - first
         if arrived and len(arrived) == len(sent) and span > 0:

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["Agencies", "Children", "GatewayProcess", "Nginx", "peak_rss_mb"]
+__all__ = ["Agencies", "Children", "GatewayProcess", "Nginx", "PlainJson", "cpu_seconds", "peak_rss_mb"]
 
 _PR_SET_PDEATHSIG = 1
 _STOP_SECONDS = 20.0
@@ -45,6 +45,18 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time the process has used so far, user and system, all its threads (``/proc/PID/stat``);
+    None when it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: the fields after it start past its ')'.
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Child:
@@ -75,6 +87,9 @@ class Child:
 
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb(self.pid) if self.running() else None
+
+    def cpu_seconds(self) -> float | None:
+        return cpu_seconds(self.pid) if self.running() else None
 
     def stop(self, stop_signal: int = signal.SIGTERM) -> float:
         """Stop the child (SIGKILL after ``stop_seconds``, saying so); how many seconds it took."""
@@ -207,6 +222,28 @@ class Agencies(Child):
 
     async def behave(self, system: str, **behaviour: Any) -> None:
         await self.post("/behaviour", {"system": system, **behaviour})
+
+
+class PlainJson(Child):
+    """The CPU figure's baseline (``bench.plain``): a plain aiohttp JSON handler on ``port``."""
+
+    def __init__(self, port: int, log_path: Path, loop: str) -> None:
+        super().__init__(f"plain aiohttp ({loop})", [sys.executable, "-m", "bench.plain", str(port), "--loop", loop],
+                         log_path)
+        self.port = port
+
+    async def ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited during start-up:\n{self.tail()}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not listen within {timeout:g} s")
 
 
 class Nginx(Child):

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import backlog, burst, durable, naive, overhead, scatter, signatures
+from bench import backlog, burst, cpu, durable, naive, overhead, scatter, signatures
 from bench.harness import POSTGRES_URL, PROFILES, Bench, Profile, Section, timed
 from bench.processes import Children, Nginx
 from bench.report import busy_cores, command_line, machine, text, versions, write_markdown
@@ -28,6 +28,7 @@ __all__ = ["SCENARIOS", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[Section]]] = {
+    "cpu": cpu.run,
     "overhead": overhead.run,
     "durable": durable.run,
     "scatter": scatter.run,
