@@ -47,11 +47,11 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time the process has used so far, user and system, all its threads (``/proc/PID/stat``);
-    None when it cannot be read."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float | None:
+    """CPU time the process (or one of its threads) has used so far, user and system, from
+    ``/proc/PID/stat`` (all threads) or ``/proc/PID/task/TID/stat``; None when it cannot be read."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces: the fields after it start past its ')'.
@@ -88,8 +88,11 @@ class Child:
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb(self.pid) if self.running() else None
 
-    def cpu_seconds(self) -> float | None:
-        return cpu_seconds(self.pid) if self.running() else None
+    def cpu_seconds(self, *, main_thread: bool = False) -> float | None:
+        """The child's CPU time so far; with ``main_thread``, its first thread's alone (the event loop's)."""
+        if not self.running():
+            return None
+        return cpu_seconds(self.pid, self.pid if main_thread else None)
 
     def stop(self, stop_signal: int = signal.SIGTERM) -> float:
         """Stop the child (SIGKILL after ``stop_seconds``, saying so); how many seconds it took."""

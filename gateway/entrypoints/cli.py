@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway import eventloop
 from gateway.config import GatewayConfig, load_config
 from gateway.domain import InvalidIIN, validate_iin
 from gateway.entrypoints.http.console import accounts as console_accounts
@@ -198,7 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         await gateway.stop()
 
-    asyncio.run(run())
+    eventloop.run(run())
     return 0
 
 
