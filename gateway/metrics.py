@@ -59,6 +59,11 @@ class Metrics:
         self.dead_letters = Gauge(
             "gateway_dead_letters", "Messages in the dead-letter queue", ["destination"], registry=r,
         )
+        self.concurrency_limit = Gauge(
+            "gateway_delivery_concurrency_limit",
+            "Requests a destination may have in flight now: adaptive, between delivery.min_concurrency and "
+            "delivery.concurrency", ["destination"], registry=r,
+        )
         self.breaker_state = Gauge(
             "gateway_circuit_breaker_state", "Circuit breaker per destination: 0 closed, 1 half-open, 2 open",
             ["destination"], registry=r,

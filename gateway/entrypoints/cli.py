@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import signal
 import sys
 import time
@@ -70,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = with_config(command("serve", _serve, "run the gateway: HTTP API and delivery workers"))
     serve.add_argument("--host", help="listen address (overrides [server] host)")
     serve.add_argument("--port", type=int, help="listen port (overrides [server] port; 0 picks a free one)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run N gateway processes on the one port (SO_REUSEPORT); PostgreSQL only")
+    # Set by the supervisor of --workers for each worker it starts.
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
     config = commands.add_parser("config", help="configuration").add_subparsers(title="config commands")
     check = config.add_parser("check", help="validate the configuration and say what is wrong")
@@ -187,11 +193,28 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.workers < 1:
+        print("gateway: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        if not config.store.url.startswith("postgres"):
+            print(f"gateway: --workers {args.workers} needs the PostgreSQL store: an SQLite database has one "
+                  "writer, which one gateway process already keeps busy; run one worker on SQLite, or set "
+                  "[store] url = \"postgresql://...\" (docs/deployment.md)", file=sys.stderr)
+            return 2
+        from gateway.entrypoints import workers
+
+        port = config.server.port if args.port is None else args.port
+        return workers.supervise(workers.serve_command(args.config, args.host), args.workers, port,
+                                 log=lambda line: print(line, file=sys.stderr, flush=True))
     configure_logging(config.logging.level, config.logging.format)
 
     async def run() -> None:
         gateway = build(config)
-        await gateway.start(host=args.host, port=args.port)
+        await gateway.start(host=args.host, port=args.port, reuse_port=args.reuse_port)
+        if args.ready_fd is not None:  # tell the supervisor of --workers the port, then let go of the pipe
+            os.write(args.ready_fd, f"{gateway.port}\n".encode())
+            os.close(args.ready_fd)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
