@@ -180,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Everything after "bench" goes to the harness's own parser (gateway bench --help): with no
     # prefix characters of its own, this one takes "--quick" as a plain argument.
-    bench = commands.add_parser("bench", help="run the benchmarks on loopback (in a checkout)", add_help=False,
+    bench = commands.add_parser("bench", help="run the benchmarks on loopback", add_help=False,
                                 prefix_chars="+")
     bench.set_defaults(run=_bench)
     bench.add_argument("arguments", nargs="*")
@@ -562,7 +562,8 @@ def _bench(args: argparse.Namespace) -> int:
     try:
         from bench.run import main as bench
     except ImportError:
-        print("gateway: the benchmarks live in the checkout's bench/ package; run this from a checkout", file=sys.stderr)
+        print("gateway: the benchmark package (bench) is missing from this installation; reinstall the gateway",
+              file=sys.stderr)
         return 2
     return bench(args.arguments, program=["gateway", "bench"])
 
