@@ -10,9 +10,12 @@ fewer. The limit stays within ``[minimum, maximum]`` (``delivery.min_concurrency
   (at least half of it in flight) raises it by one: it doubles per round trip.
 - **Congestion avoidance.** After that, such a success raises it by ``1 / limit``: one per
   round trip.
-- **Latency.** A success slower than ``tolerance`` times the destination's least latency of
-  the last two windows (``window`` answers each) means requests are queueing at the receiver:
-  the limit is multiplied by ``decrease``.
+- **Latency.** Two moving averages of the answers' latency: a recent one (about the last
+  ``recent`` answers) and a baseline (about the last ``window``, never above the recent one,
+  so it falls back at once when the receiver recovers). When the recent average exceeds
+  ``tolerance`` times the baseline, requests are queueing at the receiver: the limit is
+  multiplied by ``decrease``. Averages, not single answers: on a busy machine one answer in
+  ten is slow for reasons of its own, and cutting for each would keep the limit at its floor.
 - **Errors.** A retryable failure (no answer in time, no connection, 5xx, 429) multiplies it
   by ``error_decrease``.
 - At most one cut per round trip: after a cut, the next one waits until as many answers as
@@ -38,40 +41,49 @@ class AdaptiveLimit:
         maximum: int,
         *,
         tolerance: float = 2.0,
-        window: int = 100,
+        recent: int = 10,
+        window: int = 200,
         decrease: float = 0.9,
         error_decrease: float = 0.5,
         resolution: float = _RESOLUTION_SECONDS,
     ) -> None:
         if not 1 <= minimum <= maximum:
             raise ValueError(f"need 1 <= minimum ({minimum}) <= maximum ({maximum})")
-        if tolerance <= 1 or not 0 < decrease < 1 or not 0 < error_decrease < 1 or window < 1:
-            raise ValueError("need tolerance > 1, 0 < decrease, error_decrease < 1 and window >= 1")
+        if tolerance <= 1 or not 0 < decrease < 1 or not 0 < error_decrease < 1 or not 1 <= recent <= window:
+            raise ValueError("need tolerance > 1, 0 < decrease, error_decrease < 1 and 1 <= recent <= window")
         self.minimum, self.maximum = minimum, maximum
-        self._tolerance, self._window, self._resolution = tolerance, window, resolution
+        self._tolerance, self._resolution = tolerance, resolution
+        self._recent_weight, self._baseline_weight = 1.0 / recent, 1.0 / window
         self._decrease, self._error_decrease = decrease, error_decrease
         self._limit = float(minimum)
         self._slow_start = True
         self._answers_since_cut = math.inf
-        self._window_least = math.inf
-        self._previous_least = math.inf
-        self._in_window = 0
+        self._recent: float | None = None
+        self._baseline = 0.0
 
     @property
     def limit(self) -> int:
         return int(self._limit)
 
     @property
-    def floor_seconds(self) -> float:
-        """The least latency of the last two windows: what 'unloaded' means now."""
-        return min(self._window_least, self._previous_least)
+    def recent_seconds(self) -> float | None:
+        return self._recent
+
+    @property
+    def baseline_seconds(self) -> float | None:
+        """What 'unloaded' means now: the slow moving average of latency."""
+        return None if self._recent is None else self._baseline
 
     def succeeded(self, latency: float, in_flight: int) -> None:
         """An answer came back after ``latency`` seconds with ``in_flight`` requests on the wire
         (this one included)."""
         self._answers_since_cut += 1
-        self._observe(latency)
-        if latency > self._tolerance * max(self.floor_seconds, self._resolution):
+        if self._recent is None:
+            self._recent = self._baseline = latency
+        else:
+            self._recent += (latency - self._recent) * self._recent_weight
+            self._baseline = min(self._recent, self._baseline + (latency - self._baseline) * self._baseline_weight)
+        if self._recent > self._tolerance * max(self._baseline, self._resolution):
             self._cut(self._decrease)
         elif 2 * in_flight >= self._limit:  # the limit is what holds the sender back: raise it
             step = 1.0 if self._slow_start else 1.0 / self._limit
@@ -88,9 +100,3 @@ class AdaptiveLimit:
             return
         self._limit = max(float(self.minimum), self._limit * factor)
         self._answers_since_cut = 0
-
-    def _observe(self, latency: float) -> None:
-        self._window_least = min(self._window_least, latency)
-        self._in_window += 1
-        if self._in_window >= self._window:
-            self._previous_least, self._window_least, self._in_window = self._window_least, math.inf, 0

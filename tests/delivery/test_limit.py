@@ -89,11 +89,30 @@ def test_a_receiver_slow_from_the_start_is_its_own_baseline():
     assert limit.limit == 24
 
 
-def test_the_baseline_forgets_a_fast_past_after_two_windows():
-    limit = AdaptiveLimit(1, 64, window=10)
-    fill(limit, 0.001, 10)
-    fill(limit, 0.050, 40)  # the receiver became slower for good
-    assert limit.floor_seconds == pytest.approx(0.050)
+def test_the_baseline_follows_a_receiver_that_became_slower_for_good_and_the_limit_grows_again():
+    limit = AdaptiveLimit(1, 64, window=50)
+    fill(limit, 0.001, 100)
+    fill(limit, 0.050, 60)
+    cut = limit.limit
+    assert cut < 64
+    fill(limit, 0.050, 300)
+    assert limit.baseline_seconds == pytest.approx(0.050, rel=0.01)
+    assert limit.limit > cut
+
+
+def test_the_baseline_falls_back_at_once_when_the_receiver_recovers():
+    limit = AdaptiveLimit(1, 64)
+    fill(limit, 0.050, 300)
+    fill(limit, 0.002, 40)
+    assert limit.baseline_seconds == pytest.approx(limit.recent_seconds)
+
+
+def test_one_slow_answer_among_fast_ones_is_not_congestion():
+    # A busy machine: every tenth answer takes five times as long.
+    limit = AdaptiveLimit(1, 48)
+    for n in range(600):
+        limit.succeeded(0.010 if n % 10 == 9 else 0.002, in_flight=limit.limit)
+    assert limit.limit == 48
 
 
 def test_loopback_noise_below_a_millisecond_is_not_congestion():
