@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import uuid
 
+import aiohttp
+
 from bench.durable import SENDERS, notice_body, relay
 from bench.harness import Bench, Section, ratio
 from bench.load import closed_loop, request
@@ -62,6 +64,8 @@ async def run(bench: Bench) -> Section:
         relayed = await relay(bench, [gateway], count, body=body, receiver=_RECEIVER)
         gateway_cpu = gateway.cpu_seconds() - before
         loop_cpu = gateway.cpu_seconds(main_thread=True) - loop_before
+        async with aiohttp.ClientSession() as session:
+            limit = await gateway.gauge(session, "gateway_delivery_concurrency_limit", destination=_RECEIVER)
     gateway_per_message = gateway_cpu / relayed.delivered if relayed.delivered else None
 
     section.add("plain aiohttp JSON handler: CPU per request", _us(plain_per_request), "µs",
@@ -71,7 +75,7 @@ async def run(bench: Bench) -> Section:
                 note=f"{relayed.delivered} of {count} delivered at "
                      f"{relayed.delivered_per_second or float('nan'):,.0f} msg/s; {loop} loop; "
                      f"{100 * loop_cpu / gateway_cpu if gateway_cpu else float('nan'):.0f} % of it on the "
-                     "event loop's thread, the rest on the store's")
+                     f"event loop's thread, the rest on the store's; delivery limit at the end {limit}")
     share = ratio(gateway_per_message, plain_per_request)
     section.add("gateway CPU per relayed JSON message / plain aiohttp JSON handler CPU per request", share, "x",
                 target=f"<= {TARGET_RATIO:g}", met=None if share is None else share <= TARGET_RATIO)

@@ -172,6 +172,16 @@ class GatewayProcess(Child):
     async def ready(self, timeout: float = 60.0) -> None:
         await _wait_ready(self, self.url + "/readyz", timeout)
 
+    async def gauge(self, session: aiohttp.ClientSession, name: str, **labels: str) -> float | None:
+        """One sample of the gateway's own metrics, by name and labels; None when it has none."""
+        async with session.get(self.url + "/metrics") as response:
+            text = await response.text()
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
     async def delivered(self, session: aiohttp.ClientSession, destination: str) -> int:
         """Delivery attempts to ``destination`` that succeeded, from the gateway's own metrics."""
         async with session.get(self.url + "/metrics") as response:
