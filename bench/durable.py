@@ -117,8 +117,8 @@ async def run(bench: Bench) -> Section:
         f"{len(body)}-byte release notice relayed to health/release-notices (unordered, no X-Ordering-Key), "
         "with a new X-Message-Id each. Delivered throughput: messages / (last arrival at the receiver - first send).",
         "Every message is audited on acceptance and on delivery, in the transaction that records it.",
-        f"delivery.concurrency (requests in flight per destination, shipped 8) is an operator setting: under load each "
-        f"request spends most of its time waiting for the event loop, so {TUNED_CONCURRENCY} keep the receiver busy.",
+        f"delivery.concurrency is the bound of each destination's adaptive in-flight limit (shipped 64, from "
+        f"delivery.min_concurrency 1, gateway.delivery.limit); the tuned rows cap it at {TUNED_CONCURRENCY}.",
         "Three instances run as three `gateway serve` processes on one PostgreSQL schema, the senders spread "
         "round robin over them, as tests/test_crash_postgres.py does.",
     ]
