@@ -46,6 +46,7 @@ class Profile:
     burst_notices: int
     naive_calls: int
     large_episodes: int
+    cpu_messages: int
     console_messages: int = 2_000
     console_cases: int = 400
     console_audit: int = 2_000
@@ -61,15 +62,16 @@ class Profile:
 PROFILES = {
     "tiny": Profile("tiny", latency_requests=20, load_seconds=0.5, concurrency=4, raw_seconds=0.3,
                     durable_messages=200, postgres_messages=100, scatter_reports=2, backlog_messages=300,
-                    burst_notices=30, naive_calls=20, large_episodes=200),
+                    burst_notices=30, naive_calls=20, large_episodes=200, cpu_messages=150),
     "quick": Profile("quick", latency_requests=300, load_seconds=4, concurrency=16, raw_seconds=2,
                      durable_messages=4_000, postgres_messages=1_500, scatter_reports=8, backlog_messages=15_000,
                      burst_notices=1_500, naive_calls=300, large_episodes=2_000,
+                     cpu_messages=3_000,
                      console_messages=20_000, console_cases=4_000, console_audit=20_000, console_requests=60,
                      console_refreshes=6, console_refresh_seconds=5),
     "full": Profile("full", latency_requests=1_500, load_seconds=12, concurrency=16, raw_seconds=3,
                     durable_messages=20_000, postgres_messages=6_000, scatter_reports=24, backlog_messages=100_000,
-                    burst_notices=20_000, naive_calls=1_000, large_episodes=2_000,
+                    burst_notices=20_000, naive_calls=1_000, large_episodes=2_000, cpu_messages=6_000,
                     console_messages=100_000, console_cases=20_000, console_audit=100_000, console_requests=100,
                     console_refreshes=12, console_refresh_seconds=5),
 }
@@ -127,7 +129,7 @@ class Bench:
         self.root = root
         self.children = children
         self.ports = free_ports([*SYSTEMS, "sink", "control", "gateway", "gateway-2", "gateway-3",
-                                 "nginx-health", "nginx-interior"])
+                                 "nginx-health", "nginx-interior", "plain"])
         self.config_dir = root / "config"
         urls = self._simulator_urls()
         # Writes the shipped configuration and provisions the development keys the

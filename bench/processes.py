@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["Agencies", "Children", "GatewayProcess", "Nginx", "peak_rss_mb"]
+__all__ = ["Agencies", "Children", "GatewayProcess", "Nginx", "PlainJson", "cpu_seconds", "peak_rss_mb"]
 
 _PR_SET_PDEATHSIG = 1
 _STOP_SECONDS = 20.0
@@ -45,6 +45,18 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int, thread: int | None = None) -> float | None:
+    """CPU time the process (or one of its threads) has used so far, user and system, from
+    ``/proc/PID/stat`` (all threads) or ``/proc/PID/task/TID/stat``; None when it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: the fields after it start past its ')'.
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Child:
@@ -75,6 +87,12 @@ class Child:
 
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb(self.pid) if self.running() else None
+
+    def cpu_seconds(self, *, main_thread: bool = False) -> float | None:
+        """The child's CPU time so far; with ``main_thread``, its first thread's alone (the event loop's)."""
+        if not self.running():
+            return None
+        return cpu_seconds(self.pid, self.pid if main_thread else None)
 
     def stop(self, stop_signal: int = signal.SIGTERM) -> float:
         """Stop the child (SIGKILL after ``stop_seconds``, saying so); how many seconds it took."""
@@ -154,6 +172,16 @@ class GatewayProcess(Child):
     async def ready(self, timeout: float = 60.0) -> None:
         await _wait_ready(self, self.url + "/readyz", timeout)
 
+    async def gauge(self, session: aiohttp.ClientSession, name: str, **labels: str) -> float | None:
+        """One sample of the gateway's own metrics, by name and labels; None when it has none."""
+        async with session.get(self.url + "/metrics") as response:
+            text = await response.text()
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
     async def delivered(self, session: aiohttp.ClientSession, destination: str) -> int:
         """Delivery attempts to ``destination`` that succeeded, from the gateway's own metrics."""
         async with session.get(self.url + "/metrics") as response:
@@ -207,6 +235,28 @@ class Agencies(Child):
 
     async def behave(self, system: str, **behaviour: Any) -> None:
         await self.post("/behaviour", {"system": system, **behaviour})
+
+
+class PlainJson(Child):
+    """The CPU figure's baseline (``bench.plain``): a plain aiohttp JSON handler on ``port``."""
+
+    def __init__(self, port: int, log_path: Path, loop: str) -> None:
+        super().__init__(f"plain aiohttp ({loop})", [sys.executable, "-m", "bench.plain", str(port), "--loop", loop],
+                         log_path)
+        self.port = port
+
+    async def ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited during start-up:\n{self.tail()}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not listen within {timeout:g} s")
 
 
 class Nginx(Child):

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import backlog, burst, console, durable, naive, overhead, scatter, signatures
+from bench import backlog, burst, console, cpu, durable, naive, overhead, scatter, signatures
 from bench.harness import POSTGRES_URL, PROFILES, Bench, Profile, Section, timed
 from bench.processes import Children, Nginx
 from bench.report import busy_cores, command_line, machine, text, versions, write_markdown
@@ -27,7 +27,11 @@ from bench.stores import postgres_version
 __all__ = ["SCENARIOS", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
+# In a checkout the figures go to bench/results/ and a full run rewrites BENCHMARKS.md beside
+# the code; an installed package writes them under the working folder instead.
+CHECKOUT = (ROOT / "pyproject.toml").is_file()
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[Section]]] = {
+    "cpu": cpu.run,
     "overhead": overhead.run,
     "durable": durable.run,
     "scatter": scatter.run,
@@ -49,9 +53,11 @@ def _parser(program: str) -> argparse.ArgumentParser:
     size.add_argument("--profile", choices=sorted(PROFILES), help="tiny, quick or full (default)")
     parser.set_defaults(profile="full")
     parser.add_argument("--only", help=f"comma-separated scenarios (of: {', '.join(SCENARIOS)})")
-    parser.add_argument("--json", type=Path, help="where to write the figures (default: bench/results/<profile>.json)")
+    parser.add_argument("--json", type=Path, help="where to write the figures (default: bench/results/<profile>.json "
+                                                  "in a checkout, ./bench-results/<profile>.json when installed)")
     parser.add_argument("--markdown", type=Path,
-                        help="write the Markdown report here (default: BENCHMARKS.md after a full run of every scenario)")
+                        help="write the Markdown report here (default: BENCHMARKS.md, of the checkout or of the "
+                             "working folder, after a full run of every scenario)")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores) for inspection")
     return parser
 
@@ -79,10 +85,12 @@ def main(argv: list[str] | None = None, program: list[str] | None = None) -> int
     result["sections"] = [s.as_dict() for s in sections]
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_average_after"] = list(os.getloadavg())
-    json_path = args.json or ROOT / "bench" / "results" / f"{profile.name}.json"
+    results = ROOT / "bench" / "results" if CHECKOUT else Path.cwd() / "bench-results"
+    json_path = args.json or results / f"{profile.name}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
-    markdown_path = args.markdown or (ROOT / "BENCHMARKS.md" if profile.name == "full" and not args.only else None)
+    report = (ROOT if CHECKOUT else Path.cwd()) / "BENCHMARKS.md"
+    markdown_path = args.markdown or (report if profile.name == "full" and not args.only else None)
     if markdown_path is not None:
         write_markdown(markdown_path, result)
     print(f"\nfigures: {json_path}" + (f"; report: {markdown_path}" if markdown_path else "")

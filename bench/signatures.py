@@ -37,7 +37,10 @@ _MINIMUM_OPERATIONS = 3
 
 def court_envelope() -> bytes:
     """The court's pre-trial report request of the documentation's example, unsigned."""
-    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "soap" / "pretrial-report-request.xml"
+    here = Path(__file__).resolve().parent
+    # In a checkout, the documentation's file; in an installed package, its copy in bench/_data.
+    example = next(path for path in (here.parent / "docs" / "examples" / "soap" / "pretrial-report-request.xml",
+                                     here / "_data" / "pretrial-report-request.xml") if path.is_file())
     report = decode_pretrial_report(read_request(parse_envelope(example.read_bytes()).body).data)
     return CourtCodec().request(report, message_id="bench-1", message_date=dt.datetime.now(dt.UTC))
 

@@ -100,7 +100,11 @@ class StoreConfig(_Section):
 
 
 class DeliveryConfig(_Section):
-    concurrency: int = Field(8, ge=1, le=256, description="in-flight requests per destination")
+    concurrency: int = Field(64, ge=1, le=1024, description="the most requests in flight per destination")
+    min_concurrency: int = Field(1, ge=1, le=1024, description="the least; the adaptive limit starts here")
+    latency_tolerance: float = Field(
+        2.0, gt=1, le=100,
+        description="an answer this many times slower than the destination's recent least latency lowers its limit")
     claim_batch: int = Field(64, ge=1, le=1000)
     max_attempts: int = Field(12, ge=1, le=1000)
     max_age_seconds: float = Field(86_400.0, gt=0)
@@ -124,6 +128,9 @@ class DeliveryConfig(_Section):
                 f"lease_seconds ({self.lease_seconds:g}) must be at least twice "
                 f"request_timeout_seconds ({self.request_timeout_seconds:g})"
             )
+        if self.min_concurrency > self.concurrency:
+            raise ValueError(
+                f"min_concurrency ({self.min_concurrency}) must not be larger than concurrency ({self.concurrency})")
         if self.backoff_cap_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_cap_seconds must not be smaller than backoff_base_seconds")
         if self.dedup_days < self.retention_days:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# Label combinations each metric remembers (routes, destinations, statuses: far fewer in practice).
+_CHILDREN = 4096
 _AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
@@ -55,6 +59,11 @@ class Metrics:
         self.dead_letters = Gauge(
             "gateway_dead_letters", "Messages in the dead-letter queue", ["destination"], registry=r,
         )
+        self.concurrency_limit = Gauge(
+            "gateway_delivery_concurrency_limit",
+            "Requests a destination may have in flight now: adaptive, between delivery.min_concurrency and "
+            "delivery.concurrency", ["destination"], registry=r,
+        )
         self.breaker_state = Gauge(
             "gateway_circuit_breaker_state", "Circuit breaker per destination: 0 closed, 1 half-open, 2 open",
             ["destination"], registry=r,
@@ -69,6 +78,13 @@ class Metrics:
             "gateway_rate_limited_total", "Requests refused with 429 by member and service", ["member", "service"],
             registry=r,
         )
+
+        # ``labels()`` validates and converts its values and takes a lock on every call; the
+        # hot path asks for the same few children per message, so each metric remembers them.
+        # Nothing removes a child, so a remembered one stays the registered one.
+        for metric in vars(self).values():
+            if isinstance(metric, Counter | Gauge | Histogram):
+                metric.labels = functools.lru_cache(maxsize=_CHILDREN)(metric.labels)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

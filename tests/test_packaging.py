@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -58,3 +60,34 @@ def test_an_installed_gateway_resolves_its_folders_inside_the_package(tmp_path):
     config_dir, members = result.stdout.split()
     assert config_dir == str(tmp_path / "site" / "gateway" / "_data" / "config")
     assert int(members) >= 7
+
+
+def test_gateway_bench_runs_from_the_installed_package(tmp_path):
+    """The wheel alone, outside the checkout: every process the benchmark starts (the agency
+    systems, the plain baseline, ``gateway serve``) imports the installed copy."""
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    (wheel,) = (tmp_path / "dist").glob("reentry_gateway-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"bench/run.py", "bench/agencies.py", "bench/plain.py", "bench/cpu.py",
+            "bench/_data/pretrial-report-request.xml"} <= names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import bench, gateway; print(bench.__file__); print(gateway.__file__)"],
+        capture_output=True, text=True, timeout=60, cwd=work, env=env,
+    )
+    assert probe.stdout.split() == [str(site / "bench" / "__init__.py"), str(site / "gateway" / "__init__.py")]
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway", "bench", "--profile", "tiny", "--only", "cpu,signatures"],
+        capture_output=True, text=True, timeout=240, cwd=work, env=env,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    figures = json.loads((work / "bench-results" / "tiny.json").read_text(encoding="utf-8"))
+    assert [section["key"] for section in figures["sections"]] == ["cpu", "signatures"]
+    assert all(section["error"] is None and section["figures"] for section in figures["sections"])

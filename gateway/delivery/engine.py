@@ -1,8 +1,10 @@
 """Store-and-forward delivery: one dispatcher per destination drains its outbox.
 
 A dispatcher claims due messages (leased, so a crashed instance's claims are
-taken over), sends each through the transport with at most ``concurrency`` in
-flight, and records the outcome: delivered, retry later (backoff with jitter),
+taken over), sends each through the transport with at most its destination's
+adaptive limit in flight (``gateway.delivery.limit``: it grows while the
+receiver answers as fast as unloaded, and shrinks when answers slow down or
+fail, within ``delivery.min_concurrency`` and ``delivery.concurrency``), and records the outcome: delivered, retry later (backoff with jitter),
 or dead-lettered. A circuit breaker stops it from hammering a destination that
 is down. It sleeps until new work is announced by the store, a retry falls due,
 or the poll interval passes (the last covers work announced where this process
@@ -27,6 +29,7 @@ import structlog
 
 from gateway.config import DeliveryConfig, MemberConfig
 from gateway.delivery.breaker import BreakerState, CircuitBreaker
+from gateway.delivery.limit import AdaptiveLimit
 from gateway.delivery.policy import RetryPolicy
 from gateway.delivery.transport import HttpTransport, Outcome
 from gateway.logs import get_logger
@@ -117,6 +120,10 @@ class DeliveryEngine:
     def breaker_states(self) -> dict[str, BreakerState]:
         return {member_id: d.breaker.state for member_id, d in self._dispatchers.items()}
 
+    def concurrency_limits(self) -> dict[str, int]:
+        """Each destination's in-flight limit now."""
+        return {member_id: d.limit.limit for member_id, d in self._dispatchers.items()}
+
     async def start(self) -> None:
         await self._transport.start()
         self._store.on_new_work(self._wake)
@@ -171,11 +178,11 @@ class _Dispatcher:
         self._member = member
         self._endpoint = (member.endpoint or "").rstrip("/")
         config = engine._config
-        self._concurrency = config.concurrency
+        self.limit = AdaptiveLimit(config.min_concurrency, config.concurrency, tolerance=config.latency_tolerance)
         self.breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_reset_seconds, engine._clock)
         self._wake_event = asyncio.Event()
         self.in_flight: set[asyncio.Task] = set()
-        # Requests on the wire: what ``concurrency`` limits. An attempt whose answer has come
+        # Requests on the wire: what the limit limits. An attempt whose answer has come
         # back no longer counts while its outcome is committed, so the commit's fsync does not
         # hold a slot the destination could be using.
         self._sending = 0
@@ -198,7 +205,8 @@ class _Dispatcher:
         engine, config = self._engine, self._engine._config
         self._wake_event.clear()
         engine._metrics.breaker_state.labels(self.member_id).set(self.breaker.state)
-        allowed = self.breaker.allowed_in_flight(self._concurrency)
+        engine._metrics.concurrency_limit.labels(self.member_id).set(self.limit.limit)
+        allowed = self.breaker.allowed_in_flight(self.limit.limit)
         if allowed == 0:
             await self._sleep(self.breaker.seconds_until_probe())
             return
@@ -236,6 +244,7 @@ class _Dispatcher:
         # Each attempt runs in its own task, so this binding is the attempt's alone.
         structlog.contextvars.bind_contextvars(correlation_id=message.correlation_id)
         started = engine._clock()
+        in_flight = self._sending
         try:
             service = self._member.services.get(message.service)
             if service is None:
@@ -245,11 +254,17 @@ class _Dispatcher:
                 outcome = await engine._transport.send(
                     self._endpoint + service.path, message, timeout=timeout, now=started
                 )
+                in_flight = self._sending
         finally:
             self._sending -= 1
             self._wake_event.set()
         now = engine._clock()
         metrics.attempt_latency.labels(self.member_id).observe(now - started)
+        if service is not None:
+            if outcome.retryable:
+                self.limit.failed()
+            else:  # delivered, or refused for good: either way the receiver answered
+                self.limit.succeeded(now - started, in_flight)
         try:
             if outcome.delivered:
                 self.breaker.record_success()

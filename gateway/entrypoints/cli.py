@@ -11,12 +11,14 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import signal
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway import eventloop
 from gateway.config import GatewayConfig, load_config
 from gateway.domain import InvalidIIN, validate_iin
 from gateway.entrypoints.http.console import accounts as console_accounts
@@ -69,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = with_config(command("serve", _serve, "run the gateway: HTTP API and delivery workers"))
     serve.add_argument("--host", help="listen address (overrides [server] host)")
     serve.add_argument("--port", type=int, help="listen port (overrides [server] port; 0 picks a free one)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run N gateway processes on the one port (SO_REUSEPORT); PostgreSQL only")
+    # Set by the supervisor of --workers for each worker it starts.
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
     config = commands.add_parser("config", help="configuration").add_subparsers(title="config commands")
     check = config.add_parser("check", help="validate the configuration and say what is wrong")
@@ -173,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Everything after "bench" goes to the harness's own parser (gateway bench --help): with no
     # prefix characters of its own, this one takes "--quick" as a plain argument.
-    bench = commands.add_parser("bench", help="run the benchmarks on loopback (in a checkout)", add_help=False,
+    bench = commands.add_parser("bench", help="run the benchmarks on loopback", add_help=False,
                                 prefix_chars="+")
     bench.set_defaults(run=_bench)
     bench.add_argument("arguments", nargs="*")
@@ -186,11 +193,28 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.workers < 1:
+        print("gateway: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        if not config.store.url.startswith("postgres"):
+            print(f"gateway: --workers {args.workers} needs the PostgreSQL store: an SQLite database has one "
+                  "writer, which one gateway process already keeps busy; run one worker on SQLite, or set "
+                  "[store] url = \"postgresql://...\" (docs/deployment.md)", file=sys.stderr)
+            return 2
+        from gateway.entrypoints import workers
+
+        port = config.server.port if args.port is None else args.port
+        return workers.supervise(workers.serve_command(args.config, args.host), args.workers, port,
+                                 log=lambda line: print(line, file=sys.stderr, flush=True))
     configure_logging(config.logging.level, config.logging.format)
 
     async def run() -> None:
         gateway = build(config)
-        await gateway.start(host=args.host, port=args.port)
+        await gateway.start(host=args.host, port=args.port, reuse_port=args.reuse_port)
+        if args.ready_fd is not None:  # tell the supervisor of --workers the port, then let go of the pipe
+            os.write(args.ready_fd, f"{gateway.port}\n".encode())
+            os.close(args.ready_fd)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -198,7 +222,7 @@ def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         await gateway.stop()
 
-    asyncio.run(run())
+    eventloop.run(run())
     return 0
 
 
@@ -538,7 +562,8 @@ def _bench(args: argparse.Namespace) -> int:
     try:
         from bench.run import main as bench
     except ImportError:
-        print("gateway: the benchmarks live in the checkout's bench/ package; run this from a checkout", file=sys.stderr)
+        print("gateway: the benchmark package (bench) is missing from this installation; reinstall the gateway",
+              file=sys.stderr)
         return 2
     return bench(args.arguments, program=["gateway", "bench"])
 

@@ -358,8 +358,8 @@ class Verifier:
         if not _ids(body):
             raise SignatureRefused("signature-reference", "the soap:Body carries no wsu:Id for the signature to reference")
         provider, references, prefixes = self._signed_info(signature, body, timestamp)
-        certificate = self._verify(signature, provider, references, prefixes, at)
-        signed = {reference.what: _canonical(reference.target, reference.prefixes) for reference in references}
+        # The bytes each digest was checked over: what is read back below, canonicalised once.
+        certificate, signed = self._verify(signature, provider, references, prefixes, at)
         if _TIMESTAMP_WHAT in signed:
             self._check_timestamp(signed[_TIMESTAMP_WHAT], at)
         try:
@@ -449,8 +449,10 @@ class Verifier:
     def _verify(
         self, signature: etree._Element, provider: SignatureAlgorithm, references: list[_Reference],
         prefixes: tuple[str, ...], at: dt.datetime,
-    ) -> PinnedCertificate:
-        """The pinned certificate that verifies SignedInfo, once every reference's digest matches."""
+    ) -> tuple[PinnedCertificate, dict[str, bytes]]:
+        """Once a pinned certificate verifies SignedInfo and every reference's digest matches: that
+        certificate, and the canonical bytes of each reference's target (by what it is) that the
+        digests cover."""
         value = _signature_value(signature)
         if provider.signature_length is not None and len(value) != provider.signature_length:
             half = provider.signature_length // 2
@@ -475,9 +477,7 @@ class Verifier:
                 continue
             if not provider.verify(key, value, signed_info):
                 continue  # another pinned certificate may be the one (rotation)
-            for reference in references:
-                _check_digest(reference)
-            return pinned
+            return pinned, {reference.what: _check_digest(reference) for reference in references}
         for pinned in hinted:
             problem = pinned.window_problem(at)
             if problem is not None:
@@ -559,7 +559,8 @@ def _signature_value(signature: etree._Element) -> bytes:
     return value
 
 
-def _check_digest(reference: _Reference) -> None:
+def _check_digest(reference: _Reference) -> bytes:
+    """The target's canonical bytes, once their digest is the one the reference states."""
     element = reference.element.find(f"{{{DS}}}DigestValue")
     try:
         expected = base64.b64decode("".join((element.text or "").split()) if element is not None else "", validate=True)
@@ -567,11 +568,12 @@ def _check_digest(reference: _Reference) -> None:
         expected = b""
     if not expected:
         raise SignatureRefused("signature-malformed", f"the ds:Reference to {reference.what} has no base64 ds:DigestValue")
-    actual = DIGESTS[reference.digest](_canonical(reference.target, reference.prefixes))
-    if not hmac.compare_digest(actual, expected):
+    canonical = _canonical(reference.target, reference.prefixes)
+    if not hmac.compare_digest(DIGESTS[reference.digest](canonical), expected):
         raise SignatureRefused(
             "signature-invalid", f"{reference.what} was changed after it was signed (its digest does not match)"
         )
+    return canonical
 
 
 def _instant(timestamp: etree._Element, name: str, *, required: bool) -> dt.datetime | None:

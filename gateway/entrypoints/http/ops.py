@@ -63,6 +63,8 @@ async def metrics(request: web.Request) -> web.Response:
             registry.dead_letters.labels(destination).set(counts.get((destination, MessageState.DEAD), 0))
     for destination, state in gateway.engine.breaker_states().items():
         registry.breaker_state.labels(destination).set(state)
+    for destination, limit in gateway.engine.concurrency_limits().items():
+        registry.concurrency_limit.labels(destination).set(limit)
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

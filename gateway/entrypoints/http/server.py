@@ -65,8 +65,9 @@ class Gateway:
     def workflows(self):
         return self.services.workflows
 
-    async def start(self, *, host: str | None = None, port: int | None = None) -> None:
-        """Open the store, start delivering, then listen. ``port=0`` picks a free port."""
+    async def start(self, *, host: str | None = None, port: int | None = None, reuse_port: bool = False) -> None:
+        """Open the store, start delivering, then listen. ``port=0`` picks a free port; ``reuse_port``
+        lets other processes listen on the same port (``SO_REUSEPORT``: ``gateway serve --workers``)."""
         await self.services.start()
         server = self.config.server
         # keepalive_timeout also closes a connection that has not sent a whole request by then
@@ -84,6 +85,7 @@ class Gateway:
             ssl_context=tls.context if tls is not None else None,
             backlog=1024,
             reuse_address=True,
+            reuse_port=reuse_port or None,
             handshake_timeout=server.receive_timeout_seconds,
         )
         await site.start()
