@@ -144,7 +144,7 @@ def build(
     )
     engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
                             audit=audit)
-    relay = Relay(config, store, metrics, audit, clock)
+    relay = Relay(config, store, metrics, audit, policy, clock)
     pseudonyms = Pseudonyms.provision(config.base_dir / config.indicators.pseudonym_key_secret)
     outcomes = OutcomeIntake(store, pseudonyms, clock, providers=lambda member: member in config.members)
     workflows = None

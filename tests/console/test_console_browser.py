@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from console.harness import PASSWORD, SCREENSHOTS, SUBJECT_OFFICE_1, SUBJECT_OFFICE_2
 from gateway.security.audit import AuditEntry
 from gateway.store import MessageState
+from support import person_payload
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -27,7 +28,7 @@ def _shot(page: Page, name: str) -> None:
 def _dead_letter(console, body: dict | None = None) -> str:
     """A message the receiver refuses for good: a dead letter at once."""
     console.receiver.respond = lambda body, seen: (400, {})
-    response = console.call(_relay(console, body or {"notice": 1}))
+    response = console.call(_relay(console, body or person_payload(1)))
     message_id = response["message_id"]
     _wait(console, lambda: _state(console, message_id) is MessageState.DEAD)
     return message_id
@@ -143,7 +144,7 @@ def test_a_probation_officer_sees_only_their_office_and_another_offices_case_is_
 
 
 def test_an_operator_sees_a_payload_only_after_giving_a_reason_and_the_view_is_recorded(console, page, sign_in):
-    message_id = _dead_letter(console, {"notice": "payload-marker-42"})
+    message_id = _dead_letter(console, person_payload(text="payload-marker-42"))
     sign_in("aliya")
     page.goto(f"{console.url}/console/messages/{message_id}")
     expect(page.get_by_text("payload-marker-42")).to_have_count(0)
@@ -193,7 +194,7 @@ def test_oversight_and_auditors_do_not_see_case_content(console, page, sign_in):
 
 
 def test_a_dead_letter_replayed_from_the_console_after_the_receiver_recovers_is_delivered(console, page, sign_in):
-    message_id = _dead_letter(console, {"notice": "replay-me"})
+    message_id = _dead_letter(console, person_payload(text="replay-me"))
     console.receiver.respond = lambda body, seen: (200, {})
     sign_in("aliya")
     page.goto(console.url + "/console/dead-letters")
@@ -203,7 +204,7 @@ def test_a_dead_letter_replayed_from_the_console_after_the_receiver_recovers_is_
     _shot(page, "dead-letters-confirm")
     page.get_by_role("button", name="Replay", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("1 dead letter queued again.")
-    _wait(console, lambda: any(r.json() == {"notice": "replay-me"} and r.headers.get("X-Message-Id") == message_id
+    _wait(console, lambda: any(r.json() == person_payload(text="replay-me") and r.headers.get("X-Message-Id") == message_id
                                for r in console.receiver.received if r.body))
     assert _state(console, message_id) is MessageState.DELIVERED
     assert [(e["member"], e["message_id"]) for e in _audit(console) if e["kind"] == "action"] == [

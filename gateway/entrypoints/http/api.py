@@ -71,14 +71,14 @@ async def relay(request: web.Request) -> web.Response:
     gateway.relay.authorise(relay_request)
     content_type = require_json_media_type(request)
     body = await read_body(request, server.max_body_bytes)
-    parse_json(body, server.max_json_depth)
+    document = parse_json(body, server.max_json_depth)
     # Verify before submit, which records the message id: a forged copy sent first must not
     # use up the id of the genuine message (gateway.security.replay).
     gateway.json_signatures.verify(
         relay_request.caller, request.headers.get(SIGNATURE_HEADER), body, message_id=relay_request.client_message_id
     )
     acceptance = await gateway.relay.submit(
-        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type})
+        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type, "document": document})
     )
     message = acceptance.message
     if acceptance.duplicate:

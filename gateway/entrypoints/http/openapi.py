@@ -97,7 +97,10 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "relay",
                     "summary": "Relay a JSON message to a member's service (store and forward)",
                     "description": "Answers 202 only after the message is durably stored. Resending the same "
-                    "X-Message-Id returns the original answer and stores nothing new.",
+                    "X-Message-Id returns the original answer and stores nothing new. The body is the canonical "
+                    "document the service takes (its `document` in members.toml), under the disclosure policy for "
+                    "the recipient's role and the purpose: a field the rule does not allow refuses the message "
+                    "with 422 disclosure-exceeded, whose `fields` name the paths to remove.",
                     "parameters": [
                         _path("recipient", "The receiving member's id"),
                         _path("service", "The service of the receiving member"),
@@ -117,7 +120,9 @@ def openapi_document() -> dict[str, Any]:
                             (413, "Body over the size limit"),
                             (408, "The body did not arrive within the receive timeout"),
                             (415, "Not application/json"),
-                            (422, "X-Message-Id reused for a different message"),
+                            (422, "X-Message-Id reused for a different message; the document carries fields the "
+                                  "disclosure policy does not let the recipient receive (disclosure-exceeded, "
+                                  "`fields` names them), or is not a valid document of the service's type"),
                             (503, "The store is unavailable; nothing was accepted, retry later"),
                         ),
                         **denied,

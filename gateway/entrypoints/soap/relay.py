@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.bootstrap import Services
 from gateway.services.relay import RelayRequest
 from gateway.errors import BadRequest
+from gateway.security.disclosure import DisclosureExceeded
 from gateway.web.identity import caller_of
 from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
@@ -127,7 +128,13 @@ def _relay(services: Services):
                 properties=message.properties,
             )
         )
-        acceptance = await relay.submit(dataclasses.replace(request, body=serialise(build_envelope(forwarded))))
+        try:
+            acceptance = await relay.submit(
+                dataclasses.replace(request, body=serialise(build_envelope(forwarded)), document=message.data))
+        except DisclosureExceeded as refusal:
+            # The fields to remove, as the JSON API's problem names them.
+            raise SoapFault.client(refusal.slug, refusal.detail, error_data=", ".join(refusal.fields),
+                                   http_status=refusal.status) from None
         stored = acceptance.message
         if acceptance.duplicate:
             await record_replay(audit, stored, member_role=roles.get(member), counterpart=gateway_member)
