@@ -42,6 +42,7 @@ from gateway.security.xmldsig import Signer, Verifier
 from gateway.services.indicators import Indicators
 from gateway.services.outcomes import OutcomeIntake
 from gateway.services.relay import Relay
+from gateway.services.report_reading import ReportReader
 from gateway.services.release_intake import RELEASE_NOTICE_SENDERS, ReleaseIntake, ReleaseNoticeReceiver
 from gateway.store import Store, create_store
 from gateway.workflows.egress import Egress
@@ -94,6 +95,11 @@ class Services:
     """The listener's TLS in ``mtls`` identity mode; None: plain HTTP (``header`` mode)."""
     client_ssl: ssl.SSLContext | None = field(repr=False)
     """What the gateway's own requests to https members present and trust; None: the system's trust."""
+
+    @property
+    def report_reader(self) -> ReportReader:
+        """Every read of a pre-trial report's document goes through this: filtered, then audited."""
+        return ReportReader(self.policy, self.audit, gateway_member=self.config.server.member_id)
 
     async def start(self) -> None:
         """Open the store, then run the audit signer, the workflow timers and the delivery workers."""
