@@ -247,8 +247,8 @@ def _workflow_paths(denied: dict[str, Any]) -> dict[str, Any]:
         }},
         "/api/v1/continuity-notices/{notice_id}/acknowledgement": {"post": {
             "operationId": "acknowledgeContinuityNotice",
-            "summary": "A clinic acknowledges a continuity-of-care notice (its MessageHeader.id)",
-            "parameters": [_path("notice_id", "MessageHeader.id of the notice's Bundle"), _MEMBER, _JWS],
+            "summary": "A clinic acknowledges a continuity-of-care notice (its Bundle.identifier.value)",
+            "parameters": [_path("notice_id", "Bundle.identifier.value of the notice's Bundle"), _MEMBER, _JWS],
             "requestBody": _request_body(ClinicAcknowledgement),
             "responses": {"200": _json(AcknowledgementRecorded, "Recorded"),
                           **_problems((404, "No such notice sent to this clinic")), **invalid, **denied},
