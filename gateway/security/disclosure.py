@@ -669,7 +669,9 @@ def _schema_leaves(
             raise ValueError(f"the model refers to {name} inside itself; paths would be endless")
         yield from _schema_leaves(definitions[name], path, definitions, (*seen, name))
         return
-    branches = node.get("anyOf") or node.get("oneOf") or node.get("allOf")
+    # An object with properties is that object, whatever constraints its anyOf adds (an
+    # address says where by one of three fields); only a schema without them is a union.
+    branches = None if "properties" in node else node.get("anyOf") or node.get("oneOf") or node.get("allOf")
     if branches:
         # An optional object is not a field of its own: a pattern must name what is inside.
         values = [branch for branch in branches if branch.get("type") != "null"] or branches
