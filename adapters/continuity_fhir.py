@@ -7,9 +7,12 @@ The profile is the gateway's, and no one agency's: the receiving clinic gets eac
 A clinic's system receives one message ``Bundle`` per notice. The profile, in short
 (``docs/integration-json.md`` has the whole of it):
 
-- ``MessageHeader`` first: ``id`` is the notice id (the clinic acknowledges by it),
-  ``eventCoding`` is ``continuity-of-care-notice``, the destination's ``receiver`` is
-  the receiving clinic, ``focus`` is the ``Task``.
+- ``Bundle.identifier.value`` is the notice id (the receiver acknowledges by it).
+- ``MessageHeader`` first, its ``fullUrl`` ``urn:uuid:`` of its own ``id``: ``eventCoding``
+  is ``continuity-of-care-notice`` for a clinic, ``continuity-of-care-escalation`` for the
+  regional health authority (with the reason it escalates in ``reason.text``); the
+  destination's ``endpoint`` is the receiving member (``urn:reentry-gateway:member:<id>``)
+  and its ``receiver`` the receiving organisation; ``focus`` is the ``Task``.
 - ``Task`` (status requested): the clinic is its ``owner``; the acknowledge-by
   deadline is ``restriction.period.end``; ``focus`` is the ``ServiceRequest``.
 - ``ServiceRequest``: continue care from the release date (``occurrenceDateTime``),
@@ -77,6 +80,9 @@ _ORGANISATION_SYSTEM = f"{_BASE}:sid:organisation"
 _NOTICE_SYSTEM = f"{_BASE}:sid:continuity-notice"
 _EVENT_SYSTEM = f"{_BASE}:CodeSystem:message-event"
 _EVENT_CODE = "continuity-of-care-notice"
+_ESCALATION_CODE = "continuity-of-care-escalation"
+_EVENTS = {_EVENT_CODE: "Continuity-of-care notice", _ESCALATION_CODE: "Continuity-of-care escalation"}
+_ESCALATION_REASON_SYSTEM = f"{_BASE}:CodeSystem:escalation-reason"
 _PROGRAMME_SYSTEM = f"{_BASE}:CodeSystem:dispensary-programme"
 _CARE_REQUEST_SYSTEM = f"{_BASE}:CodeSystem:care-request"
 _KATO = f"{_BASE}:StructureDefinition:kato"
@@ -84,8 +90,13 @@ _DRUG_SUSCEPTIBILITY = f"{_BASE}:StructureDefinition:drug-susceptibility"
 _DAYS_SUPPLIED = f"{_BASE}:StructureDefinition:days-supplied"
 _DISABILITY = f"{_BASE}:StructureDefinition:disability"
 _ATTACHMENT = f"{_BASE}:StructureDefinition:rpn-attachment"
-_GATEWAY_ENDPOINT = "urn:reentry-gateway:member:gateway"
-_CLINIC_ENDPOINT = "urn:reentry-gateway:member:clinic"
+_MEMBER_ENDPOINT = "urn:reentry-gateway:member:"
+_GATEWAY_ENDPOINT = f"{_MEMBER_ENDPOINT}gateway"
+_TASKS = {
+    _EVENT_CODE: "Acknowledge this notice and take the patient on without a gap in treatment",
+    _ESCALATION_CODE: "No clinic took the patient on: place the patient with a clinic without a gap in treatment, "
+                      "and acknowledge this notice",
+}
 
 _ICD10 = "http://hl7.org/fhir/sid/icd-10"
 _ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -134,8 +145,14 @@ class ProfileViolation(ValueError):
 # -- encoding
 
 
-def bundle_from_notice(notice: ContinuityOfCareNotice, *, notice_id: str, sent_at: dt.datetime) -> dict[str, Any]:
-    """The message Bundle for a notice; ``notice_id`` becomes ``MessageHeader.id``."""
+def bundle_from_notice(
+    notice: ContinuityOfCareNotice, *, notice_id: str, sent_at: dt.datetime, destination: str = "clinic",
+) -> dict[str, Any]:
+    """The message Bundle for a notice to the member ``destination``.
+
+    ``notice_id`` is ``Bundle.identifier.value`` (acknowledged by it); the ``MessageHeader`` is
+    addressed to ``urn:reentry-gateway:member:<destination>``, and a notice with an
+    ``escalation_reason`` is the escalation event, its reason in ``MessageHeader.reason``."""
     if not _FHIR_ID.fullmatch(notice_id):
         raise ValueError("notice_id must be a FHIR id: 1-64 letters, digits, '-' or '.'")
     if sent_at.utcoffset() is None:
@@ -159,14 +176,17 @@ def bundle_from_notice(notice: ContinuityOfCareNotice, *, notice_id: str, sent_a
         if _has_medication(registration)
     ]
     clinic = _reference(notice.receiving_clinic, organisations)
+    event = _ESCALATION_CODE if notice.escalation_reason else _EVENT_CODE
 
     resources: list[tuple[str, dict[str, Any]]] = [
         (url("MessageHeader"), {
             "resourceType": "MessageHeader",
-            "id": notice_id,
-            "eventCoding": {"system": _EVENT_SYSTEM, "code": _EVENT_CODE, "display": "Continuity-of-care notice"},
-            "destination": [{"name": notice.receiving_clinic.name, "endpoint": _CLINIC_ENDPOINT, "receiver": clinic}],
+            "eventCoding": {"system": _EVENT_SYSTEM, "code": event, "display": _EVENTS[event]},
+            "destination": [{"name": notice.receiving_clinic.name, "endpoint": f"{_MEMBER_ENDPOINT}{destination}",
+                             "receiver": clinic}],
             "source": {"name": "reentry-gateway", "endpoint": _GATEWAY_ENDPOINT},
+            **({"reason": {"coding": [{"system": _ESCALATION_REASON_SYSTEM, "code": "no-clinic-took-the-patient-on"}],
+                           "text": notice.escalation_reason}} if notice.escalation_reason else {}),
             "focus": [{"reference": task_url}],
         }),
         (task_url, {
@@ -174,7 +194,7 @@ def bundle_from_notice(notice: ContinuityOfCareNotice, *, notice_id: str, sent_a
             "status": "requested",
             "intent": "order",
             "code": {"coding": [{"system": _TASK_CODE, "code": "fulfill"}]},
-            "description": "Acknowledge this notice and take the patient on without a gap in treatment",
+            "description": _TASKS[event],
             "focus": {"reference": request_url},
             "for": {"reference": patient_url},
             "authoredOn": sent_at.isoformat(),
@@ -383,8 +403,8 @@ def _validate(bundle: Any) -> None:
 
 
 def notice_id_of(bundle: Mapping[str, Any]) -> str:
-    """The notice id, ``MessageHeader.id``, of a bundle ``notice_from_bundle`` accepted."""
-    return bundle["entry"][0]["resource"]["id"]
+    """The notice id, ``Bundle.identifier.value``, of a bundle ``notice_from_bundle`` accepted."""
+    return bundle["identifier"]["value"]
 
 
 def notice_from_bundle(bundle: Any) -> ContinuityOfCareNotice:
@@ -427,8 +447,12 @@ class _Reader:
         if header.get("resourceType") != "MessageHeader":
             raise ProfileViolation("the first entry must be the MessageHeader")
         event = header.get("eventCoding") or {}
-        if (event.get("system"), event.get("code")) != (_EVENT_SYSTEM, _EVENT_CODE):
-            raise ProfileViolation(f"MessageHeader.eventCoding must be {_EVENT_SYSTEM}#{_EVENT_CODE}")
+        if event.get("system") != _EVENT_SYSTEM or event.get("code") not in _EVENTS:
+            raise ProfileViolation(f"MessageHeader.eventCoding must be {_EVENT_SYSTEM}#{_EVENT_CODE} "
+                                   f"or #{_ESCALATION_CODE}")
+        reason = (header.get("reason") or {}).get("text")
+        if (event["code"] == _ESCALATION_CODE) != (reason is not None):
+            raise ProfileViolation("MessageHeader.reason.text is given exactly when the event is an escalation")
         destinations = header.get("destination") or [{}]
         clinic = self._resolve(destinations[0].get("receiver"), "Organization", "MessageHeader.destination.receiver")
         task = self._resolve((header.get("focus") or [{}])[0], "Task", "MessageHeader.focus")
@@ -453,6 +477,7 @@ class _Reader:
             attachment=self._attachment(person, extensions.get(_ATTACHMENT)),
             receiving_clinic=_organisation_from(clinic),
             acknowledge_by=dt.datetime.fromisoformat(deadline),
+            escalation_reason=reason,
         )
 
     def _person(self, patient: Mapping[str, Any]) -> Person:

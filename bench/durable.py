@@ -15,6 +15,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from gateway.config import load_config
+from gateway.security.disclosure import DisclosurePolicy
 from bench.harness import POSTGRES_URL, Bench, Section, ratio, wait_for_arrivals
 from bench.load import closed_loop, request
 from bench.processes import GatewayProcess
@@ -73,8 +75,13 @@ async def relay(bench: Bench, gateways: list[GatewayProcess], count: int, *, bod
 
 
 async def notice_body(bench: Bench) -> bytes:
+    """A penal release notice as the shipped policy lets it be relayed to health (the relay refuses
+    fields outside the rule): the simulator's notice through the gateway's own policy."""
     notice = (await bench.agencies.get("/release-notices", count=1))["notices"][0]["notice"]
-    return json.dumps(notice, ensure_ascii=False).encode()
+    policy = DisclosurePolicy(load_config(bench.config_dir, environ={}).policy)
+    admitted = policy.apply(document_type="ReleaseNotice", payload=notice, recipient_role="health",
+                            purpose="continuity_of_care").payload
+    return json.dumps(admitted, ensure_ascii=False).encode()
 
 
 def sink_endpoint(bench: Bench) -> dict[str, str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from adapters.interior import codec as interior_codec
 from adapters.interior.client import PERSON
+from bench.durable import notice_body
 from bench.harness import Bench, Section, ratio, wait_for_arrivals
 from bench.load import Latencies, LoadResult, Request, closed_loop, request
 from bench.processes import Nginx
@@ -62,8 +63,7 @@ async def run(bench: Bench) -> Section:
     # The SOAP request goes through the relay to the interior ministry: a grant for it.
     env = bench.environment(bench.sqlite_url("overhead"), extra={"GATEWAY__MEMBERS__PENAL__MAY_CALL": _grants(config)})
     async with bench.gateway(env) as gateway:
-        notice = (await bench.agencies.get("/release-notices", count=1))["notices"][0]["notice"]
-        body = json.dumps(notice, ensure_ascii=False).encode()
+        body = await notice_body(bench)
         health, interior = bench.ports["health"], bench.ports["interior"]
 
         def json_direct(port: int) -> Callable[[], Request]:

@@ -45,6 +45,7 @@ from gateway.services.mailbox import Mailbox, Received
 from gateway.services.indicators import Indicators
 from gateway.services.outcomes import OutcomeIntake
 from gateway.services.relay import Relay
+from gateway.services.report_reading import ReportReader
 from gateway.services.release_intake import RELEASE_NOTICE_SENDERS, ReleaseIntake, ReleaseNoticeReceiver
 from gateway.store import Store, create_store
 from gateway.workflows.egress import Egress
@@ -102,6 +103,11 @@ class Services:
     client_ssl: ssl.SSLContext | None = field(repr=False)
     """What the gateway's own requests to https members present and trust; None: the system's trust."""
 
+    @property
+    def report_reader(self) -> ReportReader:
+        """Every read of a pre-trial report's document goes through this: filtered, then audited."""
+        return ReportReader(self.policy, self.audit, gateway_member=self.config.server.member_id)
+
     async def start(self) -> None:
         """Open the store, then run the audit signer, the workflow timers and the delivery workers."""
         await self.store.open()
@@ -155,7 +161,7 @@ def build(
     )
     engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
                             audit=audit)
-    relay = Relay(config, store, metrics, audit, clock)
+    relay = Relay(config, store, metrics, audit, policy, clock)
     pseudonyms = Pseudonyms.provision(config.base_dir / config.indicators.pseudonym_key_secret)
     outcomes = OutcomeIntake(store, pseudonyms, clock, providers=lambda member: member in config.members)
     workflows = None

@@ -24,7 +24,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from gateway.errors import ConfigError
 from gateway.resources import resource_dir
-from gateway.security.disclosure import policy_problems
+from gateway.security.disclosure import DOCUMENT_TYPES, policy_problems
 
 FILES = ("gateway.toml", "members.toml", "policy.toml")
 ENV_PREFIX = "GATEWAY__"
@@ -149,6 +149,17 @@ class ServiceConfig(_Section):
     path: str | None = Field(None, pattern=r"^/[\x21-\x7e]*$")
     ordered: bool = Field(False, description="deliver one message at a time per X-Ordering-Key")
     timeout_seconds: float | None = Field(None, gt=0)
+    # The canonical document (a type of gateway.domain, in its JSON form) that members relay to
+    # this service: the disclosure policy checks each relayed message as this document for
+    # (this member's role, the purpose). A service without one takes no relayed messages.
+    document: str | None = None
+
+    @field_validator("document")
+    @classmethod
+    def _known_document(cls, document: str | None) -> str | None:
+        if document is not None and document not in DOCUMENT_TYPES:
+            raise ValueError(f"unknown document type {document!r} (known: {', '.join(sorted(DOCUMENT_TYPES))})")
+        return document
 
 
 class Grant(_Section):
@@ -513,6 +524,8 @@ class GatewayConfig(_Section):
                         f"members.{member_id}.may_call[{index}].service: member {target!r} offers no "
                         f"service {service!r} (it offers: {', '.join(sorted(offered.services)) or 'none'})"
                     )
+                else:
+                    problems += self._grant_policy_problems(member_id, index, grant, offered)
         if self.workflows is not None:
             problems += self._workflow_problems(self.workflows)
         signing_json = sorted(member_id for member_id, member in self.members.items() if member.sign_json)
@@ -522,6 +535,18 @@ class GatewayConfig(_Section):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _grant_policy_problems(self, member_id: str, index: int, grant: Grant, offered: MemberConfig) -> list[str]:
+        # A grant the disclosure policy could never let through is a configuration mistake:
+        # say so at start, not with a refusal for every message.
+        where = f"members.{member_id}.may_call[{index}]"
+        document = offered.services[grant.service.split("/", 1)[1]].document
+        if document is None:
+            return [f"{where}.service: {grant.service} declares no document, so nothing relayed to it can "
+                    "pass the disclosure policy: set the service's document (a canonical type)"]
+        return [f"{where}.purposes: no rule [policy.{offered.role}.{purpose}.{document}] lets a {document} "
+                f"relayed to {grant.service} reach it for {purpose}"
+                for purpose in grant.purposes if document not in self.policy.get(offered.role, {}).get(purpose, {})]
 
     def _workflow_problems(self, workflows: WorkflowsConfig) -> list[str]:
         problems = []

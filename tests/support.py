@@ -32,14 +32,55 @@ PERSON_IIN = "900215400281"  # a valid IIN of nobody: 1990-02-15, female
 PERSON_NAMES = ("Жұмабекова", "Әлия", "Серікқызы")
 
 
-def person_payload(number: int = 0) -> dict[str, Any]:
+def person_payload(number: int = 0, text: str = "Шымкент") -> dict[str, Any]:
+    """A canonical ProbationNotice, the document the test services take (``number`` tells them
+    apart): what the disclosure policy lets the relay pass on."""
+    return {
+        "event": "PLANNED",
+        "person": {
+            "iin": PERSON_IIN,
+            "surname": PERSON_NAMES[0],
+            "given_name": PERSON_NAMES[1],
+            "patronymic": PERSON_NAMES[2],
+            "birth_date": "1990-02-15",
+            "sex": "FEMALE",
+            "citizenship": "KAZ",
+        },
+        "release_type": "PAROLE",
+        "release_date": "2027-01-15",
+        "facility": {"code": "UG-165/9", "name": "Учреждение УГ-165/9"},
+        "destination": {"raw": text},
+        "probation_office": {"code": f"PROB-{number}", "name": "Пробация қызметі"},
+    }
+
+
+def payload_number(payload: dict[str, Any]) -> int:
+    """The ``number`` a ``person_payload`` was made with."""
+    return int(payload["probation_office"]["code"].removeprefix("PROB-"))
+
+
+def release_payload(text: str = "Шымкент") -> dict[str, Any]:
+    """A canonical ReleaseNotice as the shipped policy lets it reach health/release-notices
+    (config/policy.toml: no documents, education, specialty or probation office)."""
     return {
         "iin": PERSON_IIN,
-        "surname": PERSON_NAMES[0],
-        "given_name": PERSON_NAMES[1],
-        "patronymic": PERSON_NAMES[2],
-        "notice": number,
+        "facility": {"code": "UG-165/9", "name": "Учреждение УГ-165/9"},
+        "release_type": "PAROLE",
+        "planned_date": "2027-01-15",
+        "actual_date": None,
+        "destination": {"raw": text},
+        "housing": {"available": True, "kind": "RENTED"},
     }
+
+
+# The rule that lets the test services receive it: all of a ProbationNotice, for both purposes.
+TEST_POLICY = """
+[policy.health.continuity_of_care.ProbationNotice]
+allow = ["event", "person.**", "release_type", "release_date", "facility.**", "destination.**", "probation_office.**"]
+
+[policy.health.relay_test.ProbationNotice]
+allow = ["event", "person.**", "release_type", "release_date", "facility.**", "destination.**", "probation_office.**"]
+"""
 
 
 DELIVERY_FAST = {
@@ -76,6 +117,7 @@ def write_config(
     store_url: str = "sqlite:///gateway.db",
     delivery: dict[str, Any] | None = None,
     extra_members: str = "",
+    extra_policy: str = "",
 ) -> Path:
     """A configuration folder: senders ``penal`` and ``interior``, receiver ``health``
     (services ``notices``, ordered, and ``bulk``, unordered), operator ``ops``."""
@@ -95,8 +137,8 @@ def write_config(
 name = "Health"
 role = "health"
 endpoint = {_toml_value(receiver_url)}
-services.notices = {{ path = "/notices", ordered = true }}
-services.bulk = {{ path = "/bulk" }}
+services.notices = {{ path = "/notices", ordered = true, document = "ProbationNotice" }}
+services.bulk = {{ path = "/bulk", document = "ProbationNotice" }}
 
 [members.penal]
 name = "Penal system"
@@ -120,6 +162,7 @@ roles = ["operator"]
 """,
         encoding="utf-8",
     )
+    (directory / "policy.toml").write_text(TEST_POLICY + extra_policy, encoding="utf-8")
     return directory
 
 

@@ -173,3 +173,28 @@ def test_console_session_limits_are_read_and_checked(tmp_path):
         load_config(directory, environ={"GATEWAY__CONSOLE__IDLE_SECONDS": "7200",
                                         "GATEWAY__CONSOLE__ABSOLUTE_SECONDS": "3600"})
     assert "console.idle_seconds must not exceed console.absolute_seconds" in str(error.value)
+
+
+def test_a_grant_to_a_service_that_declares_no_document_is_refused_at_start(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    members = directory / "members.toml"
+    members.write_text(members.read_text().replace(', document = "ProbationNotice" }}', " }", 1)
+                       .replace('ordered = true, document = "ProbationNotice" }', "ordered = true }"))
+    with pytest.raises(ConfigError, match=r"health/notices declares no document, so nothing relayed to it can pass"):
+        load_config(directory, environ={})
+
+
+def test_a_granted_purpose_without_a_policy_rule_for_the_document_is_refused_at_start(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    policy = directory / "policy.toml"
+    policy.write_text(policy.read_text().split("[policy.health.relay_test")[0])
+    with pytest.raises(ConfigError, match=r"no rule \[policy\.health\.relay_test\.ProbationNotice\]"):
+        load_config(directory, environ={})
+
+
+def test_an_unknown_service_document_is_refused_at_start(tmp_path):
+    directory = write_config(tmp_path, receiver_url="http://127.0.0.1:1")
+    members = directory / "members.toml"
+    members.write_text(members.read_text().replace('document = "ProbationNotice"', 'document = "Gossip"', 1))
+    with pytest.raises(ConfigError, match="unknown document type 'Gossip'"):
+        load_config(directory, environ={})

@@ -26,13 +26,14 @@ SERVICE = "continuity-of-care"
 CONTENT_TYPE = MEDIA_TYPE
 
 
-def continuity_notice_body(notice: ContinuityOfCareNotice, *, notice_id: str, sent_at: dt.datetime) -> bytes:
+def continuity_notice_body(notice: ContinuityOfCareNotice, *, notice_id: str, sent_at: dt.datetime,
+                           destination: str = "clinic") -> bytes:
     """The outbox body (``CONTENT_TYPE``) for a notice: its FHIR message Bundle as UTF-8 JSON.
 
-    ``notice_id`` becomes ``MessageHeader.id`` and comes back in the acknowledgement's
+    ``notice_id`` becomes ``Bundle.identifier.value`` and comes back in the acknowledgement's
     URL; keep it stable for one notice, so that a resent notice is acknowledged once.
     """
-    return json_body(bundle_from_notice(notice, notice_id=notice_id, sent_at=sent_at))
+    return json_body(bundle_from_notice(notice, notice_id=notice_id, sent_at=sent_at, destination=destination))
 
 
 class Acknowledgement(BaseModel):
@@ -65,4 +66,6 @@ class ContinuityNoticeCodec:
     content_type = CONTENT_TYPE
 
     def encode(self, notice: ContinuityOfCareNotice, envelope: Envelope) -> bytes:
-        return continuity_notice_body(notice, notice_id=envelope.message_id, sent_at=envelope.created_at)
+        # Addressed to the member it goes to: the clinic, or the health authority it escalates to.
+        return continuity_notice_body(notice, notice_id=envelope.message_id, sent_at=envelope.created_at,
+                                      destination=envelope.recipient)

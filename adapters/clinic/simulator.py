@@ -10,7 +10,7 @@ calls the gateway back:
     X-Member-Id: clinic
     {"clinic": "<code>", "accepted": true, "attached": true, "attached_since": "YYYY-MM-DD"}
 
-``notice_id`` is ``MessageHeader.id``. A notice addressed to a clinic the population
+``notice_id`` is ``Bundle.identifier.value``. A notice addressed to a clinic the population
 does not know is acknowledged with ``accepted: false``. Clinics in ``silent_clinics``
 never call back, so that escalation can be exercised. A repeated notice id is
 acknowledged once. With ``client_ssl`` (the exchange in mTLS mode) the clinics call the

@@ -21,7 +21,7 @@ from adapters.health import codec
 from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder, Refused, decoded, read_json, simulator_app, simulator_of
 from gateway.domain import IIN, Attachment, AttachmentState, ContinuityHold, Organisation, ReleaseNotice
-from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.errors import BadRequest, Conflict, NotFound, Unprocessable
 from gateway.web.body import parse_json, read_body
 
 __all__ = ["create_simulator"]
@@ -201,8 +201,12 @@ async def _escalation(request: web.Request) -> web.Response:
     body = await read_body(request, _MAX_BODY)
     bundle = parse_json(body, _MAX_DEPTH)
     try:
-        notice_from_bundle(bundle)
-    except (InvalidBundle, ProfileViolation) as error:
-        raise BadRequest(f"not a continuity-of-care notice: {error}") from None
+        notice = notice_from_bundle(bundle)
+    except InvalidBundle as error:
+        raise BadRequest(f"not a valid FHIR R4B bundle: {error}") from None
+    except ProfileViolation as error:
+        raise Unprocessable(f"not a continuity-of-care notice: {error}") from None
+    if notice.escalation_reason is None:
+        raise Unprocessable("a clinic's notice, not an escalation: the event must be continuity-of-care-escalation")
     seen = simulator_of(request).recorder.record("health/escalations", request, body)
     return web.json_response({"notice_id": notice_id_of(bundle), "duplicate": seen > 1}, status=202 if seen == 1 else 200)

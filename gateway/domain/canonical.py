@@ -12,7 +12,12 @@ __all__ = ["EARLIEST_DATE", "LATEST_DATE", "CanonicalModel", "ExchangeDate", "Na
 
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2100, 12, 31)
-ExchangeDate = Annotated[dt.date, Field(ge=EARLIEST_DATE, le=LATEST_DATE)]
+ExchangeDate = Annotated[dt.date, Field(ge=EARLIEST_DATE, le=LATEST_DATE, json_schema_extra={
+    # JSON Schema has no bounds for dates: the years are stated by the pattern, the bounds also
+    # as formatMinimum/formatMaximum (the vocabulary's annotation).
+    "pattern": "^(19[0-9]{2}|20[0-9]{2}|2100)-", "formatMinimum": EARLIEST_DATE.isoformat(),
+    "formatMaximum": LATEST_DATE.isoformat(),
+})]
 """A date an exchange acts on (a release, a court's deadline): within 1900-01-01..2100-12-31.
 Without a clock the model cannot say "near now", but it can refuse what no process means —
 9999-12-31 would be accepted and then overflow every deadline computed from it."""
@@ -54,10 +59,14 @@ def _refuse_invisible_characters_except_layout(text: str) -> str:
     return _refuse_invisible(text, allowed=frozenset("\r\n\t"))
 
 
+# The formats say what a pattern cannot: text that is not blank once trimmed and holds no
+# invisible character (Unicode categories Cc, Cf, Cs, Co, Zl, Zp; a narrative may hold line
+# breaks and tabs).
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
     AfterValidator(_refuse_invisible_characters),
+    Field(json_schema_extra={"format": "visible-text"}),
 ]
 """A single line of text: a name of an organisation, a regimen, a reason."""
 
@@ -65,6 +74,7 @@ Narrative = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
     AfterValidator(_refuse_invisible_characters_except_layout),
+    Field(json_schema_extra={"format": "visible-narrative"}),
 ]
 """Free text written by a person, such as the probation officer's conclusion."""
 

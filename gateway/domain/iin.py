@@ -138,7 +138,7 @@ class IIN(str):
 
     Constructing it validates (``IIN("...")`` raises InvalidIIN), so an IIN instance is
     always valid. In pydantic models it validates with the same messages, serialises as
-    the plain string, and its JSON Schema is ``{"type": "string", "pattern": "^[0-9]{12}$"}``.
+    the plain string, and its JSON Schema is ``{"type": "string", "pattern": "^[0-9]{12}$", "format": "iin"}``.
     """
 
     __slots__ = ()
@@ -180,7 +180,8 @@ class IIN(str):
     def __get_pydantic_json_schema__(
         cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {"type": "string", "pattern": f"^[0-9]{{{_LENGTH}}}$"}
+        # format "iin": the check digit and the birth-date digits, which a pattern cannot state.
+        return {"type": "string", "pattern": f"^[0-9]{{{_LENGTH}}}$", "format": "iin"}
 
 
 def _iin_from_model_input(text: str) -> IIN:

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, StringConstraints, model_validator
 
 from gateway.domain.canonical import CanonicalModel, Text
 from gateway.domain.iin import IIN, Sex
@@ -92,6 +92,11 @@ class Address(CanonicalModel):
     part is optional, but an address must at least say where — by KATO code, locality or
     raw text.
     """
+
+    # "At least say where", for JSON Schema readers too: one of these three is there and not null.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in ("kato", "locality", "raw")
+    ]})
 
     kato: KatoCode | None = None
     region: Text | None = None

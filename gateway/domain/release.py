@@ -75,6 +75,9 @@ class ContinuityOfCareNotice(CanonicalModel):
     receiving_clinic: Organisation
     acknowledge_by: AwareDatetime
     """Without an acknowledgement by then, the case escalates to the regional health authority."""
+    escalation_reason: Text | None = None
+    """Set on the notice that escalates to the regional health authority: why no clinic took the
+    patient on (no clinic serves the address, no acknowledgement in time…). None for a clinic."""
 
     @model_validator(mode="after")
     def _records_are_about_the_person(self) -> Self:

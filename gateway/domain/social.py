@@ -6,7 +6,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from gateway.domain.canonical import CanonicalModel, Organisation, Text
 from gateway.domain.iin import IIN
@@ -49,6 +49,12 @@ class Housing(CanonicalModel):
     No housing is one of the two conditions on which a released person is referred to
     social services, so ``available`` is what workflows decide on.
     """
+
+    # A kind only where there is housing, for JSON Schema readers too.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"properties": {"available": {"const": True}}},
+        {"properties": {"kind": {"type": "null"}}},
+    ]})
 
     available: bool
     kind: HousingKind | None = None

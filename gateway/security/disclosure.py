@@ -45,7 +45,7 @@ from gateway.domain import (
     PreTrialReport,
     ReleaseNotice,
 )
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import Forbidden, GatewayError, Unprocessable
 
 
 
@@ -70,11 +70,13 @@ __all__ = [
     "DOCUMENT_TYPES",
     "Disclosure",
     "DisclosureDenied",
+    "DisclosureExceeded",
     "DisclosureLeak",
     "DisclosurePolicy",
     "Draft",
     "Rule",
     "grant_legal_basis",
+    "holds_list",
     "keep_allowed_fields",
     "keep_model_fields",
     "policy_problems",
@@ -94,6 +96,20 @@ class DisclosureDenied(Forbidden):
     """No rule lets this document go to this recipient for this purpose (default deny)."""
 
     slug, title = "disclosure-denied", "The disclosure policy does not allow this"
+
+
+class DisclosureExceeded(Unprocessable):
+    """A document handed to the gateway to pass on carries fields its recipient may not see.
+
+    Raised at acceptance, before anything is stored: the sender learns which fields to
+    remove (``fields``: their paths, never their values) and sends the document again.
+    """
+
+    slug, title = "disclosure-exceeded", "The document carries fields its recipient may not receive"
+
+    def __init__(self, detail: str, fields: Sequence[str]) -> None:
+        super().__init__(detail, fields=list(fields))
+        self.fields = tuple(fields)
 
 
 class DisclosureLeak(GatewayError):
@@ -393,6 +409,15 @@ class _FieldCursor:
 _FIELD_END = None  # marks, in the field tree, that a field ends here
 
 
+def holds_list(document_type: str, path: Sequence[str]) -> bool:
+    """Whether the field at ``path`` (keys from the root) of the document type is a list: how a
+    document written without JSON's brackets (XML) is read into the JSON form the rules name."""
+    cursor = _FieldCursor.at_root(DOCUMENT_TYPES[document_type])
+    for key in path:
+        cursor = cursor.step(key)
+    return cursor.node is not None and _LIST_ITEM in cursor.node
+
+
 @functools.cache
 def _field_tree(model: type[BaseModel]) -> Mapping[Any, Any]:
     tree: dict[Any, Any] = {}
@@ -529,6 +554,44 @@ class DisclosurePolicy:
             withheld=tuple(sorted(draft.withheld)),
         )
 
+    def admit(
+        self, *, document_type: str, payload: Mapping[str, Any], recipient_role: str, purpose: str
+    ) -> Disclosure:
+        """Check a document another member sends through the gateway, whole, as it will leave.
+
+        What the gateway builds itself it filters (``apply``); what a member hands it to pass on
+        it does not edit: it is accepted only when the policy would withhold nothing from it.
+        Raises ``DisclosureDenied`` when no rule covers (role, purpose, document type) and
+        ``DisclosureExceeded``, naming the fields, when the rule does not allow all of it.
+        """
+        disclosure = self.apply(document_type=document_type, payload=payload,
+                                recipient_role=recipient_role, purpose=purpose)
+        if disclosure.withheld:
+            # Paths only, never values; a key that is no field name could be anything (an IIN),
+            # so it is not repeated back.
+            paths = {_safe_path(path) for path in disclosure.withheld}
+            # "convictions" emptied by its items' removal is named by them.
+            fields = sorted(p for p in paths if not any(q.startswith((p + ".", p + "[]")) for q in paths))
+            shown = ", ".join(fields[:_FIELDS_NAMED])
+            more = f" and {len(fields) - _FIELDS_NAMED} more" if len(fields) > _FIELDS_NAMED else ""
+            raise DisclosureExceeded(
+                f"{document_type} to {recipient_role} for {purpose}: the disclosure policy does not allow "
+                f"{shown}{more}; remove them and send the document again "
+                "(expunged convictions are never passed on, for anyone)",
+                fields[:_FIELDS_NAMED],
+            )
+        return disclosure
+
+
+_FIELDS_NAMED = 50
+
+
+def _safe_path(path: str) -> str:
+    return ".".join(
+        part if _SEGMENT.match(part.removesuffix("[]")) or part == "[]" else "<not a field name>"
+        for part in path.split(".")
+    )
+
 
 # ---------------------------------------------------------------- validation
 
@@ -606,7 +669,9 @@ def _schema_leaves(
             raise ValueError(f"the model refers to {name} inside itself; paths would be endless")
         yield from _schema_leaves(definitions[name], path, definitions, (*seen, name))
         return
-    branches = node.get("anyOf") or node.get("oneOf") or node.get("allOf")
+    # An object with properties is that object, whatever constraints its anyOf adds (an
+    # address says where by one of three fields); only a schema without them is a union.
+    branches = None if "properties" in node else node.get("anyOf") or node.get("oneOf") or node.get("allOf")
     if branches:
         # An optional object is not a field of its own: a pattern must name what is inside.
         values = [branch for branch in branches if branch.get("type") != "null"] or branches

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.domain import (
     IIN,
@@ -58,7 +58,7 @@ class ReferralRegistration(BaseModel):
     category: AssistanceCategory
     provider: Text
     """The member id of the provider: only it may report the outcome."""
-    region: Text
+    region: Text = Field(json_schema_extra={"enum": sorted(REGIONS)})
     """The КАТО region code of the person's residence."""
     referral_date: dt.date
 

@@ -1,8 +1,15 @@
 """The relay use case: accept a message from one member for another member's service.
 
 Shared by every entry point (JSON API, SOAP): it checks who may send what for
-which purpose, enforces idempotency, and stores the message durably. The
-caller acknowledges only after ``submit`` returns.
+which purpose, puts the document under the disclosure policy, enforces idempotency,
+and stores the message durably. The caller acknowledges only after ``submit`` returns.
+
+What is relayed leaves the gateway like anything a workflow sends: the service names the
+canonical document it takes (``services.<name>.document``), and the document must be one
+the policy lets go, whole, to the recipient's role for the purpose
+(``DisclosurePolicy.admit``). A field outside the rule refuses the message at acceptance,
+naming the field: nothing is stored, nothing forwarded. An accepted message's disclosure
+is audited in the transaction that stores it.
 """
 
 from __future__ import annotations
@@ -12,11 +19,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+from pydantic import ValidationError
 
 from gateway.config import GatewayConfig
-from gateway.errors import BadRequest, Forbidden, IdempotencyKeyReused, NotFound, Unauthenticated
+from gateway.errors import BadRequest, Forbidden, IdempotencyKeyReused, NotFound, Unauthenticated, Unprocessable
 from gateway.metrics import Metrics
 from gateway.security.audit import AuditEvent, AuditLog, EventKind, Outcome
+from gateway.security.disclosure import DOCUMENT_TYPES, Disclosure, DisclosureDenied, DisclosurePolicy, holds_list
 from gateway.store import AcceptMessage, Acceptance, ConflictError, Evidence, NewMessage, Transactions
 
 # Opaque ids and keys: printable, no spaces, bounded (they end up in headers and indexes).
@@ -36,14 +48,18 @@ class RelayRequest:
     ordering_key: str | None = None
     evidence: Evidence | None = None
     """The sender's signed document as it arrived, kept with the message (a signed SOAP request)."""
+    # The document the body carries, as the policy reads it: the parsed JSON, or the XML
+    # element a SOAP message's data holds.
+    document: Any = None
 
 
 class Relay:
     def __init__(
         self, config: GatewayConfig, store: Transactions, metrics: Metrics, audit: AuditLog,
-        clock: Callable[[], float] = time.time,
+        policy: DisclosurePolicy, clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
+        self._policy = policy
         self._store = store
         self._metrics = metrics
         self._audit = audit
@@ -93,11 +109,14 @@ class Relay:
                 )
 
     async def submit(self, request: RelayRequest) -> Acceptance:
-        """Authorise and durably store the message; returns once it is committed."""
+        """Authorise, check the document against the disclosure policy and durably store the
+        message; returns once it is committed."""
         self.authorise(request)
+        document_type, disclosure, subject = self._admit(request)
         delivery = self._config.delivery
         now = self._clock()
-        service = self._config.members[request.recipient].services[request.service]
+        recipient = self._config.members[request.recipient]
+        service = recipient.services[request.service]
         message = NewMessage(
             id=str(uuid.uuid4()),
             sender=request.caller or "",
@@ -120,15 +139,48 @@ class Relay:
             service=f"{message.recipient}/{message.service}", message_id=message.id,
             correlation_id=message.correlation_id, at=now,
         )
+        disclosed = self._audit.disclosure(
+            document_type=document_type, recipient=message.recipient, recipient_role=recipient.role,
+            service=f"{message.recipient}/{message.service}", subject_iin=subject, fields=disclosure.disclosed,
+            purpose=message.purpose or "", message_id=message.id, correlation_id=message.correlation_id, at=now,
+        )
+        entries = (*self._audit.command([received]).entries, *disclosed.entries)
         try:
             (acceptance,) = await self._store.apply(
-                [AcceptMessage(message, audit=self._audit.command([received]).entries, evidence=request.evidence)], now)
+                [AcceptMessage(message, audit=entries, evidence=request.evidence)], now)
         except ConflictError as exc:
             raise IdempotencyKeyReused(str(exc)) from None
         if acceptance.duplicate:
             return self._duplicate(acceptance, request, service.ordered)
         self._metrics.accepted.labels(request.recipient, "new").inc()
         return acceptance
+
+    def _admit(self, request: RelayRequest) -> tuple[str, Disclosure, str | None]:
+        """The document type, what the policy lets through (all of it, or a refusal) and the
+        subject's IIN, if the document names one."""
+        recipient = self._config.members[request.recipient]
+        document_type = recipient.services[request.service].document
+        if document_type is None:
+            raise DisclosureDenied(
+                f"{request.recipient}/{request.service} takes no relayed documents: the disclosure policy "
+                "denies what it cannot check"
+            )
+        document = request.document
+        if isinstance(document, etree._Element):
+            document = document_from_xml(document, document_type)
+        if not isinstance(document, dict):
+            raise Unprocessable(f"{request.recipient}/{request.service} takes a {document_type}: send one JSON object")
+        disclosure = self._policy.admit(document_type=document_type, payload=document,
+                                        recipient_role=recipient.role, purpose=request.purpose or "")
+        try:
+            parsed = DOCUMENT_TYPES[document_type].model_validate(document)
+        except ValidationError as exc:
+            raise Unprocessable(
+                f"not a valid {document_type}: " + "; ".join(
+                    f"{'.'.join(str(p) for p in error['loc']) or 'document'}: {error['msg']}" for error in exc.errors()
+                )
+            ) from None
+        return document_type, disclosure, _subject_of(parsed)
 
     def _duplicate(self, acceptance: Acceptance, request: RelayRequest, ordered: bool) -> Acceptance:
         stored = acceptance.message
@@ -139,3 +191,52 @@ class Relay:
             )
         self._metrics.accepted.labels(request.recipient, "duplicate").inc()
         return acceptance
+
+
+def _subject_of(document: Any) -> str | None:
+    """The IIN of the person a canonical document is about, where it names one."""
+    for holder in (document, getattr(document, "person", None), getattr(document, "subject", None)):
+        iin = getattr(holder, "iin", None)
+        if iin is not None:
+            return str(iin)
+    return None
+
+
+def document_from_xml(element: etree._Element, document_type: str) -> dict[str, Any]:
+    """A canonical document written as XML, in the JSON form the policy and the model read.
+
+    The root is the document (its local name the type), each child element a field by its
+    local name, a list field's items repeated elements of its name, an empty element null.
+    Whatever else could carry data the policy would not see — attributes, text beside child
+    elements, comments, processing instructions — is refused rather than passed on unread.
+    """
+    if etree.QName(element).localname != document_type:
+        raise Unprocessable(
+            f"data holds {etree.QName(element).localname!r}; this service takes a {document_type} element"
+        )
+    return _xml_object(element, document_type, ())
+
+
+def _xml_object(element: etree._Element, document_type: str, path: tuple[str, ...]) -> Any:
+    where = "/".join((document_type, *(p for p in path if p != "[]")))
+    if any(not name.startswith("{http://www.w3.org/2000/xmlns/}") for name in element.attrib):
+        # An attribute is a field the rules cannot name: it is reported as one to remove.
+        return {f"@{etree.QName(name).localname}": value for name, value in element.attrib.items()}
+    children = list(element)
+    if not children:
+        text = element.text
+        return None if text is None or text == "" else text
+    if (element.text or "").strip() or any((child.tail or "").strip() for child in children):
+        raise Unprocessable(f"{where}: text beside child elements; give each value an element of its own")
+    fields: dict[str, Any] = {}
+    for child in children:
+        if not isinstance(child.tag, str):
+            raise Unprocessable(f"{where}: comments and processing instructions are not relayed; remove them")
+        key = etree.QName(child).localname
+        if holds_list(document_type, (*path, key)):
+            fields.setdefault(key, []).append(_xml_object(child, document_type, (*path, key, "[]")))
+        elif key in fields:
+            raise Unprocessable(f"{where}/{key} appears twice and is not a list")
+        else:
+            fields[key] = _xml_object(child, document_type, (*path, key))
+    return fields

@@ -383,6 +383,7 @@ class ReleaseCases:
                 health=state.health, attachment=None,
                 receiving_clinic=Organisation(code=self._config.escalation.member, name="Regional health authority"),
                 acknowledge_by=dt.datetime.fromtimestamp(now + self._config.acknowledge_within_seconds, dt.UTC),
+                escalation_reason=reason,
             )
             try:
                 commands += self._send(Recipient.ESCALATION, self._config.escalation, "continuity_of_care", document,

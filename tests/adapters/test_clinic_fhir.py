@@ -156,13 +156,40 @@ def test_every_release_in_the_population_gives_a_bundle_that_fhir_resources_acce
         assert notice_from_bundle(bundle) == notice
 
 
-def test_the_message_header_comes_first_and_its_id_is_the_notice_id():
+def test_the_message_header_comes_first_addressed_to_the_clinic_and_the_notice_id_is_the_identifier():
     bundle = bundle_from_notice(notice_with(Programme.TB), notice_id="case-42.1", sent_at=SENT_AT)
-    header = bundle["entry"][0]["resource"]
-    assert header["resourceType"] == "MessageHeader" and header["id"] == "case-42.1"
-    assert header["eventCoding"]["code"] == "continuity-of-care-notice"
+    entry = bundle["entry"][0]
+    header = entry["resource"]
+    assert header["resourceType"] == "MessageHeader" and entry["fullUrl"] == f"urn:uuid:{header['id']}"
+    assert bundle["identifier"]["value"] == "case-42.1" == notice_id_of(bundle)
+    assert header["eventCoding"]["code"] == "continuity-of-care-notice" and "reason" not in header
+    assert header["destination"][0]["endpoint"] == "urn:reentry-gateway:member:clinic"
     task = resources(bundle, "Task")[0]
     assert header["focus"] == [{"reference": next(e["fullUrl"] for e in bundle["entry"] if e["resource"] is task)}]
+    assert "Acknowledge this notice" in task["description"]
+
+
+def test_the_escalation_is_addressed_to_the_health_authority_and_says_why():
+    notice = notice_with(Programme.TB).model_copy(update={"escalation_reason": "the clinic did not acknowledge in time"})
+    bundle = bundle_from_notice(notice, notice_id="case-42.escalation.1", sent_at=SENT_AT,
+                                destination="health-authority")
+    Bundle.model_validate(bundle)
+    entry = bundle["entry"][0]
+    header = entry["resource"]
+    assert entry["fullUrl"] == f"urn:uuid:{header['id']}"
+    assert header["eventCoding"]["code"] == "continuity-of-care-escalation"
+    assert header["destination"][0]["endpoint"] == "urn:reentry-gateway:member:health-authority"
+    assert header["reason"]["text"] == "the clinic did not acknowledge in time"
+    (task,) = resources(bundle, "Task")
+    assert "No clinic took the patient on" in task["description"]
+    assert notice_from_bundle(bundle).escalation_reason == "the clinic did not acknowledge in time"
+
+
+def test_an_escalation_event_without_a_reason_is_a_profile_violation():
+    bundle = bundle_from_notice(notice_with(Programme.TB), notice_id="case-1", sent_at=SENT_AT)
+    bundle["entry"][0]["resource"]["eventCoding"]["code"] = "continuity-of-care-escalation"
+    with pytest.raises(ProfileViolation, match="reason"):
+        notice_from_bundle(bundle)
 
 
 def test_the_acknowledge_by_deadline_is_the_task_restriction_period_end():

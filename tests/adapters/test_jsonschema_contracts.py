@@ -27,7 +27,7 @@ from gateway.resources import resource_dir
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = resource_dir("schemas") / "openapi"
 EXAMPLES = ROOT / "docs" / "examples"
-SERVICES = ("health", "social", "employment", "probation", "clinic")
+SERVICES = ("health", "social", "employment", "probation", "clinic", "health-authority")
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*/*.json"))
 
 
@@ -144,3 +144,20 @@ def test_what_the_health_and_social_codecs_write_follows_the_contracts():
     for person in Population(size=200):
         for key, encode in checks.items():
             validators[key].validate(encode(person))
+
+
+def test_the_escalation_example_is_a_valid_bundle_addressed_to_the_authority_saying_why():
+    bundle = json.loads((EXAMPLES / "health-authority" / "receiveEscalation.request.json").read_text(encoding="utf-8"))
+    Bundle.model_validate(bundle)
+    notice = notice_from_bundle(bundle)
+    assert notice.escalation_reason
+    header = bundle["entry"][0]
+    assert header["fullUrl"] == f"urn:uuid:{header['resource']['id']}"
+    assert header["resource"]["destination"][0]["endpoint"] == "urn:reentry-gateway:member:health-authority"
+
+
+def test_the_clinic_contract_refuses_an_escalation_and_the_authority_contract_a_clinic_notice():
+    clinic = json.loads((EXAMPLES / "clinic" / "receiveContinuityNotice.request.json").read_text(encoding="utf-8"))
+    authority = json.loads((EXAMPLES / "health-authority" / "receiveEscalation.request.json").read_text(encoding="utf-8"))
+    assert not _validator("clinic", "/components/schemas/MessageBundle").is_valid(authority)
+    assert not _validator("health-authority", "/components/schemas/MessageBundle").is_valid(clinic)

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from console.harness import PASSWORD, SUBJECT_OFFICE_1, SUBJECT_OFFICE_2, save_screenshot, tab_to
 from gateway.security.audit import AuditEntry
 from gateway.store import AcceptMessage, MessageState, NewMessage
+from support import person_payload
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -162,7 +163,7 @@ def test_a_probation_officer_sees_only_their_office_and_another_offices_case_is_
 
 
 def test_an_operator_sees_a_payload_only_after_giving_a_reason_and_the_view_is_recorded(console, page, sign_in):
-    message_id = _dead_letter(console, {"notice": "payload-marker-42"})
+    message_id = _dead_letter(console, person_payload(text="payload-marker-42"))
     sign_in("aliya")
     page.goto(f"{console.url}/console/messages/{message_id}")
     expect(page.get_by_text("payload-marker-42")).to_have_count(0)
@@ -211,7 +212,7 @@ def test_oversight_and_auditors_do_not_see_case_content(console, page, sign_in):
 
 
 def test_a_dead_letter_replayed_from_the_console_after_the_receiver_recovers_is_delivered(console, page, sign_in):
-    message_id = _dead_letter(console, {"notice": "replay-me"})
+    message_id = _dead_letter(console, person_payload(text="replay-me"))
     console.receiver.respond = lambda body, seen: (200, {})
     sign_in("aliya")
     page.goto(console.url + "/console/dead-letters")
@@ -220,7 +221,7 @@ def test_a_dead_letter_replayed_from_the_console_after_the_receiver_recovers_is_
     expect(page.get_by_text("Replay 1 dead letter? To: health (1)")).to_be_visible()
     page.get_by_role("button", name="Replay", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("1 dead letter queued again.")
-    _wait(console, lambda: any(r.json() == {"notice": "replay-me"} and r.headers.get("X-Message-Id") == message_id
+    _wait(console, lambda: any(r.json() == person_payload(text="replay-me") and r.headers.get("X-Message-Id") == message_id
                                for r in console.receiver.received if r.body))
     assert _state(console, message_id) is MessageState.DELIVERED
     assert [(e["member"], e["message_id"]) for e in _audit(console) if e["kind"] == "action"] == [

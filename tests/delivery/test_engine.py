@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 
 from gateway.store import MessageState
-from support import person_payload, wait_until
+from support import payload_number, person_payload, wait_until
 
 NOTICES = "/api/v1/relay/health/notices"
 BULK = "/api/v1/relay/health/bulk"
@@ -62,7 +62,7 @@ async def test_attempts_are_exhausted_into_the_dead_letter_queue(start_gateway, 
 
 
 async def test_operator_lists_shows_and_replays_dead_letters(start_gateway, receiver, http):
-    receiver.respond = lambda body, seen: (422, {}) if body["notice"] == 1 else (200, {})
+    receiver.respond = lambda body, seen: (422, {}) if payload_number(body) == 1 else (200, {})
     gateway = await start_gateway(receiver.url)
     dead_id = await send(http, gateway, payload=person_payload(1))
     await wait_until(lambda: _is(gateway, dead_id, MessageState.DEAD))
@@ -118,7 +118,7 @@ async def test_a_receiver_that_is_down_gets_everything_in_order_per_key_when_bac
     await wait_until(lambda: len(receiver.unique_ids()) == 200, timeout=30)
     got: dict[str, list[int]] = defaultdict(list)
     for delivery in receiver.received:
-        got[f"case-{delivery.json()['notice'] % 10}"].append(delivery.json()["notice"])
+        got[f"case-{payload_number(delivery.json()) % 10}"].append(payload_number(delivery.json()))
     assert got == sent
 
 

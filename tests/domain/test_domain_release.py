@@ -187,4 +187,5 @@ def test_a_continuity_notice_has_no_field_for_criminal_records():
         "attachment",
         "receiving_clinic",
         "acknowledge_by",
+        "escalation_reason",
     }

@@ -217,3 +217,20 @@ async def test_correlation_id_is_echoed_and_logged_without_personal_data(start_g
     await wait_until(lambda: receiver.received)
     failures = [json.loads(line) for line in log_lines.getvalue().splitlines() if "delivery attempt failed" in line]
     assert failures and failures[0]["correlation_id"] == "trace-[iin]"
+
+
+async def test_a_dead_letter_page_over_the_maximum_is_refused_not_clamped(start_gateway, receiver, http):
+    gateway = await start_gateway(receiver.url)
+    for limit, status in (("500", 200), ("501", 400), ("0", 400)):
+        async with http.get(f"{gateway.url}/api/v1/dlq?limit={limit}", headers={"X-Member-Id": "ops"}) as response:
+            assert response.status == status, limit
+            if status == 400:
+                assert response.content_type == "application/problem+json"
+                assert "from 1 to 500" in (await response.json())["detail"]
+
+
+async def test_a_replay_that_is_not_json_is_415(start_gateway, receiver, http):
+    gateway = await start_gateway(receiver.url)
+    async with http.post(f"{gateway.url}/api/v1/dlq/replay", data=b"recipient=health",
+                         headers={"X-Member-Id": "ops", "Content-Type": "text/plain"}) as response:
+        assert response.status == 415 and response.content_type == "application/problem+json"

@@ -11,6 +11,10 @@
 const fs = require("fs");
 const soap = require("soap");
 
+// A relayed ProbationNotice, the document the test services take (tests/support.py person_payload).
+const PROBATION_NOTICE =
+  '<p:ProbationNotice xmlns:p="urn:example:ping"><p:event>PLANNED</p:event><p:person><p:iin>900215400281</p:iin><p:surname>Жұмабекова</p:surname><p:given_name>Әлия</p:given_name><p:patronymic>Серікқызы</p:patronymic><p:birth_date>1990-02-15</p:birth_date><p:sex>FEMALE</p:sex><p:citizenship>KAZ</p:citizenship></p:person><p:release_type>PAROLE</p:release_type><p:release_date>2027-01-15</p:release_date><p:facility><p:code>UG-165/9</p:code><p:name>Учреждение УГ-165/9</p:name></p:facility><p:destination><p:raw>Сәлем, әғқңөұүһі</p:raw></p:destination><p:probation_office><p:code>PROB-0</p:code><p:name>Пробация қызметі</p:name></p:probation_office></p:ProbationNotice>';
+
 async function main() {
   const [wsdlUrl, member, keyPath, certificatePath, transforms = "exc-c14n"] = process.argv.slice(2);
   if (!wsdlUrl || !member || !keyPath || !certificatePath) {
@@ -31,7 +35,7 @@ async function main() {
         properties: [{ key: "purpose", value: "relay_test" }],
       },
       requestData: {
-        data: { $xml: '<p:ping xmlns:p="urn:example:ping">Сәлем, әғқңөұүһі</p:ping>' },
+        data: { $xml: PROBATION_NOTICE },
       },
     },
   });

@@ -167,7 +167,7 @@ def test_the_gateway_verifies_a_gost_signature_made_by_openssl(openssl, tmp_path
     key, certificate = openssl_credentials(openssl, bits, tmp_path)
     document = signed_by_openssl(openssl, bits, key, certificate, tmp_path)
     body = gateway_verifier(certificate, bits).verified_body(etree.fromstring(document), at=received(certificate))
-    assert body.findtext(".//{urn:example:ping}ping") == "OpenSSL"
+    assert body.findtext(".//{urn:example:ping}raw") == "OpenSSL"
 
 
 def test_the_gateway_refuses_an_openssl_signature_changed_by_one_byte(openssl, tmp_path):

@@ -59,7 +59,7 @@ def test_a_gost_signature_names_the_pkigovkz_signature_and_digest_uris(bits):
 @pytest.mark.parametrize("bits", [256, 512])
 def test_a_gost_signed_envelope_verifies_with_the_pinned_gost_certificate(bits):
     body = verify(signed(relay_request(text="GOST"), penal_gost(bits)), penal_gost(bits), algorithm=f"gost2015-{bits}")
-    assert body.findtext(".//{urn:example:ping}ping") == "GOST"
+    assert body.findtext(".//{urn:example:ping}raw") == "GOST"
 
 
 def test_a_gost_signed_body_changed_after_signing_is_refused():

@@ -57,7 +57,8 @@ from gateway.security.tls import DevelopmentPki
 from gateway.entrypoints.tools.simulate import SYSTEMS, system_config
 from gateway.soap.envelope import BusRequest, MessageType, build_envelope, build_request, serialise
 from gateway.workflows import pretrial, release
-from support import PERSON_IIN, person_payload
+from soap.messages import document_element
+from support import PERSON_IIN, release_payload
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -207,8 +208,7 @@ def soap_request(*, message_id: str | None = None, sender: str = "penal", servic
                  purpose: str = "continuity_of_care", text: str = "Сәлем", message_date: dt.datetime | None = None,
                  payload: etree._Element | None = None) -> bytes:
     if payload is None:
-        payload = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
-        payload.text = text
+        payload = document_element(release_payload(text), tag="ReleaseNotice")
     message = BusRequest(
         message_id=message_id or str(uuid.uuid4()), service_id=service_id,
         message_date=message_date or dt.datetime.now(dt.UTC), sender_id=sender, data=payload,
@@ -521,7 +521,7 @@ async def test_chunked_framing_broken_mid_body_does_not_hold_the_handler(exchang
 
 
 def clinic_body() -> bytes:
-    return json.dumps(person_payload(), ensure_ascii=False).encode()
+    return json.dumps(release_payload(), ensure_ascii=False).encode()
 
 
 async def clinic_refused(exchange: Exchange, body: bytes, message_id: str, signature: str | None,
@@ -587,7 +587,7 @@ async def test_a_jws_with_an_unknown_kid_is_refused(exchange):
 
 async def test_a_jws_over_other_content_is_refused(exchange):
     signature = clinic_signature(clinic_body(), "m-tamper")
-    await clinic_refused(exchange, clinic_body().replace(b"notice", b"notica"), "m-tamper", signature, 401)
+    await clinic_refused(exchange, clinic_body().replace(b"RENTED", b"FAMILY"), "m-tamper", signature, 401)
 
 
 async def test_unsigned_json_from_a_signing_member_is_refused(exchange):

@@ -68,7 +68,7 @@ def test_the_signature_travels_detached_and_covers_the_body_bytes():
     signature = sign(BODY, SIGNER, audience="gateway", message_id="m-1", now=NOW, lifetime=60)
     assert signature.split(".")[1] == ""
     with pytest.raises(InvalidSignature, match="does not match the body"):
-        check(signature, BODY.replace(b"notice", b"notica"))
+        check(signature, BODY.replace(b"PLANNED", b"CHANGED"))
 
 
 def test_the_longest_message_id_and_key_id_fit_in_the_protected_header():

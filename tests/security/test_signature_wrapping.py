@@ -166,7 +166,7 @@ async def test_comment_in_signed_text_verifies_and_the_signed_text_is_what_is_re
     comment = etree.Comment(" a comment ")
     comment.tail = "al-0001"
     message_id.append(comment)
-    ping = document.find(".//{urn:example:ping}ping")
+    ping = document.find(".//{urn:example:ping}raw")
     head, _, tail = ping.text.partition(",")
     ping.text = head
     comment = etree.Comment("")
@@ -177,13 +177,13 @@ async def test_comment_in_signed_text_verifies_and_the_signed_text_is_what_is_re
     (stored,) = await gateway.store.list_messages(limit=10)
     assert stored.client_message_id == "penal-0001"
     forwarded = read_request(parse_envelope(stored.body).body)
-    assert forwarded.message_id == "penal-0001" and forwarded.data.text == GREETING
+    assert forwarded.message_id == "penal-0001" and forwarded.data.findtext(".//{urn:example:ping}raw") == GREETING
 
 
 async def test_signature_outside_the_security_header_is_refused(gateway, http):
     document = signed_request()
     signature = document.find(".//ds:Signature", NS)
-    document.find(".//{urn:example:ping}ping").addnext(signature)
+    document.find(".//{urn:example:ping}raw").addnext(signature)
     fault = await refused(gateway, http, serialise(document), SOAP_HEADERS)
     assert fault.error_code == "signature-placement"
 

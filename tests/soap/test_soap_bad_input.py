@@ -3,6 +3,8 @@ nothing is stored or handed on."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from lxml import etree
 
@@ -62,7 +64,7 @@ CASES = [
     ("unknown serviceId on release-notices", NOTICES, GOOD_NOTICE.replace(b">release-notices<", b">custody-history<"), {}, 400,
      "unknown-service", "'custody-history' is not offered here"),
     ("declared encoding that does not match the bytes", RELAY,
-     GOOD_RELAY.decode().replace("Сәлем, әғқңөұүһі", "Салем").encode("cp1251"), {}, 400, "invalid-xml", "Invalid bytes in character encoding"),
+     GOOD_RELAY.decode().replace("Сәлем, әғқңөұүһі", "Салем").encode("cp1251", errors="replace"), {}, 400, "invalid-xml", "Invalid bytes in character encoding"),
     ("charset that contradicts the document", RELAY, GOOD_RELAY, {"Content-Type": "text/xml; charset=windows-1251"}, 400,
      "encoding-mismatch", "charset=windows-1251"),
     ("body over the size limit", RELAY, GOOD_RELAY.replace(b"</bus:data>", b"<!--" + b"x" * 70_000 + b"--></bus:data>"), {}, 413,
@@ -80,7 +82,7 @@ CASES = [
     ("header block that must be understood", RELAY,
      GOOD_RELAY.replace(b"<soap:Body>", b'<soap:Header><x:t xmlns:x="urn:x" soap:mustUnderstand="1"/></soap:Header><soap:Body>'), {}, 400,
      "must-understand", "mustUnderstand"),
-    ("empty data", RELAY, GOOD_RELAY.replace('<p:ping xmlns:p="urn:example:ping">Сәлем, әғқңөұүһі</p:ping>'.encode(), b""), {}, 400,
+    ("empty data", RELAY, re.sub(rb"<p:ProbationNotice .*</p:ProbationNotice>", b"", GOOD_RELAY, flags=re.S), {}, 400,
      "unexpected-data", "data is empty"),
     ("another document than a release notice", NOTICES, _with_data(GOOD_NOTICE, encode_custody_history_request(release_notice().iin)),
      {}, 400, "unexpected-data", "must hold {urn:reentry-gateway:penal:v1}releaseNotice"),

@@ -14,9 +14,9 @@ from adapters.penal.simulator import push_release_notices
 from gateway.domain import ReleaseEvent
 from gateway.soap.envelope import parse_envelope, read_request, read_response
 from gateway.workflows.ports import SourceRejected, SourceUnavailable
-from support import wait_until
+from support import person_payload, wait_until
 
-from soap.messages import PING, SOAP_HEADERS, release_notice, release_notice_request, relay_request
+from soap.messages import PING, SOAP_HEADERS, document_element, release_notice, release_notice_request, relay_request
 
 KAZAKH = "Сәлем, әғқңөұүһі ӘҒҚҢӨҰҮҺІ"
 
@@ -26,8 +26,7 @@ def _zeep_relay(wsdl_url: str, text: str):
     session = requests.Session()
     session.headers["X-Member-Id"] = "penal"
     client = zeep.Client(wsdl_url, transport=zeep.Transport(session=session, timeout=10))
-    payload = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
-    payload.text = text
+    payload = document_element(person_payload(text=text))
     return client.service.SendMessage(
         request={
             "requestInfo": {
@@ -52,7 +51,8 @@ async def test_zeep_relays_through_the_wsdl_the_gateway_publishes(soap_gateway, 
     assert delivered.headers["X-Message-Id"] == response.responseInfo.messageId
     forwarded = read_request(parse_envelope(delivered.body).body)
     assert (forwarded.service_id, forwarded.sender_id, forwarded.message_id) == ("bulk", "penal", "zeep-1")
-    assert forwarded.data.tag == f"{{{PING}}}ping" and forwarded.data.text == KAZAKH
+    assert forwarded.data.tag == f"{{{PING}}}ProbationNotice"
+    assert forwarded.data.findtext(f"{{{PING}}}destination/{{{PING}}}raw") == KAZAKH
 
 
 async def test_published_wsdl_points_every_schema_location_back_at_the_gateway(soap_gateway, http):

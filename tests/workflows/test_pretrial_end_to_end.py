@@ -110,3 +110,47 @@ async def test_only_probation_may_request_a_report(start_system, http):
                              headers={"X-Member-Id": "clinic", "X-Purpose": "pretrial_report",
                                       "X-Message-Id": "x-1"}) as response:
             assert response.status == 403
+
+
+async def _assembled(http, system, report_id: str) -> None:
+    async def assembled():
+        return (await report_status(http, system, report_id))["version"] >= 1
+
+    await wait_until(assembled, timeout=20)
+
+
+async def _document(http, system, report_id: str, member: str):
+    async with http.get(f"{system.gateway.url}/api/v1/pretrial-reports/{report_id}/document",
+                        headers={"X-Member-Id": member}) as response:
+        return response.status, await response.text()
+
+
+async def test_the_document_is_filtered_for_its_reader_and_every_read_is_audited_for_the_subject(start_system, http):
+    async with start_system() as system:
+        report_id = await request_report(http, system, SUSPECT)
+        await _assembled(http, system, report_id)
+        for member in ("probation", "court"):
+            status, page = await _document(http, system, report_id, member)
+            assert status == 200 and SUSPECT.person.surname in page
+            # Health as flags for both: no diagnosis, no expunged conviction.
+            assert not any(r.icd10 in page for r in SUSPECT.health.registrations), member
+            expunged = [c for c in SUSPECT.convictions if c.expunged]
+            assert not any(c.judgment_date.isoformat() in page for c in expunged), member
+        reads = [e.event for e in await system.gateway.audit.by_subject(SUSPECT.person.iin)
+                 if e.event.service == "pretrial-reports/document"]
+        assert [(r.member, r.member_role, r.outcome.value, r.document_type, r.correlation_id) for r in reads] == [
+            ("probation", "probation", "disclosed", "PreTrialReport", report_id),
+            ("court", "court", "disclosed", "PreTrialReport", report_id),
+        ]
+        assert all("sections.identity.surname" in r.fields for r in reads)
+
+
+async def test_operators_and_oversight_do_not_read_the_document(start_system, http):
+    async with start_system() as system:
+        report_id = await request_report(http, system, SUSPECT)
+        await _assembled(http, system, report_id)
+        status, page = await _document(http, system, report_id, "operations")
+        assert status == 403 and SUSPECT.person.surname not in page
+        reads = [e for e in await system.gateway.audit.by_subject(SUSPECT.person.iin)
+                 if e.event.service == "pretrial-reports/document"]
+        assert reads == []

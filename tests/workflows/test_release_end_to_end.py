@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from fhir.resources.R4B.bundle import Bundle
+
 from adapters.health.client import HealthClient
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import AttachmentState, ReleaseEvent
@@ -90,6 +92,16 @@ async def test_a_clinic_that_never_acknowledges_is_escalated_to_the_health_autho
         assert case["escalations"][0]["reason"] == "the clinic did not acknowledge in time"
         authority = system.simulation.recorder("health")
         await wait_until(lambda: authority.of("health/escalations"), timeout=20)
+        # Addressed to the authority, as an escalation, saying why; valid FHIR R4B.
+        bundle = json.loads(authority.of("health/escalations")[0].body)
+        Bundle.model_validate(bundle)
+        header = bundle["entry"][0]
+        assert header["fullUrl"] == f"urn:uuid:{header['resource']['id']}"
+        assert header["resource"]["destination"][0]["endpoint"] == "urn:reentry-gateway:member:health-authority"
+        assert header["resource"]["eventCoding"]["code"] == "continuity-of-care-escalation"
+        assert header["resource"]["reason"]["text"] == "the clinic did not acknowledge in time"
+        clinic_bundle = json.loads(system.simulation.recorder("clinic").of("clinic/continuity-of-care")[0].body)
+        assert clinic_bundle["entry"][0]["resource"]["destination"][0]["endpoint"] == "urn:reentry-gateway:member:clinic"
 
 
 async def test_no_clinic_for_the_destination_escalates_at_once(start_system, http):
@@ -197,7 +209,7 @@ async def test_a_clinic_cannot_acknowledge_a_notice_sent_to_another_clinic(start
         # The step commits before the outbox delivers: wait for the notice to arrive.
         await wait_until(lambda: system.simulation.recorder("clinic").deliveries, timeout=20)
         (delivery,) = system.simulation.recorder("clinic").deliveries
-        notice_id = json.loads(delivery.body)["entry"][0]["resource"]["id"]
+        notice_id = json.loads(delivery.body)["identifier"]["value"]
         async with http.post(f"{system.gateway.url}/api/v1/continuity-notices/{notice_id}/acknowledgement",
                              json={"clinic": "PMSP-other", "accepted": True, "attached": True,
                                    "attached_since": "2026-01-01"},
@@ -220,7 +232,7 @@ async def test_a_first_acknowledgement_stands_and_attached_since_comes_exactly_w
         await wait_until(lambda: system.simulation.recorder("clinic").deliveries, timeout=20)
         (delivery,) = system.simulation.recorder("clinic").deliveries
         url = (f"{system.gateway.url}/api/v1/continuity-notices/"
-               f"{json.loads(delivery.body)['entry'][0]['resource']['id']}/acknowledgement")
+               f"{json.loads(delivery.body)['identifier']['value']}/acknowledgement")
 
         async def acknowledge(**ack) -> tuple[int, dict]:
             async with http.post(url, json={"clinic": silent, "accepted": True, **ack},

@@ -80,7 +80,7 @@ async def relay(request: web.Request) -> web.Response:
     gateway.relay.authorise(relay_request)
     content_type = require_json_media_type(request)
     body = await read_body(request, server.max_body_bytes)
-    parse_json(body, server.max_json_depth)
+    document = parse_json(body, server.max_json_depth)
     # Verify before submit, which records the message id: a forged copy sent first must not
     # use up the id of the genuine message (gateway.security.replay).
     signature = request.headers.get(SIGNATURE_HEADER)
@@ -91,7 +91,8 @@ async def relay(request: web.Request) -> web.Response:
     evidence = None if claims is None else gateway.json_signatures.evidence(relay_request.caller, claims,
                                                                              signature or "", body)
     acceptance = await gateway.relay.submit(
-        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type, "evidence": evidence})
+        RelayRequest(**{**_fields(relay_request), "body": body, "content_type": content_type, "evidence": evidence,
+                        "document": document})
     )
     message = acceptance.message
     if acceptance.duplicate:

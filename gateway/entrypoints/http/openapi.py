@@ -34,6 +34,9 @@ from gateway.entrypoints.http.workflows import ReleaseNoticeEnvelope
 from gateway.services.indicators import IndicatorReport
 from gateway.services.outcomes import OutcomeReport, ReferralRegistration
 from gateway.security.jws import SIGNATURE_HEADER
+from gateway.config import PURPOSES
+from gateway.web.query import SEQUENCE_MAX
+from gateway.workflows import pretrial, release
 from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement
 
@@ -56,7 +59,8 @@ def _problems(*statuses: tuple[int, str]) -> dict[str, Any]:
     }
 
 
-_MEMBER = {"name": "X-Member-Id", "in": "header", "required": False, "schema": {"type": "string"},
+_MEMBER = {"name": "X-Member-Id", "in": "header", "required": False,
+           "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@/+=-]{1,128}$"},
            "description": "The calling member in `header` identity mode (loopback development). In `mtls` mode the "
                           "member is the client certificate's; if sent, this must match it"}
 _JWS = {"name": SIGNATURE_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
@@ -67,6 +71,17 @@ _JWS = {"name": SIGNATURE_HEADER, "in": "header", "required": False, "schema": {
 def _header(name: str, description: str, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "header", "required": required,
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@/+=-]{1,128}$"}, "description": description}
+
+
+def _purpose(*purposes: str, description: str | None = None) -> dict[str, Any]:
+    """X-Purpose, required, as the values the route accepts: one for a workflow's route."""
+    return {"name": "X-Purpose", "in": "header", "required": True, "schema": {"type": "string", "enum": list(purposes)},
+            "description": description or f"Why the request is made: {', '.join(purposes)}"}
+
+
+_SEQUENCE = {"type": "integer", "minimum": 1, "maximum": SEQUENCE_MAX}
+# What gateway.web.query.token accepts: an id, or empty (absent).
+_ID_QUERY = {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{0,128}$"}
 
 
 def _path(name: str, description: str) -> dict[str, Any]:
@@ -83,6 +98,8 @@ def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema([(m, "serialization") for m in models] + [(m, "validation") for m in inputs],
                                     ref_template=_REF)
     denied = _problems((401, "The caller is not identified"), (403, "The caller may not do this"))
+    # In mtls identity mode a client certificate of no member is refused on every route.
+    stranger = _problems((401, "mtls identity: the client certificate is not a member's"))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -97,12 +114,16 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "relay",
                     "summary": "Relay a JSON message to a member's service (store and forward)",
                     "description": "Answers 202 only after the message is durably stored. Resending the same "
-                    "X-Message-Id returns the original answer and stores nothing new.",
+                    "X-Message-Id returns the original answer and stores nothing new. The body is the canonical "
+                    "document the service takes (its `document` in members.toml), under the disclosure policy for "
+                    "the recipient's role and the purpose: a field the rule does not allow refuses the message "
+                    "with 422 disclosure-exceeded, whose `fields` name the paths to remove.",
                     "parameters": [
                         _path("recipient", "The receiving member's id"),
                         _path("service", "The service of the receiving member"),
                         _MEMBER,
-                        _header("X-Purpose", "Why the message is sent; must be granted for this service", True),
+                        _purpose(*PURPOSES, description="Why the message is sent; must be one granted to you for "
+                                 "this service (members.toml may_call)"),
                         _header("X-Message-Id", "The sender's id for this message: the idempotency key"),
                         _header("X-Correlation-Id", "Ties this message to a business process"),
                         _header("X-Ordering-Key", "Messages with the same key reach an ordered service in order"),
@@ -117,7 +138,9 @@ def openapi_document() -> dict[str, Any]:
                             (413, "Body over the size limit"),
                             (408, "The body did not arrive within the receive timeout"),
                             (415, "Not application/json"),
-                            (422, "X-Message-Id reused for a different message"),
+                            (422, "X-Message-Id reused for a different message; the document carries fields the "
+                                  "disclosure policy does not let the recipient receive (disclosure-exceeded, "
+                                  "`fields` names them), or is not a valid document of the service's type"),
                             (503, "The store is unavailable; nothing was accepted, retry later"),
                         ),
                         **denied,
@@ -164,8 +187,9 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Dead letters, oldest first (operators)",
                     "parameters": [
                         _MEMBER,
-                        {"name": "recipient", "in": "query", "schema": {"type": "string"}},
-                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "recipient", "in": "query", "schema": _ID_QUERY},
+                        {"name": "after", "in": "query",
+                         "schema": {"type": "integer", "minimum": 0, "maximum": SEQUENCE_MAX}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
                     ],
                     "responses": {"200": _json(DeadLetterPage, "A page of dead letters"),
@@ -188,19 +212,23 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [_MEMBER],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(ReplayRequest)}}},
                     "responses": {"200": _json(ReplayResult, "What was replayed"),
-                                  **_problems((400, "Nothing named, or a malformed request")), **denied},
+                                  **_problems((400, "Nothing named, or a malformed request"),
+                                              (413, "Body over the size limit"), (415, "Not application/json")),
+                                  **denied},
                 }
             },
             **_workflow_paths(denied),
             **_oversight_paths(denied),
             **_outcome_paths(denied),
             "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness",
-                                 "responses": {"200": _json(Health, "The process answers")}}},
+                                 "responses": {"200": _json(Health, "The process answers"), **stranger}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: store reachable, workers running",
-                                "responses": {"200": _json(Health, "Ready"), "503": _json(Health, "Not ready")}}},
+                                "responses": {"200": _json(Health, "Ready"), "503": _json(Health, "Not ready"),
+                                              **stranger}}},
             "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "Prometheus text format",
-                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                               **stranger}}},
         },
         "components": {"schemas": schemas["$defs"]},
     }
@@ -220,7 +248,7 @@ def _workflow_paths(denied: dict[str, Any]) -> dict[str, Any]:
             "description": "Gathers identity, criminal history and the case (interior), custody history (penal), "
             "health (flags only unless a legal basis the policy accepts is cited) and the social situation, "
             "concurrently; delivers signed versions to the court. See docs/workflows.md.",
-            "parameters": [_MEMBER, _header("X-Purpose", "pretrial_report", True),
+            "parameters": [_MEMBER, _purpose(pretrial.PURPOSE),
                            _header("X-Message-Id", "The same id again returns the same report", True), _JWS],
             "requestBody": _request_body(PretrialReportRequest),
             "responses": {"202": _json(ReportAccepted, "Stored; gathering has begun"), **invalid, **denied},
@@ -243,7 +271,7 @@ def _workflow_paths(denied: dict[str, Any]) -> dict[str, Any]:
         "/api/v1/release-notices": {"post": {
             "operationId": "notifyRelease",
             "summary": "A planned, changed, cancelled or actual release (penal system); also over SOAP",
-            "parameters": [_MEMBER, _header("X-Purpose", "continuity_of_care", True),
+            "parameters": [_MEMBER, _purpose("continuity_of_care"),
                            _header("X-Message-Id", "Resending the same id is answered from the store", True), _JWS],
             "requestBody": _request_body(ReleaseNoticeEnvelope),
             "responses": {"202": _json(ReleaseAccepted, "Stored; the release case is open or updated"),
@@ -252,8 +280,9 @@ def _workflow_paths(denied: dict[str, Any]) -> dict[str, Any]:
         "/api/v1/release-cases": {"get": {
             "operationId": "listReleaseCases",
             "summary": "Release cases by state (operators, oversight)",
-            "parameters": [_MEMBER, {"name": "state", "in": "query", "schema": {"type": "string"}},
-                           {"name": "after", "in": "query", "schema": {"type": "string"}},
+            "parameters": [_MEMBER, {"name": "state", "in": "query",
+                                      "schema": {"type": "string", "enum": [str(s) for s in release.ReleaseState]}},
+                           {"name": "after", "in": "query", "schema": _ID_QUERY},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                       "maximum": 500}}],
             "responses": {"200": _json(ReleaseCasePage, "A page of cases"),
@@ -267,8 +296,8 @@ def _workflow_paths(denied: dict[str, Any]) -> dict[str, Any]:
         }},
         "/api/v1/continuity-notices/{notice_id}/acknowledgement": {"post": {
             "operationId": "acknowledgeContinuityNotice",
-            "summary": "A clinic acknowledges a continuity-of-care notice (its MessageHeader.id)",
-            "parameters": [_path("notice_id", "MessageHeader.id of the notice's Bundle"), _MEMBER, _JWS],
+            "summary": "A clinic acknowledges a continuity-of-care notice (its Bundle.identifier.value)",
+            "parameters": [_path("notice_id", "Bundle.identifier.value of the notice's Bundle"), _MEMBER, _JWS],
             "requestBody": _request_body(ClinicAcknowledgement),
             "responses": {"200": _json(AcknowledgementRecorded, "Recorded"),
                           **_problems((404, "No such notice sent to this clinic")), **invalid, **denied},
@@ -282,32 +311,37 @@ def _oversight_paths(denied: dict[str, Any]) -> dict[str, Any]:
         "/api/v1/oversight/subjects/{iin}/disclosures": {"get": {
             "operationId": "subjectDisclosures",
             "summary": "Every disclosure about one person: who, when, which fields, why (oversight role)",
-            "parameters": [_path("iin", "The person's IIN (validated; the look-up is itself audited)"), _MEMBER],
+            "parameters": [{"name": "iin", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": "^[0-9]{12}$", "format": "iin"},
+                            "description": "The person's IIN: 12 digits whose last is the check digit "
+                                           "(format iin; validated, and the look-up is itself audited)"}, _MEMBER],
             "responses": {"200": {"description": "The audit entries", **json_object},
                           **_problems((400, "Not a valid IIN")), **denied},
         }},
         "/api/v1/oversight/tree-heads": {"get": {
             "operationId": "treeHeads", "summary": "Signed tree heads of the audit log (RFC 9162)",
-            "parameters": [_MEMBER, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            "parameters": [_MEMBER, {"name": "after", "in": "query",
+                                     "schema": {"type": "integer", "minimum": 0, "maximum": SEQUENCE_MAX}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-            "responses": {"200": {"description": "Tree heads", **json_object}, **denied},
+            "responses": {"200": {"description": "Tree heads", **json_object},
+                          **_problems((400, "Bad paging parameters")), **denied},
         }},
         "/api/v1/oversight/tree-heads/latest": {"get": {
             "operationId": "latestTreeHead", "summary": "The latest signed tree head and the verification keys",
-            "parameters": [_MEMBER], "responses": {"200": {"description": "The head", **json_object}, **denied},
+            "parameters": [_MEMBER], "responses": {"200": {"description": "The head", **json_object},
+                                                   **_problems((404, "No tree head has been signed yet")), **denied},
         }},
         "/api/v1/oversight/proofs/inclusion": {"get": {
             "operationId": "inclusionProof", "summary": "An RFC 9162 inclusion proof of one entry",
-            "parameters": [_MEMBER, {"name": "seq", "in": "query", "required": True, "schema": {"type": "integer"}},
-                           {"name": "tree_size", "in": "query", "required": True,
-                            "schema": {"type": "integer"}}],
+            "parameters": [_MEMBER, {"name": "seq", "in": "query", "required": True, "schema": _SEQUENCE},
+                           {"name": "tree_size", "in": "query", "required": True, "schema": _SEQUENCE}],
             "responses": {"200": {"description": "The proof", **json_object}, **_problems((400, "Bad sizes")),
                           **denied},
         }},
         "/api/v1/oversight/proofs/consistency": {"get": {
             "operationId": "consistencyProof", "summary": "An RFC 9162 consistency proof between two sizes",
-            "parameters": [_MEMBER, {"name": "old", "in": "query", "required": True, "schema": {"type": "integer"}},
-                           {"name": "new", "in": "query", "required": True, "schema": {"type": "integer"}}],
+            "parameters": [_MEMBER, {"name": "old", "in": "query", "required": True, "schema": _SEQUENCE},
+                           {"name": "new", "in": "query", "required": True, "schema": _SEQUENCE}],
             "responses": {"200": {"description": "The proof", **json_object}, **_problems((400, "Bad sizes")),
                           **denied},
         }},
@@ -319,7 +353,8 @@ def _outcome_paths(denied: dict[str, Any]) -> dict[str, Any]:
         (400, "Malformed JSON"), (415, "Not application/json"),
         (422, "Well-formed but not recordable: an unknown category or state, a date in the future or before the "
               "release, an unknown region or provider"))
-    quarter = {"type": "string", "pattern": "^[0-9]{4}-?[Qq][1-4]$"}
+    # Years 2000-2200, as gateway.domain.outcomes.Quarter takes them.
+    quarter = {"type": "string", "pattern": "^(20[0-9]{2}|21[0-9]{2}|2200)-?[Qq][1-4]$"}
     return {
         "/api/v1/referrals": {"post": {
             "operationId": "registerReferral",
@@ -382,7 +417,8 @@ def _outcome_paths(denied: dict[str, Any]) -> dict[str, Any]:
                                     "text/csv": {"schema": {"type": "string"}}}},
                 "304": {"description": "Not modified since the ETag sent"},
                 **_problems((400, "An unknown region, a quarter not begun yet, from after to, or an unknown "
-                                  "parameter; the detail lists what is valid")),
+                                  "parameter; the detail lists what is valid"),
+                            (401, "mtls identity: the client certificate is not a member's")),
             },
         }},
     }

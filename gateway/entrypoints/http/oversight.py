@@ -131,7 +131,7 @@ async def inclusion_proof(request: web.Request) -> web.Response:
 async def consistency_proof(request: web.Request) -> web.Response:
     """?old=&new=: the proof that the log of ``new`` entries extends the log of ``old``."""
     _require_oversight(request)
-    old = whole_number(request, "old", minimum=0, maximum=SEQUENCE_MAX)
+    old = whole_number(request, "old", minimum=1, maximum=SEQUENCE_MAX)
     new = whole_number(request, "new", minimum=1, maximum=SEQUENCE_MAX)
     audit = _gateway(request).audit
     try:

@@ -108,7 +108,7 @@ def _section(name: str, content: Any, t) -> str:
         rows = []
         if "continuous_treatment" in content:
             rows.append(f"{t('continuous_treatment')}: {t('yes') if content['continuous_treatment'] else t('no')}")
-        else:
+        elif "registrations" in content:  # absent when the policy withheld them from this reader
             registrations = ", ".join(f"{escape(r['programme'])} ({escape(r['icd10'])})" for r in content["registrations"])
             rows.append(f"{t('registrations')}: {registrations or t('none')}")
         disability = content.get("disability")

@@ -100,8 +100,14 @@ class DeadLetterPage(_Model):
 class ReplayRequest(_Model):
     """Which dead letters to queue again: explicit ids, or all of one recipient's."""
 
+    # At least one of the two: an empty request names nothing to replay (400).
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["message_ids"], "properties": {"message_ids": {"minItems": 1}}},
+        {"required": ["recipient"]},
+    ]})
+
     message_ids: list[str] = Field(default_factory=list, max_length=10_000)
-    recipient: str | None = None
+    recipient: str | None = Field(None, min_length=1)
 
 
 class ReplayResult(_Model):

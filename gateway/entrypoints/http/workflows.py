@@ -151,14 +151,27 @@ async def report_status(request: web.Request) -> web.Response:
 
 
 async def report_document(request: web.Request) -> web.Response:
-    _, state = await _report_case(request)
+    """The latest version as a page, for the court it is for and the office that requested it:
+    filtered by the disclosure policy for the reader and audited for the subject."""
+    gateway = _gateway(request)
+    caller = _member(request, "probation", "court")
+    member = gateway.config.members[caller]
+    case = await gateway.workflows.runtime.get(pretrial.KIND, request.match_info["report_id"])
+    state = pretrial.state_of(case) if case is not None else None
+    reads = state is not None and (
+        state.caller == caller if member.role == "probation" else caller == gateway.config.workflows.pretrial.court.member
+    )
+    if not reads:
+        raise NotFound("no pre-trial report with this id is for you")
     language = request.query.get("lang", "ru")
     if language not in ("ru", "kk"):
         raise BadRequest("lang must be ru or kk")
     if state.report is None:
         raise NotFound("no version of this report has been assembled yet")
-    return web.Response(text=render_report(state.report.model_dump(mode="json"), language),
-                        content_type="text/html", charset="utf-8")
+    document = await gateway.report_reader.read(
+        state.report.model_dump(mode="json"), reader=caller, reader_role=member.role,
+        subject_iin=state.request.subject_iin, legal_basis=state.request.legal_basis, case_id=case.id)
+    return web.Response(text=render_report(document, language), content_type="text/html", charset="utf-8")
 
 
 # -- release

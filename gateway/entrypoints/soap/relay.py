@@ -26,6 +26,7 @@ from lxml import etree
 from gateway.bootstrap import Services
 from gateway.services.relay import RelayRequest
 from gateway.errors import BadRequest
+from gateway.security.disclosure import DisclosureExceeded
 from gateway.web.identity import caller_of
 from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
@@ -142,8 +143,13 @@ beside the message. Returns the stored message, once it is committed."""
     if message.data is None:
         raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it")
     forwarded = forward(dataclasses.replace(message, service_id=service, sender_id=member))
-    acceptance = await relay.submit(dataclasses.replace(
-        request, body=serialise(build_envelope(forwarded)), evidence=evidence))
+    try:
+        acceptance = await relay.submit(dataclasses.replace(
+            request, body=serialise(build_envelope(forwarded)), evidence=evidence, document=message.data))
+    except DisclosureExceeded as refusal:
+        # The fields to remove, as the JSON API's problem names them.
+        raise SoapFault.client(refusal.slug, refusal.detail, error_data=", ".join(refusal.fields),
+                               http_status=refusal.status) from None
     stored = acceptance.message
     if acceptance.duplicate:
         roles = {member_id: config.role for member_id, config in services.config.members.items()}

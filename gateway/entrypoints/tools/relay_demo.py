@@ -3,9 +3,10 @@
 Three agency systems send release notices through the gateway at once; some
 resend (as real clients do after a timeout). The receiving system is down part
 of the time — first answering 503, then not listening at all, each outage begun
-and ended by the traffic itself, never by the clock — and at first
-rejects an outdated payload version, which sends those messages to the
-dead-letter queue. After it is upgraded, an operator replays them. The demo
+and ended by the traffic itself, never by the clock — and at first rejects
+notices that already carry an actual release date (its old version does not
+know the field), which sends those messages to the dead-letter queue. After it
+is upgraded, an operator replays them. The demo
 checks that every accepted message reached the receiver and reports what the
 gateway did on the way.
 """
@@ -13,6 +14,7 @@ gateway did on the way.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import random
 import tempfile
@@ -27,6 +29,7 @@ from aiohttp import web
 
 from gateway.entrypoints.http.server import build
 from gateway.config import load_config
+from gateway.domain import Sex, make_iin
 from gateway.services.dead_letters import replay_dead_letters
 from gateway.store import MessageState
 
@@ -122,8 +125,8 @@ class FlakyReceiver:
             self.answered_503 += 1
             return web.Response(status=503, headers={"Retry-After": "0"})
         notice = await request.json()
-        if self.rejects_v1 and notice.get("schema_version") == 1:
-            return web.json_response({"error": "schema_version 1 is no longer accepted"}, status=422)
+        if self.rejects_v1 and notice.get("actual_date") is not None:
+            return web.json_response({"error": "actual_date is not a field of this version"}, status=422)
         self.received[request.headers["X-Message-Id"]] += 1
         if self.close_after is not None and len(self.received) >= self.close_after and not self.closed.is_set():
             self.closed.set()
@@ -160,22 +163,35 @@ level = "error"
     grants = f'may_call = [{{ service = "{RECIPIENT}/{SERVICE}", purposes = ["continuity_of_care"] }}]'
     members = [
         f'[members.{RECIPIENT}]\nname = "Health"\nrole = "health"\nendpoint = "http://127.0.0.1:{receiver_port}"\n'
-        f'services.{SERVICE} = {{ path = "/release-notices", ordered = true }}\n',
+        f'services.{SERVICE} = {{ path = "/release-notices", ordered = true, document = "ReleaseNotice" }}\n',
         '[members.operations]\nname = "Operations"\nrole = "operations"\nroles = ["operator"]\n',
     ]
     members += [f'[members.{sender}]\nname = "{sender}"\nrole = "{sender}"\n{grants}\n' for sender in SENDERS]
     (config / "members.toml").write_text("\n".join(members), encoding="utf-8")
+    (config / "policy.toml").write_text(
+        "[policy.health.continuity_of_care.ReleaseNotice]\n"
+        'allow = ["iin", "facility.**", "release_type", "planned_date", "actual_date", "destination.**", "housing.**"]\n',
+        encoding="utf-8",
+    )
     return config
 
 
 def _notice(rng: random.Random, number: int) -> dict[str, Any]:
-    """A synthetic release notice. Demo data only: no real person."""
+    """A synthetic canonical release notice, as the disclosure policy lets it reach health.
+    Demo data only: no real person."""
+    iin = None
+    while iin is None:
+        iin = make_iin(dt.date(1960, 1, 1) + dt.timedelta(days=rng.randint(0, 15_000)), rng.choice(list(Sex)),
+                       rng.randint(1, 9_999))
+    day = f"2026-12-{rng.randint(1, 28):02d}"
     return {
-        "schema_version": 1 if number % 97 == 0 else 2,
-        "notice": number,
-        "facility": f"UG-{rng.randint(1, 80):03d}",
+        "iin": str(iin),
+        "facility": {"code": f"UG-{rng.randint(1, 80):03d}", "name": "Учреждение"},
         "release_type": rng.choice(["END_OF_TERM", "PAROLE", "AMNESTY"]),
-        "release_date": f"2026-12-{rng.randint(1, 28):02d}",
+        "planned_date": day,
+        "actual_date": day if number % 97 == 0 else None,
+        "destination": {"raw": f"Шымкент, {number}"},
+        "housing": {"available": True},
     }
 
 

@@ -435,9 +435,12 @@ async def pretrial_document(request: web.Request) -> web.Response:
     report = case.data.get("report")
     if language not in ("ru", "kk") or report is None:
         raise web.HTTPNotFound()
-    await record_view(request, signed, subject=case.data["request"]["subject_iin"], fields=("report",),
-                      document_type="PreTrialReport")
-    response = web.Response(text=render_report(report, language), content_type="text/html", charset="utf-8")
+    # The same read as GET /api/v1/pretrial-reports/{id}/document: filtered for a probation
+    # office, audited under the officer's account (gateway.services.report_reading).
+    document = await services(request).report_reader.read(
+        report, reader=signed.actor, reader_role="probation", subject_iin=case.data["request"]["subject_iin"],
+        legal_basis=case.data["request"].get("legal_basis"), case_id=case.id, service="console")
+    response = web.Response(text=render_report(document, language), content_type="text/html", charset="utf-8")
     response.headers["Content-Security-Policy"] = DOCUMENT_SECURITY_POLICY
     return response
 
