@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from adapters.adaptation import client as adaptation
 from adapters.clinic import client as clinic
 from adapters.court.client import CourtCodec
 from adapters.employment import client as employment
@@ -41,11 +42,13 @@ from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.services.indicators import Indicators
 from gateway.services.outcomes import OutcomeIntake
+from gateway.services.plans import PlanIntake
 from gateway.services.relay import Relay
 from gateway.services.release_intake import RELEASE_NOTICE_SENDERS, ReleaseIntake, ReleaseNoticeReceiver
 from gateway.store import Store, create_store
 from gateway.workflows.egress import Egress
 from gateway.workflows.outcomes import OutcomeTracking
+from gateway.workflows.plans import PlanRouting
 from gateway.workflows.pretrial import PretrialReports
 from gateway.workflows.release import ReleaseCases
 from gateway.workflows.runtime import WorkflowRuntime
@@ -62,6 +65,8 @@ class Workflows:
     runtime: WorkflowRuntime
     pretrial: PretrialReports
     release: ReleaseCases
+    plans: PlanRouting | None
+    """Routes re-socialisation plans (``[workflows.plans]``); None: not configured."""
     session: aiohttp.ClientSession
 
 
@@ -85,6 +90,8 @@ class Services:
     """Per member, its pinned certificates: what the SOAP it sends is verified with."""
     release_intake: ReleaseIntake | None
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
+    plans: PlanIntake | None
+    """Takes re-socialisation plans (SOAP resocialisation-plans, /api/v1/plans); None: closed."""
     workflows: Workflows | None
     outcomes: OutcomeIntake
     """Referrals, their outcomes and re-offence signals in, as pseudonymous indicator events."""
@@ -156,10 +163,13 @@ def build(
     intake = None
     if release_notice_receiver is not None:
         intake = ReleaseIntake(release_notice_receiver, store, senders=release_notice_senders, clock=clock)
+    plans = None
+    if workflows is not None and workflows.plans is not None:
+        plans = PlanIntake(store, workflows.plans, subject_key=audit.subject_key, clock=clock)
     return Services(
         config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
         audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, release_intake=intake,
-        workflows=workflows, outcomes=outcomes,
+        plans=plans, workflows=workflows, outcomes=outcomes,
         indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), tls=server_tls,
         client_ssl=client_ssl,
     )
@@ -216,6 +226,9 @@ def _workflows(
         (release.social.member, release.social.service): social.ReferralCodec(),
         (release.probation.member, release.probation.service): probation.ProbationNoticeCodec(),
     }
+    if settings.plans is not None:
+        for route in (settings.plans.probation, *settings.plans.partners):
+            codecs[(route.member, route.service)] = adaptation.PlanNoticeCodec()
     egress = Egress(config, policy, audit, codecs)
     runtime = WorkflowRuntime(
         store, clock=clock, concurrency=settings.concurrency,
@@ -246,4 +259,6 @@ def _workflows(
     )
     engine.listen(pretrial_settings.court.member, pretrial_settings.court.service, pretrial)
     engine.listen(release.clinic.member, release.clinic.service, release_cases)
-    return Workflows(runtime=runtime, pretrial=pretrial, release=release_cases, session=session)
+    plans = None if settings.plans is None else PlanRouting(settings.plans, egress, members=members,
+                                                            tracking=tracking)
+    return Workflows(runtime=runtime, pretrial=pretrial, release=release_cases, plans=plans, session=session)

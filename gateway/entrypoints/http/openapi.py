@@ -19,6 +19,8 @@ from gateway.entrypoints.http.schemas import (
     Health,
     MessageStatus,
     OutcomeRecorded,
+    PlanRecorded,
+    PlanVersions,
     Problem,
     RelayAccepted,
     ReleaseAccepted,
@@ -33,6 +35,7 @@ from gateway.domain import ReoffenceSignal
 from gateway.entrypoints.http.workflows import ReleaseNoticeEnvelope
 from gateway.services.indicators import IndicatorReport
 from gateway.services.outcomes import OutcomeReport, ReferralRegistration
+from gateway.services.plans import PlanSubmission
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.workflows.pretrial import PretrialReportRequest
 from gateway.workflows.release import ClinicAcknowledgement
@@ -77,9 +80,9 @@ def _path(name: str, description: str) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     models = [RelayAccepted, MessageStatus, DeadLetter, DeadLetterPage, ReplayRequest, ReplayResult, Problem, Health,
               ReportAccepted, ReportStatus, ReleaseAccepted, ReleaseCaseView, ReleaseCasePage, AcknowledgementRecorded,
-              OutcomeRecorded, IndicatorReport]
+              OutcomeRecorded, PlanRecorded, PlanVersions, IndicatorReport]
     inputs = [PretrialReportRequest, ReleaseNoticeEnvelope, ClinicAcknowledgement, ReferralRegistration,
-              OutcomeReport, ReoffenceSignal]
+              OutcomeReport, ReoffenceSignal, PlanSubmission]
     _, schemas = models_json_schema([(m, "serialization") for m in models] + [(m, "validation") for m in inputs],
                                     ref_template=_REF)
     denied = _problems((401, "The caller is not identified"), (403, "The caller may not do this"))
@@ -322,6 +325,35 @@ def _outcome_paths(denied: dict[str, Any]) -> dict[str, Any]:
                           **_problems((404, "No referral with this id was sent to you"),
                                       (409, "The outcome contradicts the referral's history")),
                           **unprocessable, **denied},
+        }},
+        "/api/v1/plans": {"post": {
+            "operationId": "submitPlan",
+            "summary": "A version of a person's re-socialisation plan and RNR assessment (probation, penal system)",
+            "description": "Stored with its version number and sent, through the disclosure policy and the audit "
+            "log, to post-release probation (in full) and to the adaptation partners (needs and measures only). "
+            "Measures whose responsible body is a member become referrals. The same version with the same "
+            "content again is 200 with duplicate true; a lower version than the stored one, or a stored version "
+            "number with other content, is 409; an X-Message-Id reused for other content is 422. See "
+            "docs/workflows.md.",
+            "parameters": [_MEMBER, _JWS, _header("X-Message-Id", "Optional: resending the same id with the same "
+                                                                  "version is answered as before")],
+            "requestBody": _request_body(PlanSubmission),
+            "responses": {"201": _json(PlanRecorded, "Stored and sent"),
+                          "200": _json(PlanRecorded, "Stored before: nothing sent again"),
+                          **_problems((404, "No release of this person is known"),
+                                      (409, "A stale version, or the version number is used for other content"),
+                                      (400, "Malformed JSON"), (415, "Not application/json"),
+                                      (422, "Not recordable: an unknown category, band or instrument, a score out "
+                                            "of range, a date in the future or before the release, a message id "
+                                            "reused, the plan of another person")),
+                          **denied},
+        }},
+        "/api/v1/plans/{plan_id}": {"get": {
+            "operationId": "planVersions",
+            "summary": "The stored versions of a plan: who sent each, when, where it went (probation)",
+            "parameters": [_path("plan_id", "The plan"), _MEMBER],
+            "responses": {"200": _json(PlanVersions, "The versions, oldest first"),
+                          **_problems((404, "No such plan")), **denied},
         }},
         "/api/v1/reoffence-signals": {"post": {
             "operationId": "signalReoffence",

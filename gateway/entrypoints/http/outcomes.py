@@ -5,6 +5,11 @@
   where it stands; the same outcome again is answered as a duplicate, a contradicting one is 409.
 - ``POST /api/v1/reoffence-signals`` — the interior ministry's new case or conviction for a person
   released in the last 36 months; kept only as a pseudonymous event.
+- ``POST /api/v1/plans`` — a version of a person's re-socialisation plan (probation, or the penal
+  system), stored and routed to post-release probation and the adaptation partners; the same
+  version again is a duplicate, a stale one or another content under a used version 409.
+- ``GET /api/v1/plans/{plan_id}`` — the versions of a plan as stored (probation): who sent each,
+  when, and where it went.
 - ``GET /api/v1/indicators`` — the Strategy's target indicators, open data: no credentials,
   aggregates only, no cell under 5; JSON or ``?format=csv``.
 """
@@ -21,22 +26,26 @@ from gateway.bootstrap import Services
 from gateway.domain import ImplausibleDate, InvalidIIN, ReferralConflict, ReoffenceSignal
 from gateway.entrypoints.http.api import json_response
 from gateway.entrypoints.http.context import services_of
-from gateway.entrypoints.http.schemas import OutcomeRecorded
+from gateway.entrypoints.http.schemas import OutcomeRecorded, PlanRecorded, PlanVersions, PlanVersionView
 from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.services.indicators import IndicatorFilter, InvalidFilter, as_csv
 from gateway.services.outcomes import NotWatched, OutcomeReport, ReferralRegistration, UnknownReferral
+from gateway.services.plans import PLAN_SENDERS, PlanIntake, PlanSubmission
 from gateway.web.body import parse_json, read_body, require_json_media_type
 from gateway.web.identity import caller_of
 
 PREFIX = "/api/v1"
-_PROVIDERS = ("social", "employment_centre", "health", "clinic", "probation")
+_PROVIDERS = ("social", "employment_centre", "health", "clinic", "probation", "akimat_social", "adaptation_centre",
+              "ngo")
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PREFIX + "/referrals", register_referral)
     app.router.add_post(PREFIX + "/referrals/{referral_id}/outcomes", report_outcome)
     app.router.add_post(PREFIX + "/reoffence-signals", reoffence_signal)
+    app.router.add_post(PREFIX + "/plans", submit_plan)
+    app.router.add_get(PREFIX + "/plans/{plan_id}", plan_versions)
     app.router.add_get(PREFIX + "/indicators", indicators)
 
 
@@ -105,6 +114,38 @@ async def reoffence_signal(request: web.Request) -> web.Response:
     except (NotWatched, ImplausibleDate) as exc:
         raise _refused(exc) from None
     return json_response(OutcomeRecorded(state=recorded.state, duplicate=recorded.duplicate))
+
+
+# -- re-socialisation plans
+
+
+def _plans(request: web.Request) -> PlanIntake:
+    plans = services_of(request).plans
+    if plans is None:
+        raise NotFound("re-socialisation plans are not taken here: [workflows.plans] is not configured")
+    return plans
+
+
+async def submit_plan(request: web.Request) -> web.Response:
+    plans = _plans(request)
+    caller = _member(request, *PLAN_SENDERS)
+    submission = await _body(request, PlanSubmission, caller)
+    receipt = await plans.receive(submission, sender=caller, message_id=request.headers.get("X-Message-Id"))
+    return json_response(PlanRecorded(plan_id=receipt.plan_id, version=receipt.version,
+                                      recipients=list(receipt.recipients), referrals=list(receipt.referrals),
+                                      duplicate=receipt.duplicate), status=200 if receipt.duplicate else 201)
+
+
+async def plan_versions(request: web.Request) -> web.Response:
+    plans = _plans(request)
+    _member(request, "probation")
+    plan_id = request.match_info["plan_id"]
+    versions = await plans.versions(plan_id)
+    if not versions:
+        raise NotFound("no plan with this id is stored")
+    return json_response(PlanVersions(plan_id=plan_id, versions=[
+        PlanVersionView(version=v["version"], sender=v["sender"], received_at=v["received_at"],
+                        recipients=v["recipients"], referrals=v["referrals"]) for v in versions]))
 
 
 # -- the open indicators
