@@ -46,6 +46,8 @@ class Profile:
     burst_notices: int
     naive_calls: int
     large_episodes: int
+    indicator_releases: int = 50_000
+    indicator_events: int = 500_000
 
     @property
     def people(self) -> int:
@@ -55,10 +57,12 @@ class Profile:
 PROFILES = {
     "tiny": Profile("tiny", latency_requests=20, load_seconds=0.5, concurrency=4, raw_seconds=0.3,
                     durable_messages=200, postgres_messages=100, scatter_reports=2, backlog_messages=300,
-                    burst_notices=30, naive_calls=20, large_episodes=200),
+                    burst_notices=30, naive_calls=20, large_episodes=200, indicator_releases=300,
+                    indicator_events=3_000),
     "quick": Profile("quick", latency_requests=300, load_seconds=4, concurrency=16, raw_seconds=2,
                      durable_messages=4_000, postgres_messages=1_500, scatter_reports=8, backlog_messages=15_000,
-                     burst_notices=1_500, naive_calls=300, large_episodes=2_000),
+                     burst_notices=1_500, naive_calls=300, large_episodes=2_000, indicator_releases=10_000,
+                     indicator_events=100_000),
     "full": Profile("full", latency_requests=1_500, load_seconds=12, concurrency=16, raw_seconds=3,
                     durable_messages=20_000, postgres_messages=6_000, scatter_reports=24, backlog_messages=100_000,
                     burst_notices=20_000, naive_calls=1_000, large_episodes=2_000),

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = {"overhead", "durable", "scatter", "backlog", "burst", "naive", "signatures"}
+SCENARIOS = {"overhead", "durable", "scatter", "backlog", "burst", "naive", "signatures", "indicators"}
 
 
 def test_every_benchmark_scenario_produces_its_figures(tmp_path):

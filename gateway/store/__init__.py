@@ -27,6 +27,7 @@ from gateway.store.base import (
     ConsoleStore,
     DeliveryStore,
     Inbox,
+    IndicatorCounts,
     IndicatorEvents,
     IndicatorReferral,
     IndicatorRelease,
@@ -57,7 +58,7 @@ from gateway.store.base import (
 __all__ = [
     "AcceptMessage", "Acceptance", "AppendAudit", "Attempt", "AuditRecord", "AuditStore", "CancelTimer", "Case",
     "CaseStore", "Command", "ConflictError", "ConsoleAccount", "ConsoleSession", "ConsoleStore", "DeliveryStore",
-    "Inbox", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "IndicatorStore",
+    "Inbox", "IndicatorCounts", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "IndicatorStore",
     "Lifecycle", "Message", "MessageQuery", "MessageState", "NewAuditEntry", "NewMessage", "Outbox",
     "RecordInbound", "RecordReferral", "RecordReferralOutcome", "RecordRelease", "RecordReoffence", "SaveCase",
     "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions", "TreeHead", "WorkflowStore", "create_store",

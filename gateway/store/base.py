@@ -332,6 +332,25 @@ class IndicatorEvents:
     reoffences: tuple[IndicatorReoffence, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class IndicatorCounts:
+    """What the indicators are computed from, counted where the events are kept: every release and
+    signal (indicator 1 follows each person from release), and for indicators 2 and 3 the persons
+    counted by (region or category, quarter) with ``count(DISTINCT pseudonym)``. A quarter is
+    written ``2026Q4``."""
+
+    releases: tuple[IndicatorRelease, ...]
+    reoffences: tuple[IndicatorReoffence, ...]
+    first_referral_day: dt.date | None
+    """The earliest date in any referral's history, for the first quarter shown."""
+    assisted: tuple[tuple[str, str, int], ...]
+    """(region, quarter provided, persons with a referral provided)."""
+    assisted_by_category: tuple[tuple[str, str, int], ...]
+    """(category, quarter provided, persons)."""
+    placement: tuple[tuple[str, str, int, int, bool], ...]
+    """(region, quarter sent, persons referred for a place to stay, of them placed, any still open)."""
+
+
 Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit | IndicatorCommand
 
 
@@ -531,6 +550,9 @@ class IndicatorStore(Transactions, Protocol):
 
     async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
         """The person's recorded releases, oldest first."""
+
+    async def indicator_counts(self) -> IndicatorCounts:
+        """The counts the indicators are computed from, counted by the database (set-based)."""
 
     async def indicator_events(self) -> IndicatorEvents:
         """Every indicator event, read from one snapshot: the indicators are computed from one moment."""

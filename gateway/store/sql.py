@@ -35,6 +35,7 @@ from gateway.store.base import (
     Case,
     Command,
     ConflictError,
+    IndicatorCounts,
     IndicatorEvents,
     IndicatorReferral,
     IndicatorRelease,
@@ -254,6 +255,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX console_sessions_user ON console_sessions (username);
     CREATE INDEX messages_correlation ON messages (correlation_id);
     """,
+    # 6: the indicators counted by the database (indicator_counts): referral events by state
+    # (the provided and the sent are joined to their referrals), place-to-stay referrals by category.
+    """
+    CREATE INDEX indicator_referral_events_state ON indicator_referral_events (state, referral_key, on_date);
+    CREATE INDEX indicator_referrals_category ON indicator_referrals (category, referral_key);
+    """,
 )
 
 
@@ -419,6 +426,10 @@ class Dialect:
     def day(self, value: dt.date) -> Any:
         """A parameter for a {DATE} column: SQLite stores the ISO text, PostgreSQL takes the date."""
         return value
+
+    def quarter_of(self, column: str) -> str:
+        """An expression: the calendar quarter of the {DATE} ``column``, as ``2026Q4``."""
+        raise NotImplementedError
 
     def unindexed(self, column: str) -> str:
         """``column`` in a condition or an order that the planner should not choose an index for."""
@@ -785,6 +796,35 @@ class Dialect:
         )
         return [release_of(row) for row in rows]
 
+    def indicator_counts(self) -> Operation[IndicatorCounts]:
+        """Releases and signals row by row (few columns), the persons of indicators 2 and 3 counted in SQL."""
+        releases = yield self.rows(f"SELECT {_RELEASE_COLUMNS} FROM indicator_releases")
+        reoffences = yield self.rows(f"SELECT {_REOFFENCE_COLUMNS} FROM indicator_reoffences")
+        first = yield self.one("SELECT min(on_date) FROM indicator_referral_events")
+        provided = self.quarter_of("e.on_date")
+        joined = ("FROM indicator_referral_events AS e JOIN indicator_referrals AS r "
+                  "ON r.referral_key = e.referral_key")
+        assisted = yield self.rows(
+            f"SELECT r.region, {provided}, count(DISTINCT r.pseudonym) {joined} WHERE e.state = 'provided' "
+            f"GROUP BY r.region, {provided}")
+        by_category = yield self.rows(
+            f"SELECT r.category, {provided}, count(DISTINCT r.pseudonym) {joined} WHERE e.state = 'provided' "
+            f"GROUP BY r.category, {provided}")
+        placement = yield self.rows(
+            f"SELECT r.region, {provided}, count(DISTINCT r.pseudonym), "
+            "count(DISTINCT CASE WHEN r.state = 'provided' THEN r.pseudonym END), "
+            "max(CASE WHEN r.state IN ('sent', 'accepted') THEN 1 ELSE 0 END) "
+            f"{joined} WHERE e.state = 'sent' AND r.category = 'PLACE_TO_STAY' GROUP BY r.region, {provided}")
+        return IndicatorCounts(
+            releases=tuple(release_of(row) for row in releases),
+            reoffences=tuple(reoffence_of(row) for row in reoffences),
+            first_referral_day=day_of(first[0]) if first and first[0] is not None else None,
+            assisted=tuple((region, quarter, int(n)) for region, quarter, n in assisted),
+            assisted_by_category=tuple((category, quarter, int(n)) for category, quarter, n in by_category),
+            placement=tuple((region, quarter, int(needed), int(placed), bool(open_))
+                            for region, quarter, needed, placed, open_ in placement),
+        )
+
     def indicator_events(self) -> Operation[IndicatorEvents]:
         releases = yield self.rows(f"SELECT {_RELEASE_COLUMNS} FROM indicator_releases")
         referrals = yield from self.indicator_referrals()
@@ -1098,6 +1138,9 @@ class SQLStore:
 
     async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
         return await self._read(self._dialect.indicator_releases_of, pseudonym)
+
+    async def indicator_counts(self) -> IndicatorCounts:
+        return await self._read_snapshot(self._dialect.indicator_counts)
 
     async def indicator_events(self) -> IndicatorEvents:
         # One snapshot for all three tables: the indicators are computed from one moment.

@@ -86,3 +86,36 @@ async def test_an_actual_release_moves_the_release_date_of_referrals_not_yet_act
     await store.apply([release(on=dt.date(2026, 2, 20))], T0)
     assert (await store.indicator_referral("r-1")).release_date == dt.date(2026, 2, 20)
     assert (await store.indicator_referral("r-2")).release_date == RELEASED
+
+
+async def test_the_database_counts_the_persons_as_the_definition_does(store):
+    # Several referrals per person, across regions, categories, quarters and states: the set-based
+    # counts must be those of counting the events one by one (gateway.services.indicators.counts_of).
+    import random
+
+    from gateway.services.indicators import counts_of
+
+    rng = random.Random(9)
+    commands = []
+    for n in range(60):
+        pseudonym, region = f"p-{n % 23}", rng.choice(["75", "55", "71"])
+        key = f"r-{n}"
+        sent = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(500))
+        commands.append(RecordReferral(referral_key=key, pseudonym=pseudonym, recipient="social",
+                                       category=rng.choice(["PLACE_TO_STAY", "EMPLOYMENT", "TREATMENT"]),
+                                       region=region, release_date=sent, sent_on=sent))
+        if rng.random() < 0.8:
+            accepted = sent + dt.timedelta(days=rng.randrange(40))
+            commands.append(RecordReferralOutcome(key, "sent", "accepted", accepted))
+            if rng.random() < 0.7:
+                commands.append(RecordReferralOutcome(key, "accepted", rng.choice(["provided", "not_reached"]),
+                                                      accepted + dt.timedelta(days=rng.randrange(90))))
+    commands += [release("p-1"), release("p-2", dt.date(2025, 11, 30))]
+    await store.apply(commands, T0)
+    counted = await store.indicator_counts()
+    expected = counts_of(await store.indicator_events())
+    assert counted.first_referral_day == expected.first_referral_day
+    for name in ("assisted", "assisted_by_category", "placement"):
+        assert sorted(getattr(counted, name)) == sorted(getattr(expected, name)), name
+    assert set(counted.releases) == set(expected.releases)
+    assert any(row[3] for row in counted.placement) and any(row[4] for row in counted.placement)
