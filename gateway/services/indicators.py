@@ -177,10 +177,7 @@ def compute(data: IndicatorCounts | IndicatorEvents, today: dt.date) -> list[Ind
     what the store counted (``IndicatorStore.indicator_counts``), or events to count here first."""
     counts = data if isinstance(data, IndicatorCounts) else counts_of(data)
     current = Quarter.of(today)
-    days = [release.release_date for release in counts.releases]
-    if counts.first_referral_day is not None:
-        days.append(counts.first_referral_day)
-    first = min(Quarter.of(min(days)), current) if days else current
+    first = min(Quarter.of(counts.first_day), current) if counts.first_day is not None else current
     quarters = _quarters(first, current)
     return [*_reoffence(counts, today, quarters), _assisted(counts, today, quarters),
             _assisted_by_category(counts, today, quarters), _placement(counts, quarters)]
@@ -189,6 +186,22 @@ def compute(data: IndicatorCounts | IndicatorEvents, today: dt.date) -> list[Ind
 def counts_of(events: IndicatorEvents) -> IndicatorCounts:
     """What ``IndicatorStore.indicator_counts`` counts in the database, counted from the events one by
     one: the definition the set-based queries are held to (tests/store/test_store_indicators.py)."""
+    signals: dict[str, list[dt.date]] = defaultdict(list)
+    for signal in events.reoffences:
+        signals[signal.pseudonym].append(signal.on)
+    releases: dict[str, list[dt.date]] = defaultdict(list)
+    for release in events.releases:
+        releases[release.pseudonym].append(release.release_date)
+    released: dict[tuple[str, str], int] = defaultdict(int)
+    signalled = []
+    for release in events.releases:
+        released[(release.region, release.cohort)] += 1
+        day = release.release_date
+        later = min((d for d in releases[release.pseudonym] if d > day), default=None)
+        first = min((on for on in signals[release.pseudonym] if day < on and (later is None or on < later)),
+                    default=None)
+        if first is not None:
+            signalled.append((release.region, release.cohort, day, first))
     assisted: dict[tuple[str, str], set[str]] = defaultdict(set)
     by_category: dict[tuple[str, str], set[str]] = defaultdict(set)
     needed: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -208,8 +221,11 @@ def counts_of(events: IndicatorEvents) -> IndicatorCounts:
         elif referral.state in (ReferralState.SENT.value, ReferralState.ACCEPTED.value):
             open_cells.add(key)
     days = [on for referral in events.referrals for _, on in referral.transitions]
+    days += [release.release_date for release in events.releases]
     return IndicatorCounts(
-        releases=events.releases, reoffences=events.reoffences, first_referral_day=min(days, default=None),
+        first_day=min(days, default=None),
+        released=tuple((*key, n) for key, n in released.items()),
+        signalled=tuple(signalled),
         assisted=tuple((*key, len(v)) for key, v in assisted.items()),
         assisted_by_category=tuple((*key, len(v)) for key, v in by_category.items()),
         placement=tuple((*key, len(v), len(placed[key]), key in open_cells) for key, v in needed.items()),
@@ -290,31 +306,14 @@ _ROWS = sorted(ALL_REGIONS)
 
 
 def _reoffence(counts: IndicatorCounts, today: dt.date, quarters: list[Quarter]) -> list[Indicator]:
-    signals: dict[str, list[dt.date]] = defaultdict(list)
-    for signal in counts.reoffences:
-        signals[signal.pseudonym].append(signal.on)
-    releases: dict[str, list[dt.date]] = defaultdict(list)
-    for release in counts.releases:
-        releases[release.pseudonym].append(release.release_date)
     cohorts = {str(q): q for q in quarters}
-    # Per release, once: its cell, the day before the person's next release, the first signal after it.
-    followed = []
-    for release in counts.releases:
-        day = release.release_date
-        later = min((d for d in releases[release.pseudonym] if d > day), default=None)
-        before_next = later - dt.timedelta(days=1) if later is not None else None
-        first_signal = min((on for on in signals.get(release.pseudonym, ()) if day < on
-                            and (before_next is None or on <= before_next)), default=None)
-        quarter = cohorts.get(release.cohort) or Quarter.of(day)
-        followed.append(((release.region, quarter), day, first_signal))
+    released = {(region, cohorts[cohort]): n for region, cohort, n in counts.released}
     indicators = []
     for months in WINDOWS:
-        released: dict[tuple[str, Quarter], int] = defaultdict(int)
         reoffended: dict[tuple[str, Quarter], int] = defaultdict(int)
-        for key, day, first_signal in followed:
-            released[key] += 1
-            if first_signal is not None and first_signal <= add_months(day, months):
-                reoffended[key] += 1
+        for region, cohort, day, first in counts.signalled:
+            if first <= add_months(day, months):
+                reoffended[(region, cohorts[cohort])] += 1
         statuses = ["final" if today > add_months(q.last_day, months) else "window_open" for q in quarters]
         indicators.append(Indicator(
             id=f"reoffence_{months}m", unit="%", strategy_indicator=1, definition=DEFINITIONS[f"reoffence_{months}m"],

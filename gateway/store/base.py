@@ -334,15 +334,17 @@ class IndicatorEvents:
 
 @dataclass(frozen=True, slots=True)
 class IndicatorCounts:
-    """What the indicators are computed from, counted where the events are kept: every release and
-    signal (indicator 1 follows each person from release), and for indicators 2 and 3 the persons
-    counted by (region or category, quarter) with ``count(DISTINCT pseudonym)``. A quarter is
-    written ``2026Q4``."""
+    """What the indicators are computed from, counted where the events are kept (set-based): per
+    (region, quarter) the releases, and per release that was followed by a signal the first signal
+    before any later release (indicator 1); the persons assisted and placed by (region or category,
+    quarter) with ``count(DISTINCT pseudonym)`` (indicators 2 and 3). A quarter is written ``2026Q4``."""
 
-    releases: tuple[IndicatorRelease, ...]
-    reoffences: tuple[IndicatorReoffence, ...]
-    first_referral_day: dt.date | None
-    """The earliest date in any referral's history, for the first quarter shown."""
+    first_day: dt.date | None
+    """The earliest release or referral date, for the first quarter shown."""
+    released: tuple[tuple[str, str, int], ...]
+    """(region, cohort, releases)."""
+    signalled: tuple[tuple[str, str, dt.date, dt.date], ...]
+    """(region, cohort, release date, the first signal dated after it and before the person's next release)."""
     assisted: tuple[tuple[str, str, int], ...]
     """(region, quarter provided, persons with a referral provided)."""
     assisted_by_category: tuple[tuple[str, str, int], ...]

@@ -797,32 +797,43 @@ class Dialect:
         return [release_of(row) for row in rows]
 
     def indicator_counts(self) -> Operation[IndicatorCounts]:
-        """Releases and signals row by row (few columns), the persons of indicators 2 and 3 counted in SQL."""
-        releases = yield self.rows(f"SELECT {_RELEASE_COLUMNS} FROM indicator_releases")
-        reoffences = yield self.rows(f"SELECT {_REOFFENCE_COLUMNS} FROM indicator_reoffences")
+        """The counts of ``IndicatorCounts``, each one statement the database answers set-based."""
+        released = yield self.rows(
+            "SELECT region, cohort, count(*), min(release_date) FROM indicator_releases GROUP BY region, cohort")
+        # A signal belongs to the release it follows: after it, and before the person's next one.
+        signalled = yield self.rows(
+            "SELECT r.region, r.cohort, r.release_date, min(s.on_date) FROM indicator_releases AS r "
+            "JOIN indicator_reoffences AS s ON s.pseudonym = r.pseudonym AND s.on_date > r.release_date "
+            "WHERE NOT EXISTS (SELECT 1 FROM indicator_releases AS n WHERE n.pseudonym = r.pseudonym "
+            "AND n.release_date > r.release_date AND n.release_date <= s.on_date) "
+            "GROUP BY r.pseudonym, r.release_date, r.region, r.cohort")
         first = yield self.one("SELECT min(on_date) FROM indicator_referral_events")
-        provided = self.quarter_of("e.on_date")
-        joined = ("FROM indicator_referral_events AS e JOIN indicator_referrals AS r "
-                  "ON r.referral_key = e.referral_key")
+        quarter = self.quarter_of("e.on_date")
+        events = ("FROM indicator_referral_events AS e JOIN indicator_referrals AS r "
+                  "ON r.referral_key = e.referral_key WHERE e.state = 'provided'")
         assisted = yield self.rows(
-            f"SELECT r.region, {provided}, count(DISTINCT r.pseudonym) {joined} WHERE e.state = 'provided' "
-            f"GROUP BY r.region, {provided}")
+            f"SELECT r.region, {quarter}, count(DISTINCT r.pseudonym) {events} GROUP BY r.region, {quarter}")
         by_category = yield self.rows(
-            f"SELECT r.category, {provided}, count(DISTINCT r.pseudonym) {joined} WHERE e.state = 'provided' "
-            f"GROUP BY r.category, {provided}")
+            f"SELECT r.category, {quarter}, count(DISTINCT r.pseudonym) {events} GROUP BY r.category, {quarter}")
+        # From the place-to-stay referrals (by category) to their sent event, not from every sent event.
         placement = yield self.rows(
-            f"SELECT r.region, {provided}, count(DISTINCT r.pseudonym), "
+            f"SELECT r.region, {quarter}, count(DISTINCT r.pseudonym), "
             "count(DISTINCT CASE WHEN r.state = 'provided' THEN r.pseudonym END), "
             "max(CASE WHEN r.state IN ('sent', 'accepted') THEN 1 ELSE 0 END) "
-            f"{joined} WHERE e.state = 'sent' AND r.category = 'PLACE_TO_STAY' GROUP BY r.region, {provided}")
+            "FROM indicator_referrals AS r JOIN indicator_referral_events AS e "
+            f"ON e.referral_key = r.referral_key AND {self.unindexed('e.state')} = 'sent' "
+            f"WHERE r.category = 'PLACE_TO_STAY' GROUP BY r.region, {quarter}")
+        days = [day_of(row[3]) for row in released]
+        if first and first[0] is not None:
+            days.append(day_of(first[0]))
         return IndicatorCounts(
-            releases=tuple(release_of(row) for row in releases),
-            reoffences=tuple(reoffence_of(row) for row in reoffences),
-            first_referral_day=day_of(first[0]) if first and first[0] is not None else None,
-            assisted=tuple((region, quarter, int(n)) for region, quarter, n in assisted),
-            assisted_by_category=tuple((category, quarter, int(n)) for category, quarter, n in by_category),
-            placement=tuple((region, quarter, int(needed), int(placed), bool(open_))
-                            for region, quarter, needed, placed, open_ in placement),
+            first_day=min(days, default=None),
+            released=tuple((region, cohort, int(n)) for region, cohort, n, _ in released),
+            signalled=tuple((region, cohort, day_of(day), day_of(signal)) for region, cohort, day, signal in signalled),
+            assisted=tuple((region, q, int(n)) for region, q, n in assisted),
+            assisted_by_category=tuple((category, q, int(n)) for category, q, n in by_category),
+            placement=tuple((region, q, int(needed), int(placed), bool(open_))
+                            for region, q, needed, placed, open_ in placement),
         )
 
     def indicator_events(self) -> Operation[IndicatorEvents]:

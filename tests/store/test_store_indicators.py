@@ -110,12 +110,18 @@ async def test_the_database_counts_the_persons_as_the_definition_does(store):
             if rng.random() < 0.7:
                 commands.append(RecordReferralOutcome(key, "accepted", rng.choice(["provided", "not_reached"]),
                                                       accepted + dt.timedelta(days=rng.randrange(90))))
-    commands += [release("p-1"), release("p-2", dt.date(2025, 11, 30))]
+    # Releases, some again later, and signals before, between and after them.
+    for n in range(30):
+        day = dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(700))
+        commands.append(release(f"p-{n % 17}", day))
+        for _ in range(rng.randrange(3)):
+            commands.append(RecordReoffence(pseudonym=f"p-{n % 17}", kind=rng.choice(["NEW_CASE", "NEW_CONVICTION"]),
+                                            on=day + dt.timedelta(days=rng.randrange(-50, 900)), region="75"))
     await store.apply(commands, T0)
     counted = await store.indicator_counts()
     expected = counts_of(await store.indicator_events())
-    assert counted.first_referral_day == expected.first_referral_day
-    for name in ("assisted", "assisted_by_category", "placement"):
+    assert counted.first_day == expected.first_day
+    for name in ("released", "signalled", "assisted", "assisted_by_category", "placement"):
         assert sorted(getattr(counted, name)) == sorted(getattr(expected, name)), name
-    assert set(counted.releases) == set(expected.releases)
     assert any(row[3] for row in counted.placement) and any(row[4] for row in counted.placement)
+    assert len(counted.signalled) > 3
