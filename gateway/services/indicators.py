@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import hashlib
 import io
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -246,6 +247,8 @@ class Indicators:
         self._reuse_seconds = reuse_seconds
         self._computed: tuple[float, dt.date, list[Indicator]] | None = None
         self._lock = asyncio.Lock()
+        # The published bodies of the current computation, by (filter, format): rendered once.
+        self._rendered: dict[tuple[float, IndicatorFilter, str], tuple[bytes, str]] = {}
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self._clock(), _ASTANA).date()
@@ -263,9 +266,27 @@ class Indicators:
             self._computed = (now, today, indicators)
             return indicators
 
-    async def report(self, wanted: IndicatorFilter) -> IndicatorReport:
+    async def published(self, wanted: IndicatorFilter, output: Literal["json", "csv"]) -> tuple[bytes, str]:
+        """The report as published, JSON or CSV, and its digest (for the ETag): rendered once per
+        computation and filter, so a client served from the reused computation costs no rendering."""
         today = self.today()
         indicators = await self._indicators(today)
+        key = (self._computed[0] if self._computed else 0.0, wanted, output)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            report = self._report(today, wanted, indicators)
+            body = (as_csv(report) if output == "csv" else report.model_dump_json()).encode("utf-8")
+            rendered = (body, hashlib.sha256(body).hexdigest())
+            if not any(k[0] == key[0] for k in self._rendered) or len(self._rendered) >= 256:
+                self._rendered.clear()  # an older computation's, or too many filters
+            self._rendered[key] = rendered
+        return rendered
+
+    async def report(self, wanted: IndicatorFilter) -> IndicatorReport:
+        today = self.today()
+        return self._report(today, wanted, await self._indicators(today))
+
+    def _report(self, today: dt.date, wanted: IndicatorFilter, indicators: list[Indicator]) -> IndicatorReport:
         return IndicatorReport(
             computed_on=today, filters=wanted.as_dict(), regions={NATIONAL: "Казахстан", **ALL_REGIONS},
             suppression=_SUPPRESSION,

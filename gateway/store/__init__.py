@@ -43,6 +43,7 @@ from gateway.store.base import (
     RecordInbound,
     RecordReferral,
     RecordReferralOutcome,
+    DecideReferralOutcome,
     RecordRelease,
     RecordReoffence,
     SaveCase,
@@ -60,7 +61,7 @@ __all__ = [
     "CaseStore", "Command", "ConflictError", "ConsoleAccount", "ConsoleSession", "ConsoleStore", "DeliveryStore",
     "Inbox", "IndicatorCounts", "IndicatorEvents", "IndicatorReferral", "IndicatorRelease", "IndicatorReoffence", "IndicatorStore",
     "Lifecycle", "Message", "MessageQuery", "MessageState", "NewAuditEntry", "NewMessage", "Outbox",
-    "RecordInbound", "RecordReferral", "RecordReferralOutcome", "RecordRelease", "RecordReoffence", "SaveCase",
+    "DecideReferralOutcome", "RecordInbound", "RecordReferral", "RecordReferralOutcome", "RecordRelease", "RecordReoffence", "SaveCase",
     "ScheduleTimer", "Store", "StoreError", "Timer", "Transactions", "TreeHead", "WorkflowStore", "create_store",
 ]
 

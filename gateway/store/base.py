@@ -290,7 +290,18 @@ class RecordReoffence:
     region: str
 
 
-IndicatorCommand = RecordRelease | RecordReferral | RecordReferralOutcome | RecordReoffence
+@dataclass(frozen=True, slots=True)
+class DecideReferralOutcome:
+    """Read the referral ``referral_key`` and write what ``decide`` makes of it, in one transaction
+    (one round trip: an outcome costs what a relayed message does). ``decide`` is pure: given the
+    stored referral, or None, it returns the ``RecordReferralOutcome`` to write, or None to write
+    nothing; what it raises is the command's error, and nothing is written. Result: what was written."""
+
+    referral_key: str
+    decide: Callable[[IndicatorReferral | None], RecordReferralOutcome | None]
+
+
+IndicatorCommand = RecordRelease | RecordReferral | RecordReferralOutcome | DecideReferralOutcome | RecordReoffence
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from gateway.store.base import (
     RecordInbound,
     RecordReferral,
     RecordReferralOutcome,
+    DecideReferralOutcome,
     RecordRelease,
     RecordReoffence,
     SaveCase,
@@ -528,6 +529,11 @@ class Dialect:
                 return (yield from self.append_audit(entries, now))
             case RecordRelease() | RecordReferral() | RecordReferralOutcome() | RecordReoffence():
                 return (yield from self.record_indicator_event(command))
+            case DecideReferralOutcome(referral_key=key, decide=decide):
+                outcome = decide((yield from self.indicator_referral(key)))
+                if outcome is not None:
+                    yield from self.record_indicator_event(outcome)
+                return outcome
         raise TypeError(f"not a store command: {command!r}")
 
     def accept(self, message: NewMessage, now: float) -> Operation[Acceptance]:

@@ -125,3 +125,28 @@ async def test_the_database_counts_the_persons_as_the_definition_does(store):
         assert sorted(getattr(counted, name)) == sorted(getattr(expected, name)), name
     assert any(row[3] for row in counted.placement) and any(row[4] for row in counted.placement)
     assert len(counted.signalled) > 3
+
+
+async def test_an_outcome_is_decided_on_the_stored_referral_and_written_in_one_transaction(store):
+    from gateway.store import DecideReferralOutcome
+
+    await store.apply([referral()], T0)
+    seen = []
+
+    def accept(stored):
+        seen.append(stored.state if stored else None)
+        return RecordReferralOutcome("r-1", stored.state, "accepted", dt.date(2026, 3, 12))
+
+    def refuse(stored):
+        raise LookupError("no such referral for you")
+
+    assert await store.apply([DecideReferralOutcome("r-1", accept)], T0) == [
+        RecordReferralOutcome("r-1", "sent", "accepted", dt.date(2026, 3, 12))]
+    assert seen[-1] == "sent"
+    assert await store.apply([DecideReferralOutcome("r-1", lambda stored: None)], T0) == [None]
+    with pytest.raises(LookupError):
+        await store.apply([release("p-9"), DecideReferralOutcome("r-1", refuse)], T0)
+    assert await store.indicator_releases_of("p-9") == []  # the whole transaction, as with any command
+    assert (await store.indicator_referral("r-1")).transitions[-1] == ("accepted", dt.date(2026, 3, 12))
+    await store.apply([DecideReferralOutcome("missing", lambda stored: seen.append(stored))], T0)
+    assert seen[-1] is None

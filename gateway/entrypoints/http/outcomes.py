@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +28,7 @@ from gateway.entrypoints.http.context import services_of
 from gateway.entrypoints.http.schemas import OutcomeRecorded, PlanRecorded, PlanVersions, PlanVersionView
 from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
 from gateway.security.jws import SIGNATURE_HEADER
-from gateway.services.indicators import IndicatorFilter, InvalidFilter, as_csv
+from gateway.services.indicators import IndicatorFilter, InvalidFilter
 from gateway.services.outcomes import NotWatched, OutcomeReport, ReferralRegistration, UnknownReferral
 from gateway.services.plans import PLAN_SENDERS, PlanIntake, PlanSubmission
 from gateway.web.body import parse_json, read_body, require_json_media_type
@@ -165,12 +164,9 @@ async def indicators(request: web.Request) -> web.Response:
                                        today=services.indicators.today())
     except InvalidFilter as exc:
         raise BadRequest(str(exc)) from None
-    report = await services.indicators.report(wanted)
-    if output == "csv":
-        body, content_type = as_csv(report).encode("utf-8"), "text/csv"
-    else:
-        body, content_type = report.model_dump_json().encode("utf-8"), "application/json"
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    body, digest = await services.indicators.published(wanted, output)
+    content_type = "text/csv" if output == "csv" else "application/json"
+    etag = '"' + digest[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={services.config.indicators.cache_seconds}",
                "Vary": "Accept-Encoding", "Access-Control-Allow-Origin": "*"}
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
