@@ -42,6 +42,7 @@ from gateway.security.tls import ServerTls, client_context
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.services.indicators import Indicators
 from gateway.services.outcomes import OutcomeIntake
+from gateway.services.person_copies import PersonCopies
 from gateway.services.plans import PlanIntake
 from gateway.services.relay import Relay
 from gateway.services.release_intake import RELEASE_NOTICE_SENDERS, ReleaseIntake, ReleaseNoticeReceiver
@@ -92,6 +93,8 @@ class Services:
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
     plans: PlanIntake | None
     """Takes re-socialisation plans (SOAP resocialisation-plans, /api/v1/plans); None: closed."""
+    person_copies: PersonCopies
+    """The person's own copies of pre-trial reports: hand-overs recorded and disclosed under the policy."""
     workflows: Workflows | None
     outcomes: OutcomeIntake
     """Referrals, their outcomes and re-offence signals in, as pseudonymous indicator events."""
@@ -169,7 +172,7 @@ def build(
     return Services(
         config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
         audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, release_intake=intake,
-        plans=plans, workflows=workflows, outcomes=outcomes,
+        plans=plans, person_copies=PersonCopies(store, policy, audit, clock), workflows=workflows, outcomes=outcomes,
         indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), tls=server_tls,
         client_ssl=client_ssl,
     )

@@ -37,6 +37,7 @@ PURPOSES = (
     "social_assistance",
     "probation_supervision",
     "resocialisation",
+    "person_copy",
     "relay_test",
 )
 Purpose = Literal[
@@ -46,6 +47,7 @@ Purpose = Literal[
     "social_assistance",
     "probation_supervision",
     "resocialisation",
+    "person_copy",
     "relay_test",
 ]
 
@@ -153,6 +155,7 @@ class Grant(_Section):
 RecipientRole = Literal[
     "penal", "interior", "health", "social", "employment_centre", "court", "clinic", "probation",
     "health_authority", "operations", "oversight", "akimat_social", "adaptation_centre", "ngo",
+    "person", "representative",
 ]
 
 

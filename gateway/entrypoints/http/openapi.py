@@ -19,6 +19,8 @@ from gateway.entrypoints.http.schemas import (
     Health,
     MessageStatus,
     OutcomeRecorded,
+    PersonCopies,
+    PersonCopyView,
     PlanRecorded,
     PlanVersions,
     Problem,
@@ -35,6 +37,7 @@ from gateway.domain import ReoffenceSignal
 from gateway.entrypoints.http.workflows import ReleaseNoticeEnvelope
 from gateway.services.indicators import IndicatorReport
 from gateway.services.outcomes import OutcomeReport, ReferralRegistration
+from gateway.services.person_copies import HandOver
 from gateway.services.plans import PlanSubmission
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.workflows.pretrial import PretrialReportRequest
@@ -80,9 +83,9 @@ def _path(name: str, description: str) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     models = [RelayAccepted, MessageStatus, DeadLetter, DeadLetterPage, ReplayRequest, ReplayResult, Problem, Health,
               ReportAccepted, ReportStatus, ReleaseAccepted, ReleaseCaseView, ReleaseCasePage, AcknowledgementRecorded,
-              OutcomeRecorded, PlanRecorded, PlanVersions, IndicatorReport]
+              OutcomeRecorded, PlanRecorded, PlanVersions, PersonCopyView, PersonCopies, IndicatorReport]
     inputs = [PretrialReportRequest, ReleaseNoticeEnvelope, ClinicAcknowledgement, ReferralRegistration,
-              OutcomeReport, ReoffenceSignal, PlanSubmission]
+              OutcomeReport, ReoffenceSignal, PlanSubmission, HandOver]
     _, schemas = models_json_schema([(m, "serialization") for m in models] + [(m, "validation") for m in inputs],
                                     ref_template=_REF)
     denied = _problems((401, "The caller is not identified"), (403, "The caller may not do this"))
@@ -347,6 +350,38 @@ def _outcome_paths(denied: dict[str, Any]) -> dict[str, Any]:
                                             "of range, a date in the future or before the release, a message id "
                                             "reused, the plan of another person")),
                           **denied},
+        }},
+        "/api/v1/pretrial-reports/{report_id}/person-copies": {
+            "post": {
+                "operationId": "recordPersonCopy",
+                "summary": "Record that the person (or their representative) was handed a copy of the report (probation)",
+                "description": "The copy is the latest version as the disclosure policy lets the person or the "
+                "representative see it (purpose person_copy: health as flags only); the disclosure is written to "
+                "the audit log with the record. The same hand-over twice is 409.",
+                "parameters": [_path("report_id", "The report"), _MEMBER, _JWS],
+                "requestBody": _request_body(HandOver),
+                "responses": {"201": _json(PersonCopyView, "Recorded, and the disclosure audited"),
+                              **_problems((404, "No such report requested by you, or none assembled yet"),
+                                          (409, "This hand-over is recorded already"),
+                                          (422, "A date in the future or before the request, an unknown language "
+                                                "or form, a representative without name and basis")),
+                              **denied},
+            },
+            "get": {
+                "operationId": "personCopies",
+                "summary": "The hand-overs of a report's copy recorded (probation)",
+                "parameters": [_path("report_id", "The report"), _MEMBER],
+                "responses": {"200": _json(PersonCopies, "The hand-overs, oldest first"),
+                              **_problems((404, "No such report requested by you")), **denied},
+            },
+        },
+        "/api/v1/pretrial-reports/{report_id}/person-copies/{copy_id}/document": {"get": {
+            "operationId": "personCopyDocument",
+            "summary": "The copy as its recipient may see it, for a representative who asks again (probation)",
+            "description": "HTML in the hand-over's language; filtered by the disclosure policy and audited each time.",
+            "parameters": [_path("report_id", "The report"), _path("copy_id", "The hand-over"), _MEMBER],
+            "responses": {"200": {"description": "The report", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          **_problems((404, "No such report or hand-over")), **denied},
         }},
         "/api/v1/plans/{plan_id}": {"get": {
             "operationId": "planVersions",

@@ -232,3 +232,21 @@ class PlanVersionView(_Model):
 class PlanVersions(_Model):
     plan_id: str
     versions: list[PlanVersionView]
+
+
+class PersonCopyView(_Model):
+    """One hand-over of the person's own copy of a pre-trial report."""
+
+    copy_id: str
+    report_version: int
+    handed_over_on: str
+    language: str
+    form: str
+    to: str = Field(description="person or representative")
+    representative: dict[str, str] | None = Field(None, description="name and basis of the representation")
+    recorded_by: str
+
+
+class PersonCopies(_Model):
+    report_id: str
+    copies: list[PersonCopyView]
