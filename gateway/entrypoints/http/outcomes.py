@@ -48,7 +48,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(PREFIX + "/indicators", indicators)
 
 
-def _member(request: web.Request, *roles: str) -> str:
+def require_member(request: web.Request, *roles: str) -> str:
+    """The calling member, which must have one of ``roles``."""
     services = services_of(request)
     caller = caller_of(request)
     member = services.config.members.get(caller or "")
@@ -59,7 +60,8 @@ def _member(request: web.Request, *roles: str) -> str:
     return caller
 
 
-async def _body(request: web.Request, model: type[BaseModel], caller: str) -> Any:
+async def read_model(request: web.Request, model: type[BaseModel], caller: str) -> Any:
+    """The JSON body, its signature checked when the caller signs, as ``model`` (422 naming what is wrong)."""
     services: Services = services_of(request)
     require_json_media_type(request)
     body = await read_body(request, services.config.server.max_body_bytes)
@@ -84,8 +86,8 @@ def _refused(exc: Exception) -> Exception:
 
 
 async def register_referral(request: web.Request) -> web.Response:
-    caller = _member(request, "probation")
-    registration = await _body(request, ReferralRegistration, caller)
+    caller = require_member(request, "probation")
+    registration = await read_model(request, ReferralRegistration, caller)
     try:
         recorded = await services_of(request).outcomes.register(registration)
     except (ReferralConflict, ImplausibleDate, InvalidIIN, ValueError) as exc:
@@ -95,9 +97,9 @@ async def register_referral(request: web.Request) -> web.Response:
 
 
 async def report_outcome(request: web.Request) -> web.Response:
-    caller = _member(request, *_PROVIDERS)
+    caller = require_member(request, *_PROVIDERS)
     referral_id = request.match_info["referral_id"]
-    outcome = await _body(request, OutcomeReport, caller)
+    outcome = await read_model(request, OutcomeReport, caller)
     try:
         recorded = await services_of(request).outcomes.report(caller, referral_id, outcome)
     except (UnknownReferral, ReferralConflict, ImplausibleDate) as exc:
@@ -106,8 +108,8 @@ async def report_outcome(request: web.Request) -> web.Response:
 
 
 async def reoffence_signal(request: web.Request) -> web.Response:
-    caller = _member(request, "interior")
-    signal = await _body(request, ReoffenceSignal, caller)
+    caller = require_member(request, "interior")
+    signal = await read_model(request, ReoffenceSignal, caller)
     try:
         recorded = await services_of(request).outcomes.reoffence(signal)
     except (NotWatched, ImplausibleDate) as exc:
@@ -127,8 +129,8 @@ def _plans(request: web.Request) -> PlanIntake:
 
 async def submit_plan(request: web.Request) -> web.Response:
     plans = _plans(request)
-    caller = _member(request, *PLAN_SENDERS)
-    submission = await _body(request, PlanSubmission, caller)
+    caller = require_member(request, *PLAN_SENDERS)
+    submission = await read_model(request, PlanSubmission, caller)
     receipt = await plans.receive(submission, sender=caller, message_id=request.headers.get("X-Message-Id"))
     return json_response(PlanRecorded(plan_id=receipt.plan_id, version=receipt.version,
                                       recipients=list(receipt.recipients), referrals=list(receipt.referrals),
@@ -137,7 +139,7 @@ async def submit_plan(request: web.Request) -> web.Response:
 
 async def plan_versions(request: web.Request) -> web.Response:
     plans = _plans(request)
-    _member(request, "probation")
+    require_member(request, "probation")
     plan_id = request.match_info["plan_id"]
     versions = await plans.versions(plan_id)
     if not versions:

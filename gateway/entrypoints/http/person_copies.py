@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway.entrypoints.http.api import json_response
 from gateway.entrypoints.http.context import services_of
-from gateway.entrypoints.http.outcomes import _body, _member
+from gateway.entrypoints.http.outcomes import read_model, require_member
 from gateway.entrypoints.http.rendering import render_report
 from gateway.entrypoints.http.schemas import PersonCopies as PersonCopiesView
 from gateway.entrypoints.http.schemas import PersonCopyView
@@ -54,22 +54,22 @@ def _view(copy: dict) -> PersonCopyView:
 
 
 async def record_hand_over(request: web.Request) -> web.Response:
-    caller = _member(request, "probation")
-    hand_over = await _body(request, HandOver, caller)
+    caller = require_member(request, "probation")
+    hand_over = await read_model(request, HandOver, caller)
     report, requested_on = await _report(request, caller)
     copy = await services_of(request).person_copies.record(report, hand_over, caller=caller, requested_on=requested_on)
     return json_response(_view(copy), status=201)
 
 
 async def hand_overs(request: web.Request) -> web.Response:
-    caller = _member(request, "probation")
+    caller = require_member(request, "probation")
     report, _ = await _report(request, caller)
     copies = await services_of(request).person_copies.copies(report.report_id)
     return json_response(PersonCopiesView(report_id=report.report_id, copies=[_view(c) for c in copies]))
 
 
 async def copy_document(request: web.Request) -> web.Response:
-    caller = _member(request, "probation")
+    caller = require_member(request, "probation")
     report, _ = await _report(request, caller)
     payload, language = await services_of(request).person_copies.document(
         report, request.match_info["copy_id"], caller=caller)
