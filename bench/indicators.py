@@ -61,7 +61,7 @@ async def fill(store: Store, pseudonyms: Pseudonyms, *, releases: int, events: i
     regions = list(REGIONS)
     # Per release: referrals (a sent event each), most accepted and then ended, and some re-offences.
     per_release = events / releases
-    referrals_each = per_release / 3.1
+    referrals_each = per_release / 2.95  # about three events a referral, and some signals
     written, waiting, commands = 0, [], []
     now = time.time()
     for serial in range(releases):
