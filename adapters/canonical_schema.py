@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.domain import ProbationNotice
+from gateway.domain import PlanNotice, ProbationNotice
 from gateway.domain import (
     AssistanceReferral,
     Attachment,
@@ -43,6 +43,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     AssistanceReferral,
     Attachment,
     ProbationNotice,
+    PlanNotice,
 )
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -53,6 +53,8 @@ class Profile:
     console_requests: int = 5  # per page, one at a time
     console_refreshes: int = 2
     console_refresh_seconds: int = 1
+    indicator_releases: int = 50_000
+    indicator_events: int = 500_000
 
     @property
     def people(self) -> int:
@@ -62,11 +64,12 @@ class Profile:
 PROFILES = {
     "tiny": Profile("tiny", latency_requests=20, load_seconds=0.5, concurrency=4, raw_seconds=0.3,
                     durable_messages=200, postgres_messages=100, scatter_reports=2, backlog_messages=300,
-                    burst_notices=30, naive_calls=20, large_episodes=200, cpu_messages=150),
+                    burst_notices=30, naive_calls=20, large_episodes=200, cpu_messages=150, indicator_releases=300,
+                    indicator_events=3_000),
     "quick": Profile("quick", latency_requests=300, load_seconds=4, concurrency=16, raw_seconds=2,
                      durable_messages=4_000, postgres_messages=1_500, scatter_reports=8, backlog_messages=15_000,
                      burst_notices=1_500, naive_calls=300, large_episodes=2_000,
-                     cpu_messages=3_000,
+                     cpu_messages=3_000, indicator_releases=10_000, indicator_events=100_000,
                      console_messages=20_000, console_cases=4_000, console_audit=20_000, console_requests=60,
                      console_refreshes=6, console_refresh_seconds=5),
     "full": Profile("full", latency_requests=1_500, load_seconds=12, concurrency=16, raw_seconds=3,

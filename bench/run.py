@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import backlog, burst, console, cpu, durable, naive, overhead, scatter, signatures
+from bench import backlog, burst, console, cpu, durable, indicators, naive, overhead, scatter, signatures
 from bench.harness import POSTGRES_URL, PROFILES, Bench, Profile, Section, timed
 from bench.processes import Children, Nginx
 from bench.report import busy_cores, command_line, machine, text, versions, write_markdown
@@ -40,6 +40,7 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Section]]] = {
     "naive": naive.run,
     "signatures": signatures.run,
     "console": console.run,
+    "indicators": indicators.run,
 }
 # More than this many cores busy before the start: the figures share the machine with something.
 _BUSY_CAVEAT = 0.3

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from adapters.adaptation import client as adaptation
 from adapters.clinic import client as clinic
 from adapters.court.client import CourtCodec
 from adapters.employment import client as employment
@@ -44,12 +45,15 @@ from gateway.security.xmldsig import Signer, Verifier
 from gateway.services.mailbox import Mailbox, Received
 from gateway.services.indicators import Indicators
 from gateway.services.outcomes import OutcomeIntake
+from gateway.services.person_copies import PersonCopies
+from gateway.services.plans import PlanIntake
 from gateway.services.relay import Relay
 from gateway.services.report_reading import ReportReader
 from gateway.services.release_intake import RELEASE_NOTICE_SENDERS, ReleaseIntake, ReleaseNoticeReceiver
 from gateway.store import Store, create_store
 from gateway.workflows.egress import Egress
 from gateway.workflows.outcomes import OutcomeTracking
+from gateway.workflows.plans import PlanRouting
 from gateway.workflows.pretrial import PretrialReports
 from gateway.workflows.release import ReleaseCases
 from gateway.workflows.runtime import WorkflowRuntime
@@ -66,6 +70,8 @@ class Workflows:
     runtime: WorkflowRuntime
     pretrial: PretrialReports
     release: ReleaseCases
+    plans: PlanRouting | None
+    """Routes re-socialisation plans (``[workflows.plans]``); None: not configured."""
     session: aiohttp.ClientSession
 
 
@@ -91,6 +97,10 @@ class Services:
     """Whether the certificate that verified a member's signature (XML or JSON) is revoked."""
     release_intake: ReleaseIntake | None
     """Takes the release notices pushed to SOAP release-notices; None leaves that service closed."""
+    plans: PlanIntake | None
+    """Takes re-socialisation plans (SOAP resocialisation-plans, /api/v1/plans); None: closed."""
+    person_copies: PersonCopies
+    """The person's own copies of pre-trial reports: hand-overs recorded and disclosed under the policy."""
     workflows: Workflows | None
     outcomes: OutcomeIntake
     """Referrals, their outcomes and re-offence signals in, as pseudonymous indicator events."""
@@ -175,10 +185,13 @@ def build(
         intake = ReleaseIntake(release_notice_receiver, store, senders=release_notice_senders, clock=clock)
     mailbox = Mailbox(config, store, audit, metrics, clock=clock,
                       received=None if intake is None else _release_receipts(intake))
+    plans = None
+    if workflows is not None and workflows.plans is not None:
+        plans = PlanIntake(store, workflows.plans, subject_key=audit.subject_key, clock=clock)
     return Services(
         config=config, clock=clock, store=store, metrics=metrics, engine=engine, relay=relay, policy=policy,
         audit=audit, json_signatures=json_signatures, signer=signer, verifiers=verifiers, revocation=revocation,
-        release_intake=intake,
+        release_intake=intake, plans=plans, person_copies=PersonCopies(store, policy, audit, clock),
         workflows=workflows, outcomes=outcomes,
         indicators=Indicators(store, clock, reuse_seconds=config.indicators.cache_seconds), mailbox=mailbox,
         tls=server_tls,
@@ -264,6 +277,9 @@ def _workflows(
         (release.social.member, release.social.service): social.ReferralCodec(),
         (release.probation.member, release.probation.service): probation.ProbationNoticeCodec(),
     }
+    if settings.plans is not None:
+        for route in (settings.plans.probation, *settings.plans.partners):
+            codecs[(route.member, route.service)] = adaptation.PlanNoticeCodec()
     egress = Egress(config, policy, audit, codecs)
     runtime = WorkflowRuntime(
         store, clock=clock, concurrency=settings.concurrency,
@@ -294,4 +310,6 @@ def _workflows(
     )
     engine.listen(pretrial_settings.court.member, pretrial_settings.court.service, pretrial)
     engine.listen(release.clinic.member, release.clinic.service, release_cases)
-    return Workflows(runtime=runtime, pretrial=pretrial, release=release_cases, session=session)
+    plans = None if settings.plans is None else PlanRouting(settings.plans, egress, members=members,
+                                                            tracking=tracking)
+    return Workflows(runtime=runtime, pretrial=pretrial, release=release_cases, plans=plans, session=session)

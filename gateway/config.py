@@ -36,6 +36,8 @@ PURPOSES = (
     "employment_assistance",
     "social_assistance",
     "probation_supervision",
+    "resocialisation",
+    "person_copy",
     "relay_test",
 )
 Purpose = Literal[
@@ -44,6 +46,8 @@ Purpose = Literal[
     "employment_assistance",
     "social_assistance",
     "probation_supervision",
+    "resocialisation",
+    "person_copy",
     "relay_test",
 ]
 
@@ -171,7 +175,8 @@ class Grant(_Section):
 
 RecipientRole = Literal[
     "penal", "interior", "health", "social", "employment_centre", "court", "clinic", "probation",
-    "health_authority", "operations", "oversight",
+    "health_authority", "operations", "oversight", "akimat_social", "adaptation_centre", "ngo",
+    "person", "representative",
 ]
 
 
@@ -328,12 +333,24 @@ class ReleaseConfig(_Section):
     retry_seconds: float = Field(60.0, gt=0, description="how soon a step is retried when a source is down")
 
 
+class PlansConfig(_Section):
+    """Where re-socialisation plans go, each version as it changes (docs/workflows.md)."""
+
+    probation: Route = Route(member="probation", service="plans")
+    """Post-release probation: the plan in full, assessment included."""
+    partners: tuple[Route, ...] = ()
+    """The adaptation-stage partners (akimat social services, adaptation centres, NGOs): what the
+    disclosure policy gives their roles, the needs and the planned measures."""
+
+
 class WorkflowsConfig(_Section):
     concurrency: int = Field(32, ge=1, le=1000, description="workflow steps running at once")
     timer_lease_seconds: float = Field(120.0, gt=0)
     poll_interval_seconds: float = Field(1.0, gt=0)
     pretrial: PretrialConfig = PretrialConfig()
     release: ReleaseConfig = ReleaseConfig()
+    plans: PlansConfig | None = None
+    """Re-socialisation plans taken in and routed; None leaves the plans services closed."""
 
 
 class AuditConfig(_Section):

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = {"cpu", "overhead", "durable", "scatter", "backlog", "burst", "naive", "signatures", "console"}
+SCENARIOS = {"cpu", "overhead", "durable", "scatter", "backlog", "burst", "naive", "signatures", "console",
+             "indicators"}
 
 
 def test_every_benchmark_scenario_produces_its_figures(tmp_path):

@@ -13,17 +13,17 @@ from collections.abc import Iterable
 import aiohttp
 from aiohttp import web
 
-from adapters.penal import codec
+from adapters.penal import codec, plans
 from adapters.penal.client import CUSTODY_HISTORY
 from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder, not_found, soap_simulator
-from gateway.domain import ReleaseEvent, ReleaseNotice
+from gateway.domain import ReleaseEvent, ReleaseNotice, ResocialisationPlan
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.client import ServiceClient, ServiceMessages
 from gateway.soap.envelope import BusResponse, MessageType
 from gateway.soap.server import SoapCall
 
-__all__ = ["create_simulator", "push_release_notices"]
+__all__ = ["create_simulator", "push_plan", "push_release_notices"]
 
 RELEASE_NOTICES_PATH = "/soap/release-notices"
 _MAX_BODY_BYTES = 1024 * 1024
@@ -87,3 +87,33 @@ async def push_release_notices(
         )
         case_ids.append(service.messages.decoded(data, codec.decode_release_notice_receipt))
     return case_ids
+
+
+PLANS_PATH = "/soap/resocialisation-plans"
+
+
+async def push_plan(
+    gateway_url: str,
+    plan_id: str,
+    version: int,
+    plan: ResocialisationPlan,
+    session: aiohttp.ClientSession,
+    *,
+    message_id: str | None = None,
+    sender_id: str = "penal",
+    timeout: float = 10.0,
+    signer: Signer | None = None,
+    verifier: Verifier | None = None,
+) -> dict:
+    """Send one version of a re-socialisation plan to the gateway's resocialisation-plans service, signed
+    with ``signer``; returns the receipt (plan id, version, recipients, referrals, duplicate). The first
+    version goes as NOTIFICATION, later ones as UPDATE. Refusals raise ``SourceRejected``."""
+    service = ServiceClient(
+        ServiceMessages("gateway", "resocialisation-plans.wsdl", sender_id=sender_id, signer=signer,
+                        verifier=verifier),
+        gateway_url.rstrip("/") + PLANS_PATH, session, timeout=timeout,
+    )
+    data = await service.call("resocialisation-plans", plans.encode_plan(plan_id, version, plan),
+                              message_id=message_id or str(uuid.uuid4()),
+                              message_type=MessageType.NOTIFICATION if version == 1 else MessageType.UPDATE)
+    return service.messages.decoded(data, plans.decode_plan_receipt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.adaptation.simulator import add_reception
 from adapters.population import Population
 from adapters.probation.codec import probation_notice_from_json
 from adapters.simulation import Behaviour, NoticeRefused, Recorder, decoded, read_json, simulator_app, simulator_of
@@ -36,4 +37,5 @@ def create_simulator(
         return web.json_response({"received": True, "duplicate": seen > 1}, status=202 if seen == 1 else 200)
 
     app.router.add_post(PATH, receive)
+    add_reception(app, "/plans", "probation")
     return app

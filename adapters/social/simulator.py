@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.adaptation.simulator import add_reception as add_plan_reception
 from adapters.employment.simulator import add_reception
 from adapters.population import Population
 from adapters.simulation import Behaviour, Recorder, decoded, read_json, simulator_app, simulator_of
@@ -37,6 +38,9 @@ def create_simulator(
     app[_REGISTER_IDS] = {}
     app.router.add_post("/social/v1/status/_search", _social_status)
     app.router.add_post("/referrals", _referral)
+    # The adaptation partners' reception of re-socialisation plans (config/members.toml).
+    for partner in ("akimat-social", "adaptation-centre", "ngo-partner"):
+        add_plan_reception(app, f"/plans/{partner}", partner)
     add_reception(app, population)
     return app
 

@@ -25,7 +25,12 @@ __all__ = [
     "REGIONS",
     "WATCH_MONTHS",
     "AccompanimentStage",
+    "DYNAMIC_NEEDS",
     "ImplausibleDate",
+    "NeedRating",
+    "PlanNotice",
+    "PlanNoticeMeasure",
+    "RISK_INSTRUMENTS",
     "OutcomeRefused",
     "PlannedMeasure",
     "Quarter",
@@ -284,6 +289,15 @@ class PlannedMeasure(CanonicalModel):
     due: dt.date
 
 
+RISK_INSTRUMENTS: dict[str, int] = {"LS/CMI": 43, "LSI-R": 54}
+"""The RNR instruments a plan's assessment may be made with, and each one's highest total score."""
+
+DYNAMIC_NEEDS = ("education_employment", "family_marital", "leisure_recreation", "companions", "alcohol_drug",
+                 "procriminal_attitude")
+"""The need domains measures can change: what partners are told. The criminal history (static) and
+the antisocial pattern are the assessment's, and stay with probation."""
+
+
 class ResocialisationPlan(CanonicalModel):
     """The individual re-socialisation programme drawn up before release by the probation service
     with the facility, carried on after release (§3.3). The assessment is the officer's RNR
@@ -299,6 +313,12 @@ class ResocialisationPlan(CanonicalModel):
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
+        top = RISK_INSTRUMENTS.get(self.assessment.instrument)
+        if top is None:
+            raise ValueError(f"assessment.instrument must be one of {', '.join(RISK_INSTRUMENTS)}")
+        if self.assessment.score > top:
+            raise ValueError(f"assessment.score {self.assessment.score} is out of range: "
+                             f"{self.assessment.instrument} scores 0 to {top}")
         if self.assessment.assessment_date > self.drawn_up:
             raise ValueError("the plan is drawn up before the assessment it rests on")
         if self.review_by < self.drawn_up:
@@ -316,3 +336,53 @@ class ResocialisationPlan(CanonicalModel):
 
     def measures_in(self, category: AssistanceCategory) -> tuple[PlannedMeasure, ...]:
         return tuple(m for m in self.measures if m.category is category)
+
+
+class NeedRating(CanonicalModel):
+    domain: Text
+    level: NeedLevel
+
+
+class PlanNoticeMeasure(CanonicalModel):
+    category: AssistanceCategory
+    responsible: Organisation
+    due: dt.date
+    description: Text | None = None
+    """The officer's own words: free text may say anything (the offence, a diagnosis), so only
+    probation receives it."""
+    referral_id: Text | None = None
+    """When the responsible body is a member of the exchange: the referral it reports the outcome on."""
+
+
+class PlanNotice(CanonicalModel):
+    """One version of a re-socialisation plan as it is sent to those who carry it out: post-release
+    probation and the adaptation-stage partners. Each recipient gets what the disclosure policy lets
+    its role see: partners the needs and the planned measures, never the assessment (the score, the
+    band, the criminal history) nor the officer's free text."""
+
+    plan_id: Text
+    version: int = Field(ge=1)
+    iin: IIN
+    stage: AccompanimentStage
+    needs: tuple[NeedRating, ...]
+    measures: tuple[PlanNoticeMeasure, ...] = Field(min_length=1)
+    responsible_body: Organisation
+    drawn_up: dt.date
+    review_by: dt.date
+    release_date: dt.date | None = None
+    assessment: RiskNeeds | None = None
+
+    @classmethod
+    def of(cls, plan_id: str, version: int, plan: ResocialisationPlan, *, release_date: dt.date | None,
+           referral_ids: dict[int, str] | None = None) -> PlanNotice:
+        levels = plan.assessment.model_dump()
+        return cls(
+            plan_id=plan_id, version=version, iin=plan.iin, stage=plan.stage,
+            needs=tuple(NeedRating(domain=name, level=levels[name]) for name in DYNAMIC_NEEDS),
+            measures=tuple(PlanNoticeMeasure(category=m.category, responsible=m.responsible, due=m.due,
+                                             description=m.description,
+                                             referral_id=(referral_ids or {}).get(n))
+                           for n, m in enumerate(plan.measures)),
+            responsible_body=plan.responsible_body, drawn_up=plan.drawn_up, review_by=plan.review_by,
+            release_date=release_date, assessment=plan.assessment,
+        )

@@ -138,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="leave the gateway running after the summary, with console logins for each role")
     demo.add_argument("--relay", action="store_true", help="run the relay alone: senders, a flaky receiver, the DLQ")
     demo.add_argument("--messages", type=int, default=3000, help="with --relay: how many messages")
+    demo.add_argument("--years", type=int, help="run the synthetic population through this many simulated years "
+                                                "and print the Strategy's three indicators")
+    demo.add_argument("--people", type=int, default=1500, help="with --years: size of the synthetic population")
+    demo.add_argument("--seed", type=int, default=20261126, help="with --years: the story's seed")
 
     simulate = with_config(command("simulate", _simulate, "run every agency simulator on the configured ports"))
     simulate.add_argument("--gateway-url", default="http://127.0.0.1:8080", help="where clinics send acknowledgements")
@@ -469,9 +473,12 @@ def _user_list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.entrypoints.tools import demo, relay_demo
+    from gateway.entrypoints.tools import demo, relay_demo, years
 
     configure_logging("error", "json")
+    if args.years is not None:
+        return years.main(years=args.years, people=args.people, as_json=args.json, store_url=args.store,
+                          seed=args.seed)
     if args.relay:
         return relay_demo.main(as_json=args.json, messages=args.messages, store_url=args.store)
     return demo.main(as_json=args.json, store_url=args.store, keep=args.keep)

@@ -41,6 +41,7 @@ from gateway.domain import (
     AssistanceReferral,
     ContinuityOfCareNotice,
     EmploymentNotice,
+    PlanNotice,
     ProbationNotice,
     PreTrialReport,
     ReleaseNotice,
@@ -87,7 +88,7 @@ __all__ = [
 DOCUMENT_TYPES: Mapping[str, type[BaseModel]] = {
     model.__name__: model
     for model in (PreTrialReport, ReleaseNotice, ContinuityOfCareNotice, EmploymentNotice, AssistanceReferral,
-                  ProbationNotice)
+                  ProbationNotice, PlanNotice)
 }
 """The canonical documents that leave the gateway, by the type name a rule is written for."""
 

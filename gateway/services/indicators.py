@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import hashlib
 import io
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -43,9 +44,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.domain import AssistanceCategory, Quarter, ReferralState
 from gateway.domain.outcomes import REGIONS, UNKNOWN_REGION, add_months
 from gateway.services.suppression import Cell, suppress
-from gateway.store import IndicatorEvents, IndicatorStore
+from gateway.store import IndicatorCounts, IndicatorEvents, IndicatorStore
 
-__all__ = ["DEFINITIONS", "IndicatorFilter", "IndicatorReport", "Indicators", "InvalidFilter", "as_csv", "compute"]
+__all__ = ["DEFINITIONS", "IndicatorFilter", "IndicatorReport", "Indicators", "InvalidFilter", "as_csv", "compute",
+           "counts_of"]
 
 NATIONAL = "KZ"
 WINDOWS = (12, 24, 36)
@@ -171,15 +173,64 @@ DEFINITIONS: dict[str, Definition] = {
 }
 
 
-def compute(events: IndicatorEvents, today: dt.date) -> list[Indicator]:
-    """Every indicator for every region and quarter, suppressed; filters select from this."""
+def compute(data: IndicatorCounts | IndicatorEvents, today: dt.date) -> list[Indicator]:
+    """Every indicator for every region and quarter, suppressed; filters select from this. ``data`` is
+    what the store counted (``IndicatorStore.indicator_counts``), or events to count here first."""
+    counts = data if isinstance(data, IndicatorCounts) else counts_of(data)
     current = Quarter.of(today)
-    first = min((Quarter.of(day) for day in _days(events)), default=current)
-    if current < first:
-        first = current
+    first = min(Quarter.of(counts.first_day), current) if counts.first_day is not None else current
     quarters = _quarters(first, current)
-    return [*_reoffence(events, today, quarters), _assisted(events, today, quarters),
-            _assisted_by_category(events, today, quarters), _placement(events, quarters)]
+    return [*_reoffence(counts, today, quarters), _assisted(counts, today, quarters),
+            _assisted_by_category(counts, today, quarters), _placement(counts, quarters)]
+
+
+def counts_of(events: IndicatorEvents) -> IndicatorCounts:
+    """What ``IndicatorStore.indicator_counts`` counts in the database, counted from the events one by
+    one: the definition the set-based queries are held to (tests/store/test_store_indicators.py)."""
+    signals: dict[str, list[dt.date]] = defaultdict(list)
+    for signal in events.reoffences:
+        signals[signal.pseudonym].append(signal.on)
+    releases: dict[str, list[dt.date]] = defaultdict(list)
+    for release in events.releases:
+        releases[release.pseudonym].append(release.release_date)
+    released: dict[tuple[str, str], int] = defaultdict(int)
+    signalled = []
+    for release in events.releases:
+        released[(release.region, release.cohort)] += 1
+        day = release.release_date
+        later = min((d for d in releases[release.pseudonym] if d > day), default=None)
+        first = min((on for on in signals[release.pseudonym] if day < on and (later is None or on < later)),
+                    default=None)
+        if first is not None:
+            signalled.append((release.region, release.cohort, day, first))
+    assisted: dict[tuple[str, str], set[str]] = defaultdict(set)
+    by_category: dict[tuple[str, str], set[str]] = defaultdict(set)
+    needed: dict[tuple[str, str], set[str]] = defaultdict(set)
+    placed: dict[tuple[str, str], set[str]] = defaultdict(set)
+    open_cells: set[tuple[str, str]] = set()
+    for referral in events.referrals:
+        provided = dict(referral.transitions).get(ReferralState.PROVIDED.value)
+        if provided is not None:
+            assisted[(referral.region, str(Quarter.of(provided)))].add(referral.pseudonym)
+            by_category[(referral.category, str(Quarter.of(provided)))].add(referral.pseudonym)
+        if referral.category != AssistanceCategory.PLACE_TO_STAY.value:
+            continue
+        key = (referral.region, str(Quarter.of(referral.transitions[0][1])))
+        needed[key].add(referral.pseudonym)
+        if referral.state == ReferralState.PROVIDED.value:
+            placed[key].add(referral.pseudonym)
+        elif referral.state in (ReferralState.SENT.value, ReferralState.ACCEPTED.value):
+            open_cells.add(key)
+    days = [on for referral in events.referrals for _, on in referral.transitions]
+    days += [release.release_date for release in events.releases]
+    return IndicatorCounts(
+        first_day=min(days, default=None),
+        released=tuple((*key, n) for key, n in released.items()),
+        signalled=tuple(signalled),
+        assisted=tuple((*key, len(v)) for key, v in assisted.items()),
+        assisted_by_category=tuple((*key, len(v)) for key, v in by_category.items()),
+        placement=tuple((*key, len(v), len(placed[key]), key in open_cells) for key, v in needed.items()),
+    )
 
 
 class Indicators:
@@ -196,6 +247,8 @@ class Indicators:
         self._reuse_seconds = reuse_seconds
         self._computed: tuple[float, dt.date, list[Indicator]] | None = None
         self._lock = asyncio.Lock()
+        # The published bodies of the current computation, by (filter, format): rendered once.
+        self._rendered: dict[tuple[float, IndicatorFilter, str], tuple[bytes, str]] = {}
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self._clock(), _ASTANA).date()
@@ -207,15 +260,33 @@ class Indicators:
                 at, day, indicators = self._computed
                 if day == today and 0 <= now - at < self._reuse_seconds:
                     return indicators
-            events = await self._store.indicator_events()
-            # Pure computation over every event: off the event loop, which keeps serving.
-            indicators = await asyncio.to_thread(compute, events, today)
+            counts = await self._store.indicator_counts()
+            # Pure computation over the counts and every release: off the event loop, which keeps serving.
+            indicators = await asyncio.to_thread(compute, counts, today)
             self._computed = (now, today, indicators)
             return indicators
 
-    async def report(self, wanted: IndicatorFilter) -> IndicatorReport:
+    async def published(self, wanted: IndicatorFilter, output: Literal["json", "csv"]) -> tuple[bytes, str]:
+        """The report as published, JSON or CSV, and its digest (for the ETag): rendered once per
+        computation and filter, so a client served from the reused computation costs no rendering."""
         today = self.today()
         indicators = await self._indicators(today)
+        key = (self._computed[0] if self._computed else 0.0, wanted, output)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            report = self._report(today, wanted, indicators)
+            body = (as_csv(report) if output == "csv" else report.model_dump_json()).encode("utf-8")
+            rendered = (body, hashlib.sha256(body).hexdigest())
+            if not any(k[0] == key[0] for k in self._rendered) or len(self._rendered) >= 256:
+                self._rendered.clear()  # an older computation's, or too many filters
+            self._rendered[key] = rendered
+        return rendered
+
+    async def report(self, wanted: IndicatorFilter) -> IndicatorReport:
+        today = self.today()
+        return self._report(today, wanted, await self._indicators(today))
+
+    def _report(self, today: dt.date, wanted: IndicatorFilter, indicators: list[Indicator]) -> IndicatorReport:
         return IndicatorReport(
             computed_on=today, filters=wanted.as_dict(), regions={NATIONAL: "Казахстан", **ALL_REGIONS},
             suppression=_SUPPRESSION,
@@ -245,12 +316,6 @@ def as_csv(report: IndicatorReport) -> str:
 # ---------------------------------------------------------------- the computations
 
 
-def _days(events: IndicatorEvents) -> Iterable[dt.date]:
-    yield from (release.release_date for release in events.releases)
-    for referral in events.referrals:
-        yield from (on for _, on in referral.transitions)
-
-
 def _quarters(first: Quarter, last: Quarter) -> list[Quarter]:
     quarters = [first]
     while quarters[-1] < last:
@@ -261,24 +326,15 @@ def _quarters(first: Quarter, last: Quarter) -> list[Quarter]:
 _ROWS = sorted(ALL_REGIONS)
 
 
-def _reoffence(events: IndicatorEvents, today: dt.date, quarters: list[Quarter]) -> list[Indicator]:
-    signals: dict[str, list[dt.date]] = defaultdict(list)
-    for signal in events.reoffences:
-        signals[signal.pseudonym].append(signal.on)
-    releases: dict[str, list[dt.date]] = defaultdict(list)
-    for release in events.releases:
-        releases[release.pseudonym].append(release.release_date)
+def _reoffence(counts: IndicatorCounts, today: dt.date, quarters: list[Quarter]) -> list[Indicator]:
+    cohorts = {str(q): q for q in quarters}
+    released = {(region, cohorts[cohort]): n for region, cohort, n in counts.released}
     indicators = []
     for months in WINDOWS:
-        released: dict[tuple[str, Quarter], int] = defaultdict(int)
         reoffended: dict[tuple[str, Quarter], int] = defaultdict(int)
-        for release in events.releases:
-            key = (release.region, Quarter.of(release.release_date))
-            released[key] += 1
-            later = [day for day in releases[release.pseudonym] if day > release.release_date]
-            until = min([add_months(release.release_date, months), *(day - dt.timedelta(days=1) for day in later)])
-            if any(release.release_date < on <= until for on in signals[release.pseudonym]):
-                reoffended[key] += 1
+        for region, cohort, day, first in counts.signalled:
+            if first <= add_months(day, months):
+                reoffended[(region, cohorts[cohort])] += 1
         statuses = ["final" if today > add_months(q.last_day, months) else "window_open" for q in quarters]
         indicators.append(Indicator(
             id=f"reoffence_{months}m", unit="%", strategy_indicator=1, definition=DEFINITIONS[f"reoffence_{months}m"],
@@ -288,15 +344,15 @@ def _reoffence(events: IndicatorEvents, today: dt.date, quarters: list[Quarter])
     return indicators
 
 
-def _assisted(events: IndicatorEvents, today: dt.date, quarters: list[Quarter]) -> Indicator:
-    persons: dict[tuple[str, Quarter], set[str]] = defaultdict(set)
-    for referral in events.referrals:
-        provided = dict(referral.transitions).get(ReferralState.PROVIDED.value)
-        if provided is not None:
-            persons[(referral.region, Quarter.of(provided))].add(referral.pseudonym)
-    counts = {key: len(value) for key, value in persons.items()}
+def _by_quarter(rows: Iterable[tuple[str, str, int]], quarters: list[Quarter]) -> dict[tuple[str, Quarter], int]:
+    known = {str(q): q for q in quarters}
+    return {(key, known[quarter]): n for key, quarter, n in rows if quarter in known}
+
+
+def _assisted(counts: IndicatorCounts, today: dt.date, quarters: list[Quarter]) -> Indicator:
+    persons = _by_quarter(counts.assisted, quarters)
     statuses = ["partial" if q == Quarter.of(today) else "final" for q in quarters]
-    table = suppress([[counts.get((region, q), 0) for q in quarters] for region in _ROWS], row_totals=False)
+    table = suppress([[persons.get((region, q), 0) for q in quarters] for region in _ROWS], row_totals=False)
     cells = []
     for row, region in [*enumerate(_ROWS), (None, NATIONAL)]:
         for column, quarter in enumerate(quarters):
@@ -308,16 +364,12 @@ def _assisted(events: IndicatorEvents, today: dt.date, quarters: list[Quarter]) 
                      definition=DEFINITIONS["persons_assisted"], cells=cells)
 
 
-def _assisted_by_category(events: IndicatorEvents, today: dt.date, quarters: list[Quarter]) -> Indicator:
-    persons: dict[tuple[str, Quarter], set[str]] = defaultdict(set)
-    for referral in events.referrals:
-        provided = dict(referral.transitions).get(ReferralState.PROVIDED.value)
-        if provided is not None:
-            persons[(referral.category, Quarter.of(provided))].add(referral.pseudonym)
+def _assisted_by_category(counts: IndicatorCounts, today: dt.date, quarters: list[Quarter]) -> Indicator:
+    persons = _by_quarter(counts.assisted_by_category, quarters)
     categories = list(AssistanceCategory)
     # Categories do not add up to the persons assisted (one person, several kinds of help): no total
     # relates them, so each cell is suppressed on its own.
-    table = suppress([[len(persons.get((c.value, q), ())) for q in quarters] for c in categories],
+    table = suppress([[persons.get((c.value, q), 0) for q in quarters] for c in categories],
                      row_totals=False, column_totals=False)
     cells = [IndicatorCell(region=NATIONAL, period=str(quarter), category=category, numerator=cell.published,
                            value=cell.value if cell.hidden is None else None,
@@ -329,22 +381,12 @@ def _assisted_by_category(events: IndicatorEvents, today: dt.date, quarters: lis
                      definition=DEFINITIONS["persons_assisted"], cells=cells)
 
 
-def _placement(events: IndicatorEvents, quarters: list[Quarter]) -> Indicator:
-    needed: dict[tuple[str, Quarter], set[str]] = defaultdict(set)
-    placed: dict[tuple[str, Quarter], set[str]] = defaultdict(set)
-    open_cells: set[tuple[str, Quarter]] = set()
-    for referral in events.referrals:
-        if referral.category != AssistanceCategory.PLACE_TO_STAY.value:
-            continue
-        key = (referral.region, Quarter.of(referral.transitions[0][1]))
-        needed[key].add(referral.pseudonym)
-        if referral.state == ReferralState.PROVIDED.value:
-            placed[key].add(referral.pseudonym)
-        elif referral.state in (ReferralState.SENT.value, ReferralState.ACCEPTED.value):
-            open_cells.add(key)
+def _placement(counts: IndicatorCounts, quarters: list[Quarter]) -> Indicator:
+    needed = _by_quarter(((r, q, n) for r, q, n, _, _ in counts.placement), quarters)
+    placed = _by_quarter(((r, q, p) for r, q, _, p, _ in counts.placement), quarters)
+    open_cells = set(_by_quarter(((r, q, 1) for r, q, _, _, o in counts.placement if o), quarters))
     column_open = [any(key[1] == q for key in open_cells) for q in quarters]
-    cells = _rate_cells({k: len(v) for k, v in placed.items()}, {k: len(v) for k, v in needed.items()}, quarters,
-                        ["final"] * len(quarters), rate_when=lambda s: True,
+    cells = _rate_cells(placed, needed, quarters, ["final"] * len(quarters), rate_when=lambda s: True,
                         cell_status=lambda region, q: "partial" if (region, q) in open_cells else None,
                         national_status=lambda column: "partial" if column_open[column] else None)
     return Indicator(id="placement_share", unit="%", strategy_indicator=3, definition=DEFINITIONS["placement_share"],

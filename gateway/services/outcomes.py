@@ -22,7 +22,14 @@ from gateway.domain import (
 )
 from gateway.domain.canonical import Text
 from gateway.domain.outcomes import REGIONS
-from gateway.store import ConflictError, IndicatorStore, RecordReferralOutcome, RecordReoffence
+from gateway.store import (
+    ConflictError,
+    DecideReferralOutcome,
+    IndicatorReferral,
+    IndicatorStore,
+    RecordReferralOutcome,
+    RecordReoffence,
+)
 from gateway.workflows.outcomes import OutcomeTracking, PseudonymKeys
 
 __all__ = ["NotWatched", "OutcomeIntake", "OutcomeReport", "ReferralRegistration", "UnknownReferral"]
@@ -112,21 +119,25 @@ class OutcomeIntake:
         """Record ``outcome`` of a referral sent to ``caller``. Raises ``UnknownReferral``,
         ``ImplausibleDate`` or ``ReferralConflict``; on any of them nothing is written."""
         key = self._pseudonyms.referral(referral_id)
-        for _ in range(_ATTEMPTS):
-            stored = await self._store.indicator_referral(key)
+        today = self.today()
+
+        def decide(stored: IndicatorReferral | None) -> RecordReferralOutcome | None:
             if stored is None or stored.recipient != caller:
                 raise UnknownReferral("no referral with this id was sent to you")
             history = ReferralHistory.model_validate({
                 "category": stored.category, "release_date": stored.release_date,
                 "transitions": [{"state": state, "on": on} for state, on in stored.transitions]})
-            if history.record(outcome.state, outcome.date, today=self.today()) is None:
-                return Recorded(outcome.state.value, duplicate=True)
+            if history.record(outcome.state, outcome.date, today=today) is None:
+                return None  # exactly this is recorded already
+            return RecordReferralOutcome(key, stored.state, outcome.state.value, outcome.date)
+
+        for _ in range(_ATTEMPTS):
             try:
-                await self._store.apply([RecordReferralOutcome(key, stored.state, outcome.state.value, outcome.date)],
-                                        self._clock())
+                # Checked and written in one transaction of the store, in one round trip.
+                (written,) = await self._store.apply([DecideReferralOutcome(key, decide)], self._clock())
             except ConflictError:
-                continue  # another outcome came first: check this one against it
-            return Recorded(outcome.state.value, duplicate=False)
+                continue  # another outcome came first (a concurrent writer): check this one against it
+            return Recorded(outcome.state.value, duplicate=written is None)
         raise ReferralConflict("the referral kept changing while this outcome was checked; send it again")
 
     async def reoffence(self, signal: ReoffenceSignal) -> Recorded:

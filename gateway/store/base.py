@@ -317,7 +317,18 @@ class RecordReoffence:
     region: str
 
 
-IndicatorCommand = RecordRelease | RecordReferral | RecordReferralOutcome | RecordReoffence
+@dataclass(frozen=True, slots=True)
+class DecideReferralOutcome:
+    """Read the referral ``referral_key`` and write what ``decide`` makes of it, in one transaction
+    (one round trip: an outcome costs what a relayed message does). ``decide`` is pure: given the
+    stored referral, or None, it returns the ``RecordReferralOutcome`` to write, or None to write
+    nothing; what it raises is the command's error, and nothing is written. Result: what was written."""
+
+    referral_key: str
+    decide: Callable[[IndicatorReferral | None], RecordReferralOutcome | None]
+
+
+IndicatorCommand = RecordRelease | RecordReferral | RecordReferralOutcome | DecideReferralOutcome | RecordReoffence
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +368,27 @@ class IndicatorEvents:
     releases: tuple[IndicatorRelease, ...]
     referrals: tuple[IndicatorReferral, ...]
     reoffences: tuple[IndicatorReoffence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorCounts:
+    """What the indicators are computed from, counted where the events are kept (set-based): per
+    (region, quarter) the releases, and per release that was followed by a signal the first signal
+    before any later release (indicator 1); the persons assisted and placed by (region or category,
+    quarter) with ``count(DISTINCT pseudonym)`` (indicators 2 and 3). A quarter is written ``2026Q4``."""
+
+    first_day: dt.date | None
+    """The earliest release or referral date, for the first quarter shown."""
+    released: tuple[tuple[str, str, int], ...]
+    """(region, cohort, releases)."""
+    signalled: tuple[tuple[str, str, dt.date, dt.date], ...]
+    """(region, cohort, release date, the first signal dated after it and before the person's next release)."""
+    assisted: tuple[tuple[str, str, int], ...]
+    """(region, quarter provided, persons with a referral provided)."""
+    assisted_by_category: tuple[tuple[str, str, int], ...]
+    """(category, quarter provided, persons)."""
+    placement: tuple[tuple[str, str, int, int, bool], ...]
+    """(region, quarter sent, persons referred for a place to stay, of them placed, any still open)."""
 
 
 Command = AcceptMessage | RecordInbound | SaveCase | ScheduleTimer | CancelTimer | AppendAudit | IndicatorCommand
@@ -581,6 +613,9 @@ class IndicatorStore(Transactions, Protocol):
 
     async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
         """The person's recorded releases, oldest first."""
+
+    async def indicator_counts(self) -> IndicatorCounts:
+        """The counts the indicators are computed from, counted by the database (set-based)."""
 
     async def indicator_events(self) -> IndicatorEvents:
         """Every indicator event, read from one snapshot: the indicators are computed from one moment."""

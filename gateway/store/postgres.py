@@ -135,6 +135,9 @@ class PostgresDialect(Dialect):
             )
         )
 
+    def quarter_of(self, column: str) -> str:
+        return f"to_char({column}, 'YYYY\"Q\"Q')"
+
     def render(self, text: str) -> str:
         return _PLACEHOLDER.sub(lambda m: "%s" if m.group() == "?" else f"%({m.group(1)})s", text.replace("%", "%%"))
 

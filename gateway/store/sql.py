@@ -36,6 +36,7 @@ from gateway.store.base import (
     Command,
     ConflictError,
     Evidence,
+    IndicatorCounts,
     IndicatorEvents,
     IndicatorReferral,
     IndicatorRelease,
@@ -50,6 +51,7 @@ from gateway.store.base import (
     RecordInbound,
     RecordReferral,
     RecordReferralOutcome,
+    DecideReferralOutcome,
     RecordRelease,
     RecordReoffence,
     SaveCase,
@@ -280,6 +282,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_state ON messages (state, delivered_at, recipient);
     CREATE INDEX messages_state_seq ON messages (state, seq);
     """,
+    # 9: the indicators counted by the database (indicator_counts): referral events by state
+    # (the provided and the sent are joined to their referrals), place-to-stay referrals by category.
+    """
+    CREATE INDEX indicator_referral_events_state ON indicator_referral_events (state, referral_key, on_date);
+    CREATE INDEX indicator_referrals_category ON indicator_referrals (category, referral_key);
+    """,
 )
 
 
@@ -446,6 +454,10 @@ class Dialect:
         """A parameter for a {DATE} column: SQLite stores the ISO text, PostgreSQL takes the date."""
         return value
 
+    def quarter_of(self, column: str) -> str:
+        """An expression: the calendar quarter of the {DATE} ``column``, as ``2026Q4``."""
+        raise NotImplementedError
+
     def unindexed(self, column: str) -> str:
         """``column`` in a condition or an order that the planner should not choose an index for."""
         return column
@@ -549,6 +561,11 @@ class Dialect:
                 return (yield from self.append_audit(entries, now))
             case RecordRelease() | RecordReferral() | RecordReferralOutcome() | RecordReoffence():
                 return (yield from self.record_indicator_event(command))
+            case DecideReferralOutcome(referral_key=key, decide=decide):
+                outcome = decide((yield from self.indicator_referral(key)))
+                if outcome is not None:
+                    yield from self.record_indicator_event(outcome)
+                return outcome
         raise TypeError(f"not a store command: {command!r}")
 
     def accept(self, message: NewMessage, now: float) -> Operation[Acceptance]:
@@ -885,6 +902,46 @@ class Dialect:
         )
         return [release_of(row) for row in rows]
 
+    def indicator_counts(self) -> Operation[IndicatorCounts]:
+        """The counts of ``IndicatorCounts``, each one statement the database answers set-based."""
+        released = yield self.rows(
+            "SELECT region, cohort, count(*), min(release_date) FROM indicator_releases GROUP BY region, cohort")
+        # A signal belongs to the release it follows: after it, and before the person's next one.
+        signalled = yield self.rows(
+            "SELECT r.region, r.cohort, r.release_date, min(s.on_date) FROM indicator_releases AS r "
+            "JOIN indicator_reoffences AS s ON s.pseudonym = r.pseudonym AND s.on_date > r.release_date "
+            "WHERE NOT EXISTS (SELECT 1 FROM indicator_releases AS n WHERE n.pseudonym = r.pseudonym "
+            "AND n.release_date > r.release_date AND n.release_date <= s.on_date) "
+            "GROUP BY r.pseudonym, r.release_date, r.region, r.cohort")
+        first = yield self.one("SELECT min(on_date) FROM indicator_referral_events")
+        quarter = self.quarter_of("e.on_date")
+        events = ("FROM indicator_referral_events AS e JOIN indicator_referrals AS r "
+                  "ON r.referral_key = e.referral_key WHERE e.state = 'provided'")
+        assisted = yield self.rows(
+            f"SELECT r.region, {quarter}, count(DISTINCT r.pseudonym) {events} GROUP BY r.region, {quarter}")
+        by_category = yield self.rows(
+            f"SELECT r.category, {quarter}, count(DISTINCT r.pseudonym) {events} GROUP BY r.category, {quarter}")
+        # From the place-to-stay referrals (by category) to their sent event, not from every sent event.
+        placement = yield self.rows(
+            f"SELECT r.region, {quarter}, count(DISTINCT r.pseudonym), "
+            "count(DISTINCT CASE WHEN r.state = 'provided' THEN r.pseudonym END), "
+            "max(CASE WHEN r.state IN ('sent', 'accepted') THEN 1 ELSE 0 END) "
+            "FROM indicator_referrals AS r JOIN indicator_referral_events AS e "
+            f"ON e.referral_key = r.referral_key AND {self.unindexed('e.state')} = 'sent' "
+            f"WHERE r.category = 'PLACE_TO_STAY' GROUP BY r.region, {quarter}")
+        days = [day_of(row[3]) for row in released]
+        if first and first[0] is not None:
+            days.append(day_of(first[0]))
+        return IndicatorCounts(
+            first_day=min(days, default=None),
+            released=tuple((region, cohort, int(n)) for region, cohort, n, _ in released),
+            signalled=tuple((region, cohort, day_of(day), day_of(signal)) for region, cohort, day, signal in signalled),
+            assisted=tuple((region, q, int(n)) for region, q, n in assisted),
+            assisted_by_category=tuple((category, q, int(n)) for category, q, n in by_category),
+            placement=tuple((region, q, int(needed), int(placed), bool(open_))
+                            for region, q, needed, placed, open_ in placement),
+        )
+
     def indicator_events(self) -> Operation[IndicatorEvents]:
         releases = yield self.rows(f"SELECT {_RELEASE_COLUMNS} FROM indicator_releases")
         referrals = yield from self.indicator_referrals()
@@ -1216,6 +1273,9 @@ class SQLStore:
 
     async def indicator_releases_of(self, pseudonym: str) -> list[IndicatorRelease]:
         return await self._read(self._dialect.indicator_releases_of, pseudonym)
+
+    async def indicator_counts(self) -> IndicatorCounts:
+        return await self._read_snapshot(self._dialect.indicator_counts)
 
     async def indicator_events(self) -> IndicatorEvents:
         # One snapshot for all three tables: the indicators are computed from one moment.

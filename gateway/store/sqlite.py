@@ -63,6 +63,9 @@ class SQLiteDialect(Dialect):
     def day(self, value: dt.date) -> Any:
         return value.isoformat()
 
+    def quarter_of(self, column: str) -> str:
+        return f"(substr({column}, 1, 4) || 'Q' || ((CAST(substr({column}, 6, 2) AS INTEGER) + 2) / 3))"
+
     def unindexed(self, column: str) -> str:
         # The unary + keeps SQLite's planner off any index on the column.
         return f"+{column}"

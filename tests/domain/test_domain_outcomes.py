@@ -147,3 +147,39 @@ def test_a_plan_drawn_up_before_its_assessment_is_refused():
                                      responsible=office, due=dt.date(2026, 4, 1)),),
             responsible_body=office, drawn_up=dt.date(2026, 1, 1), review_by=dt.date(2026, 7, 15),
         )
+
+
+def _plan(**assessment):
+    office = Organisation(code="PROB-751", name="Пробация қызметі")
+    fields = {"instrument": "LS/CMI", "score": 21} | assessment
+    return ResocialisationPlan(
+        iin=IIN, stage=AccompanimentStage.CORRECTIONAL,
+        assessment=_assessment().model_copy(update=fields),
+        measures=(PlannedMeasure(category=AssistanceCategory.EMPLOYMENT, description="курсы сварщика",
+                                 responsible=office, due=dt.date(2026, 4, 1)),),
+        responsible_body=office, drawn_up=dt.date(2026, 1, 15), review_by=dt.date(2026, 7, 15),
+    ).model_dump(mode="json")
+
+
+@pytest.mark.parametrize("instrument, top", [("LS/CMI", 43), ("LSI-R", 54)])
+def test_a_plan_score_is_within_its_instruments_range(instrument, top):
+    assert ResocialisationPlan.model_validate(_plan(instrument=instrument, score=top)).assessment.score == top
+    with pytest.raises(ValidationError, match="out of range"):
+        ResocialisationPlan.model_validate(_plan(instrument=instrument, score=top + 1))
+
+
+def test_a_plan_rests_on_a_known_instrument():
+    with pytest.raises(ValidationError, match="instrument must be one of"):
+        ResocialisationPlan.model_validate(_plan(instrument="intuition"))
+
+
+def test_a_plan_notice_carries_the_dynamic_needs_and_the_referral_of_each_measure_to_a_member():
+    from gateway.domain import PlanNotice
+    from gateway.domain.outcomes import DYNAMIC_NEEDS
+
+    plan = ResocialisationPlan.model_validate(_plan())
+    notice = PlanNotice.of("PLAN-1", 3, plan, release_date=dt.date(2026, 2, 1), referral_ids={0: "PLAN-1:x"})
+    assert tuple(n.domain for n in notice.needs) == DYNAMIC_NEEDS
+    assert "criminal_history" not in {n.domain for n in notice.needs}
+    assert notice.measures[0].referral_id == "PLAN-1:x" and notice.version == 3
+    assert notice.assessment == plan.assessment  # whole for probation; the policy cuts it for partners

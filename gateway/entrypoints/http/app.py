@@ -21,7 +21,7 @@ from gateway.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from gateway.entrypoints.http import api, console, ops, outcomes, oversight, workflows
+from gateway.entrypoints.http import api, console, ops, outcomes, oversight, person_copies, workflows
 from gateway.logs import get_logger
 from gateway.web.problems import problem_response
 from gateway.web.identity import caller_identification
@@ -60,6 +60,7 @@ def create_app(services: Services) -> web.Application:
     oversight.add_routes(app)
     workflows.add_routes(app)
     outcomes.add_routes(app)
+    person_copies.add_routes(app)
     soap_endpoint.add_routes(app, services, also=[async_channel.async_channel_service(services)])
     console.add_routes(app)
     return app

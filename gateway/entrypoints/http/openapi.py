@@ -19,6 +19,10 @@ from gateway.entrypoints.http.schemas import (
     Health,
     MessageStatus,
     OutcomeRecorded,
+    PersonCopies,
+    PersonCopyView,
+    PlanRecorded,
+    PlanVersions,
     Problem,
     RelayAccepted,
     ReleaseAccepted,
@@ -33,6 +37,8 @@ from gateway.domain import ReoffenceSignal
 from gateway.entrypoints.http.workflows import ReleaseNoticeEnvelope
 from gateway.services.indicators import IndicatorReport
 from gateway.services.outcomes import OutcomeReport, ReferralRegistration
+from gateway.services.person_copies import HandOver
+from gateway.services.plans import PlanSubmission
 from gateway.security.jws import SIGNATURE_HEADER
 from gateway.config import PURPOSES
 from gateway.web.query import SEQUENCE_MAX
@@ -92,9 +98,9 @@ def _path(name: str, description: str) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     models = [RelayAccepted, MessageStatus, DeadLetter, DeadLetterPage, ReplayRequest, ReplayResult, Problem, Health,
               ReportAccepted, ReportStatus, ReleaseAccepted, ReleaseCaseView, ReleaseCasePage, AcknowledgementRecorded,
-              OutcomeRecorded, IndicatorReport]
+              OutcomeRecorded, PlanRecorded, PlanVersions, PersonCopyView, PersonCopies, IndicatorReport]
     inputs = [PretrialReportRequest, ReleaseNoticeEnvelope, ClinicAcknowledgement, ReferralRegistration,
-              OutcomeReport, ReoffenceSignal]
+              OutcomeReport, ReoffenceSignal, PlanSubmission, HandOver]
     _, schemas = models_json_schema([(m, "serialization") for m in models] + [(m, "validation") for m in inputs],
                                     ref_template=_REF)
     denied = _problems((401, "The caller is not identified"), (403, "The caller may not do this"))
@@ -382,6 +388,67 @@ def _outcome_paths(denied: dict[str, Any]) -> dict[str, Any]:
                           **_problems((404, "No referral with this id was sent to you"),
                                       (409, "The outcome contradicts the referral's history")),
                           **unprocessable, **denied},
+        }},
+        "/api/v1/plans": {"post": {
+            "operationId": "submitPlan",
+            "summary": "A version of a person's re-socialisation plan and RNR assessment (probation, penal system)",
+            "description": "Stored with its version number and sent, through the disclosure policy and the audit "
+            "log, to post-release probation (in full) and to the adaptation partners (needs and measures only). "
+            "Measures whose responsible body is a member become referrals. The same version with the same "
+            "content again is 200 with duplicate true; a lower version than the stored one, or a stored version "
+            "number with other content, is 409; an X-Message-Id reused for other content is 422. See "
+            "docs/workflows.md.",
+            "parameters": [_MEMBER, _JWS, _header("X-Message-Id", "Optional: resending the same id with the same "
+                                                                  "version is answered as before")],
+            "requestBody": _request_body(PlanSubmission),
+            "responses": {"201": _json(PlanRecorded, "Stored and sent"),
+                          "200": _json(PlanRecorded, "Stored before: nothing sent again"),
+                          **_problems((404, "No release of this person is known"),
+                                      (409, "A stale version, or the version number is used for other content"),
+                                      (400, "Malformed JSON"), (415, "Not application/json"),
+                                      (422, "Not recordable: an unknown category, band or instrument, a score out "
+                                            "of range, a date in the future or before the release, a message id "
+                                            "reused, the plan of another person")),
+                          **denied},
+        }},
+        "/api/v1/pretrial-reports/{report_id}/person-copies": {
+            "post": {
+                "operationId": "recordPersonCopy",
+                "summary": "Record that the person (or their representative) was handed a copy of the report (probation)",
+                "description": "The copy is the latest version as the disclosure policy lets the person or the "
+                "representative see it (purpose person_copy: health as flags only); the disclosure is written to "
+                "the audit log with the record. The same hand-over twice is 409.",
+                "parameters": [_path("report_id", "The report"), _MEMBER, _JWS],
+                "requestBody": _request_body(HandOver),
+                "responses": {"201": _json(PersonCopyView, "Recorded, and the disclosure audited"),
+                              **_problems((404, "No such report requested by you, or none assembled yet"),
+                                          (409, "This hand-over is recorded already"),
+                                          (422, "A date in the future or before the request, an unknown language "
+                                                "or form, a representative without name and basis")),
+                              **denied},
+            },
+            "get": {
+                "operationId": "personCopies",
+                "summary": "The hand-overs of a report's copy recorded (probation)",
+                "parameters": [_path("report_id", "The report"), _MEMBER],
+                "responses": {"200": _json(PersonCopies, "The hand-overs, oldest first"),
+                              **_problems((404, "No such report requested by you")), **denied},
+            },
+        },
+        "/api/v1/pretrial-reports/{report_id}/person-copies/{copy_id}/document": {"get": {
+            "operationId": "personCopyDocument",
+            "summary": "The copy as its recipient may see it, for a representative who asks again (probation)",
+            "description": "HTML in the hand-over's language; filtered by the disclosure policy and audited each time.",
+            "parameters": [_path("report_id", "The report"), _path("copy_id", "The hand-over"), _MEMBER],
+            "responses": {"200": {"description": "The report", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          **_problems((404, "No such report or hand-over")), **denied},
+        }},
+        "/api/v1/plans/{plan_id}": {"get": {
+            "operationId": "planVersions",
+            "summary": "The stored versions of a plan: who sent each, when, where it went (probation)",
+            "parameters": [_path("plan_id", "The plan"), _MEMBER],
+            "responses": {"200": _json(PlanVersions, "The versions, oldest first"),
+                          **_problems((404, "No such plan")), **denied},
         }},
         "/api/v1/reoffence-signals": {"post": {
             "operationId": "signalReoffence",

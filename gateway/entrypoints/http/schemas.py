@@ -212,3 +212,47 @@ class OutcomeRecorded(_Model):
     referral_id: str | None = Field(None, description="The referral, for registrations and outcome reports")
     state: str = Field(description="Where the referral stands now; `recorded` for a re-offence signal")
     duplicate: bool = Field(description="True when exactly this was recorded before: nothing changed")
+
+
+class PlanRecorded(_Model):
+    """The answer to a re-socialisation plan's version."""
+
+    plan_id: str
+    version: int
+    recipients: list[str] = Field(description="The members the version was sent to, each as its role may see it")
+    referrals: list[str] = Field(description="The referrals the plan's measures make (their outcomes are reported "
+                                             "on /api/v1/referrals/{referral_id}/outcomes)")
+    duplicate: bool = Field(description="True when exactly this version was stored before: nothing was sent again")
+
+
+class PlanVersionView(_Model):
+    """One stored version of a plan: who sent it, when, and where it went (not its content)."""
+
+    version: int
+    sender: str
+    received_at: float
+    recipients: list[str]
+    referrals: list[str]
+
+
+class PlanVersions(_Model):
+    plan_id: str
+    versions: list[PlanVersionView]
+
+
+class PersonCopyView(_Model):
+    """One hand-over of the person's own copy of a pre-trial report."""
+
+    copy_id: str
+    report_version: int
+    handed_over_on: str
+    language: str
+    form: str
+    to: str = Field(description="person or representative")
+    representative: dict[str, str] | None = Field(None, description="name and basis of the representation")
+    recorded_by: str
+
+
+class PersonCopies(_Model):
+    report_id: str
+    copies: list[PersonCopyView]

@@ -1,4 +1,5 @@
-"""The gateway's own SOAP services under /soap: ``relay`` and, when wired, ``release-notices``.
+"""The gateway's own SOAP services under /soap: ``relay`` and, when wired, ``release-notices`` and
+``resocialisation-plans``.
 
 The caller is identified as for the JSON API (``X-Member-Id`` in the development identity
 mode) and must be the ``senderId`` the envelope names. What a member sends is verified against
@@ -32,6 +33,7 @@ from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
 from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build_request, serialise
 from gateway.soap.faults import SoapFault
+from gateway.entrypoints.soap.plans import plan_service
 from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
 from gateway.store import Evidence, Message
@@ -53,6 +55,8 @@ def add_routes(app: web.Application, services: Services, *, also: Sequence[SoapS
                                  {"SendMessage": _relay(services)}), *also]
     if services.release_intake is not None:
         soap_services.append(release_notice_service(services.release_intake, caller=caller))
+    if services.plans is not None:
+        soap_services.append(plan_service(services.plans, caller=caller))
     SoapEndpoint(
         soap_services,
         max_bytes=services.config.server.max_body_bytes,

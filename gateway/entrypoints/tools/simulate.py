@@ -140,9 +140,10 @@ def configured_ports(config: GatewayConfig) -> dict[str, int]:
     return ports
 
 
-# Members played by a simulator of another system: employment centres by the social
-# simulator, the regional health authority by the health simulator.
-_PLAYED_BY = {"employment": "social", "health-authority": "health"}
+# Members played by a simulator of another system: employment centres and the adaptation
+# partners by the social simulator, the regional health authority by the health simulator.
+_PLAYED_BY = {"employment": "social", "health-authority": "health", "akimat-social": "social",
+              "adaptation-centre": "social", "ngo-partner": "social"}
 
 
 def system_config(
