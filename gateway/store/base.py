@@ -161,6 +161,9 @@ class AuditRecord:
     entry: bytes
     recorded_at: float
     subject_key: str | None = None
+    tree_size: int | None = None
+    """The size the log reached with this entry's batch (a tree head is signed at it); None
+    while the batch is still open (SQLite, until the next sequencing round)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,7 +521,13 @@ class AuditStore(Transactions, Protocol):
 
     async def audit_by_subject(self, subject_key: str, limit: int = 1000) -> list[AuditRecord]: ...
 
+    async def sequence_audit(self) -> None:
+        """Number every entry committed so far, as one batch: afterwards ``read_audit`` and
+        ``audit_by_subject`` see them, and the batch's entries carry its ``tree_size``."""
+
     async def save_tree_head(self, head: TreeHead) -> None: ...
+
+    async def save_tree_heads(self, heads: Sequence[TreeHead]) -> None: ...
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]: ...
 
