@@ -81,7 +81,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.store.base import Acceptance, AcceptMessage, AppendAudit, Command, Message, NewAuditEntry, NewMessage, StoreError, Timer
+from gateway.store.base import (
+    Acceptance, AcceptMessage, AppendAudit, AuditRecord, Command, Message, NewAuditEntry, NewMessage, StoreError, Timer,
+)
 from gateway.store.sql import (
     FINISH_ATTEMPT, LOG_ATTEMPT, MESSAGE_COLUMNS, MIGRATIONS, NOT_HELD_BACK, TIMER_COLUMNS, Dialect, Fetch, Operation,
     SQLStore, Statement, message_of, new_message_params, qualified, resend, timer_of,
@@ -364,6 +366,10 @@ class PostgresStore(SQLStore):
         self._rounds_wanted: list[tuple[Sequence[int], asyncio.Future]] = []
         self._round_due = asyncio.Event()
         self._sequencer: asyncio.Task | None = None
+        # Audited commits of this instance, and how many of them the last round covered: a
+        # read of the log waits for a round only when this instance wrote entries since.
+        self._audited_commits = 0
+        self._sequenced_commits = 0
 
     # -- lifecycle
 
@@ -547,6 +553,7 @@ class PostgresStore(SQLStore):
                 await _lock_for(conn, self._schema, atomic)
                 result = await _execute(conn, operation(*args))
         if _audited(atomic):
+            self._audited_commits += 1
             self._round_due.set()
         return result
 
@@ -584,6 +591,7 @@ class PostgresStore(SQLStore):
             await asyncio.gather(*(self._answer(item, self._write_alone) for item in batch))
             return
         if any(_audited(atomic) for _, _, atomic, _ in batch):
+            self._audited_commits += 1
             self._round_due.set()
         for (*_, future), result in zip(batch, results, strict=True):
             if not future.done():
@@ -614,6 +622,25 @@ class PostgresStore(SQLStore):
     async def sequence_audit(self) -> None:
         await self._numbered([])
 
+    # Reads of the log see every entry this instance committed before them (read your writes);
+    # entries another instance committed are numbered by its own round a moment later.
+
+    async def audit_size(self) -> int:
+        await self._own_entries_numbered()
+        return await super().audit_size()
+
+    async def read_audit(self, start_seq: int = 1, limit: int = 1000) -> list[AuditRecord]:
+        await self._own_entries_numbered()
+        return await super().read_audit(start_seq, limit)
+
+    async def audit_by_subject(self, subject_key: str, limit: int = 1000) -> list[AuditRecord]:
+        await self._own_entries_numbered()
+        return await super().audit_by_subject(subject_key, limit)
+
+    async def _own_entries_numbered(self) -> None:
+        if self._audited_commits > self._sequenced_commits:
+            await self._numbered([])
+
     async def _numbered(self, pending_ids: Sequence[int]) -> dict[int, list[int]]:
         """The seqs of committed pending rows, after the next sequencing round."""
         if self._sequencer is None:
@@ -637,6 +664,7 @@ class PostgresStore(SQLStore):
                 await asyncio.sleep(_SEQUENCE_PAUSE_SECONDS)
             self._round_due.clear()
             wanted, self._rounds_wanted = self._rounds_wanted, []
+            covered = self._audited_commits
             try:
                 numbered = await self._write_alone(
                     self._dialect.sequence_audit, [i for ids, _ in wanted for i in ids], atomic=()
@@ -648,6 +676,7 @@ class PostgresStore(SQLStore):
                     if not waiter.done():
                         waiter.set_exception(exc if isinstance(exc, StoreError) else StoreError(str(exc)))
                 continue
+            self._sequenced_commits = max(self._sequenced_commits, covered)
             for ids, waiter in wanted:
                 if not waiter.done():
                     waiter.set_result({i: numbered[i] for i in ids if i in numbered})
