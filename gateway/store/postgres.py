@@ -31,9 +31,10 @@ safe here explicitly:
   as one row, to ``audit_pending``, which commits or rolls back with the disclosure.
   A sequencing round moves every committed pending row into ``audit_log``, numbered
   from ``max(seq) + 1`` in pending order, as one batch whose ``tree_size`` is the
-  size the log reaches: no gaps and no forks, because rounds hold a transaction-scoped
-  advisory lock of the schema's audit log (whichever instance runs one; only rounds
-  wait for each other). A SEQUENCE would leave a gap at every rollback, and the
+  size the log reaches: no gaps and no forks, because a round runs only while it holds
+  a transaction-scoped advisory lock of the schema's audit log (whichever instance gets
+  it; an instance that finds it taken tries again a few milliseconds later instead of
+  queueing behind it). A SEQUENCE would leave a gap at every rollback, and the
   Merkle leaf index is ``seq - 1``. Each instance runs a round shortly after its own
   audited commits, at once for a caller that needs the numbers (``AppendAudit``'s
   result), and every second in case an instance died with entries pending: a
@@ -189,12 +190,17 @@ class PostgresDialect(Dialect):
         )
         return PendingAudit(pending_id)
 
-    def sequence_audit(self, wanted: Sequence[int] = ()) -> Operation[dict[int, list[int]]]:
+    def sequence_audit(self, wanted: Sequence[int] = ()) -> Operation[dict[int, list[int]] | None]:
         """A sequencing round, in a transaction: number every committed pending row, in batches
-        of at most ``_SEQUENCE_BATCH`` rows; the seqs of the ``wanted`` pending rows."""
+        of at most ``_SEQUENCE_BATCH`` rows; the seqs of the ``wanted`` pending rows. None, and
+        nothing done, while another round holds the log's lock: nobody queues behind it."""
         # The lock is granted before the next statement takes its snapshot: max(seq) is the
         # last entry any round numbered, and rows committed later wait for the next round.
-        yield Statement("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self._sequencer_lock,), Fetch.ONE)
+        (locked,) = yield Statement(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", (self._sequencer_lock,), Fetch.ONE
+        )
+        if not locked:
+            return None
         numbered: dict[int, list[int]] = {}
         while True:
             rows = yield Statement(_SEQUENCE, {"limit": _SEQUENCE_BATCH}, Fetch.ROWS)
@@ -294,6 +300,8 @@ _SEQUENCE = """
 # often an idle instance looks for entries an instance that died left pending.
 _SEQUENCE_PAUSE_SECONDS = 0.05
 _SEQUENCE_SWEEP_SECONDS = 1.0
+# How soon a round that found another one running tries again.
+_SEQUENCE_RETRY_SECONDS = 0.005
 # Writes of one batch (one transaction, one COMMIT), and batches in flight at once per instance.
 _GROUP_COMMIT_MAX = 256
 _COMMITTERS = 3
@@ -675,6 +683,13 @@ class PostgresStore(SQLStore):
                 for _, waiter in wanted:
                     if not waiter.done():
                         waiter.set_exception(exc if isinstance(exc, StoreError) else StoreError(str(exc)))
+                continue
+            if numbered is None:
+                # Another instance's round holds the lock: try again shortly (it may number these
+                # entries itself, if it took its snapshot after their commit).
+                self._rounds_wanted[:0] = wanted
+                self._round_due.set()
+                await asyncio.sleep(_SEQUENCE_RETRY_SECONDS)
                 continue
             self._sequenced_commits = max(self._sequenced_commits, covered)
             for ids, waiter in wanted:
