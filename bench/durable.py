@@ -167,7 +167,9 @@ async def _postgres(bench: Bench, section: Section, count: int, body: bytes) -> 
         rates[instances] = measured.delivered_per_second
         section.add(f"{label}: lock waits, % of the gateways' backends in a transaction", waits.percent, "%",
                     target="<= 5 %", met=None if waits.percent is None else waits.percent <= 5,
-                    note=f"{waits.samples} samples of pg_stat_activity, every 10 ms")
+                    note=f"{waits.samples} samples of pg_stat_activity, every 10 ms; waiting for: "
+                         + (", ".join(f"{event} {count}" for event, count in
+                                      sorted(waits.events.items(), key=lambda item: -item[1])) or "nothing"))
         section.add(f"{label}: ratio to single-row transactions, 1 connection",
                     ratio(measured.delivered_per_second, one), "x")
         section.add(f"{label}: ratio to single-row transactions, 16 connections",

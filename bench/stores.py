@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -84,6 +84,8 @@ class LockWaits:
     in_transaction: int = 0
     waiting: int = 0
     samples: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+    """Waiting backends by ``wait_event`` (relation, transactionid, advisory, object…)."""
 
     @property
     def percent(self) -> float | None:
@@ -96,14 +98,16 @@ async def sample_lock_waits(url: str, application_name: str, waits: LockWaits, *
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         while True:
             cursor = await conn.execute(
-                "SELECT count(*) FILTER (WHERE xact_start IS NOT NULL), "
-                "count(*) FILTER (WHERE xact_start IS NOT NULL AND wait_event_type = 'Lock') "
-                "FROM pg_stat_activity WHERE application_name = %s",
+                "SELECT coalesce(wait_event, ''), count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting, "
+                "count(*) FROM pg_stat_activity WHERE application_name = %s AND xact_start IS NOT NULL "
+                "GROUP BY 1",
                 (application_name,),
             )
-            in_transaction, waiting = await cursor.fetchone()
-            waits.in_transaction += in_transaction
-            waits.waiting += waiting
+            for event, waiting, in_transaction in await cursor.fetchall():
+                waits.in_transaction += in_transaction
+                waits.waiting += waiting
+                if waiting:
+                    waits.events[event] = waits.events.get(event, 0) + waiting
             waits.samples += 1
             await asyncio.sleep(interval)
 
