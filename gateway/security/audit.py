@@ -14,8 +14,8 @@ inbound message, outbound message and disclosure decision, and it is tamper-evid
   on SQLite the one writer numbers as it appends, on PostgreSQL whichever instance holds the
   log's advisory lock numbers what is pending). No audited transaction waits for another
   one's entries; only rounds wait for each other;
-- the log grows batch by batch, so the sizes it reaches are its batches' ends (each entry
-  keeps its batch's ``tree_size``), and a signer signs the tree head — size and root — with
+- the log grows batch by batch, so the sizes it reaches are its batches' ends (the entry
+  that ends a batch carries its ``tree_size``), and a signer signs the tree head — size and root — with
   an Ed25519 key for **every** size the log reaches: one head per batch, not per entry.
   Comparing the stored entries with those heads one size after another names the first
   entry that was changed, removed or moved: the first head whose root no longer matches
@@ -529,11 +529,9 @@ class AuditLog:
                 async for record in self._records(after=tree.size):
                     if record.seq != tree.size + len(batch) + 1:
                         raise AuditTampered(f"entry {tree.size + len(batch) + 1} is missing from the log")
-                    if record.tree_size is None:
-                        break  # appended after the round: the next one closes its batch
                     batch.append(merkle.leaf_hash(record.entry))
                     if record.seq != record.tree_size:
-                        continue
+                        continue  # inside a batch, or appended after the round (the next one closes it)
                     for leaf in batch:
                         tree.append(leaf)
                     batch = []

@@ -162,8 +162,9 @@ class AuditRecord:
     recorded_at: float
     subject_key: str | None = None
     tree_size: int | None = None
-    """The size the log reached with this entry's batch (a tree head is signed at it); None
-    while the batch is still open (SQLite, until the next sequencing round)."""
+    """On the entry that ends a batch, the size the log reached with it (``seq``: a tree head is
+    signed at it); None on the others, and on entries whose batch is still open (SQLite, until
+    the next sequencing round)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,8 @@ safe here explicitly:
 - **Audit log**: an audited transaction takes no lock for its entries: it adds them,
   as one row, to ``audit_pending``, which commits or rolls back with the disclosure.
   A sequencing round moves every committed pending row into ``audit_log``, numbered
-  from ``max(seq) + 1`` in pending order, as one batch whose ``tree_size`` is the
-  size the log reaches: no gaps and no forks, because a round runs only while it holds
+  from ``max(seq) + 1`` in pending order, as one batch whose last entry carries the
+  size the log reaches (``tree_size``): no gaps and no forks, because a round runs only while it holds
   a transaction-scoped advisory lock of the schema's audit log (whichever instance gets
   it; an instance that finds it taken tries again a few milliseconds later instead of
   queueing behind it). A SEQUENCE would leave a gap at every rollback, and the
@@ -292,7 +292,8 @@ _SEQUENCE = """
     last AS (SELECT coalesce(max(seq), 0) AS seq FROM audit_log),
     total AS (SELECT count(*) AS n FROM flat)
     INSERT INTO audit_log (seq, entry, subject_key, recorded_at, tree_size, pending_id)
-    SELECT last.seq + flat.r, flat.entry, flat.subject_key, flat.recorded_at, last.seq + total.n, flat.id
+    SELECT last.seq + flat.r, flat.entry, flat.subject_key, flat.recorded_at,
+           CASE WHEN flat.r = total.n THEN last.seq + total.n END, flat.id
       FROM flat, last, total
     RETURNING pending_id, seq
 """

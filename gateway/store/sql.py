@@ -254,9 +254,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX console_sessions_user ON console_sessions (username);
     CREATE INDEX messages_correlation ON messages (correlation_id);
     """,
-    # 6: the audit log is numbered in batches, without a lock (gateway.security.audit). An entry's
-    # tree_size is the size the log reached with its batch: a tree head is signed at every such
-    # size. On PostgreSQL an audited transaction only adds its entries to audit_pending; the
+    # 6: the audit log is numbered in batches, without a lock (gateway.security.audit). The entry
+    # that ends a batch has tree_size = seq, the size the log reached with it: a tree head is
+    # signed at every such size (every entry before this migration ended one). On PostgreSQL an audited transaction only adds its entries to audit_pending; the
     # sequencer moves them into audit_log, numbered, and pending_id says from which row. SQLite's
     # one writer numbers entries as it appends them, and its audit_pending stays empty.
     """

@@ -106,7 +106,8 @@ class SQLiteDialect(Dialect):
         closed = row[0] if row else 0
         (size,) = yield self.one("SELECT coalesce(max(seq), 0) FROM audit_log")
         if size > closed:
-            yield self.statement("UPDATE audit_log SET tree_size = ? WHERE seq > ? AND seq <= ?", (size, closed, size))
+            # Only the entry that ends the batch is marked: one row, however long the batch.
+            yield self.statement("UPDATE audit_log SET tree_size = seq WHERE seq = ?", (size,))
         return size
 
     def claim(
