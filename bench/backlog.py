@@ -55,8 +55,10 @@ async def run(bench: Bench) -> Section:
                     note=f"{len(arrived):,} of {queued.accepted:,} delivered in {last - first:.1f} s")
     else:
         section.add("drain rate", None, "msg/s", note="nothing arrived in time")
-    section.add("gateway stop (SIGTERM) after the drain", stop_seconds, "s",
-                note="it signs an audit tree head for every entry since the last signing round (every 60 s)")
+    section.add("gateway stop (SIGTERM) after the drain", stop_seconds, "s", target="<= 2 s",
+                met=None if stop_seconds is None else stop_seconds <= 2,
+                note="it signs an audit tree head for every batch the log was numbered in since the last "
+                     "signing round (every 60 s)")
     if count < 100_000:
         section.notes.append(f"{count:,} messages in this profile; the RSS target is stated for 100,000 "
                              "(the full run).")

@@ -9,6 +9,7 @@ a simulator's validation. The raw store limit is measured in the same run, just 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -20,7 +21,9 @@ from gateway.security.disclosure import DisclosurePolicy
 from bench.harness import POSTGRES_URL, Bench, Section, ratio, wait_for_arrivals
 from bench.load import closed_loop, request
 from bench.processes import GatewayProcess
-from bench.stores import drop_schema, postgres_rows_per_second, postgres_version, sqlite_rows_per_second
+from bench.stores import (
+    LockWaits, drop_schema, postgres_rows_per_second, postgres_version, sample_lock_waits, sqlite_rows_per_second,
+)
 
 TARGET_PER_SECOND = 2_000
 SENDERS = 16
@@ -142,9 +145,14 @@ async def _postgres(bench: Bench, section: Section, count: int, body: bytes) -> 
         await drop_schema(POSTGRES_URL, schema)
     section.add("PostgreSQL raw: single-row transactions, 1 connection (synchronous_commit on)", one, "rows/s")
     section.add("PostgreSQL raw: single-row transactions, 16 connections", many, "rows/s")
+    rates: dict[int, float | None] = {}
     for instances in (1, 3):
         url, schema = bench.postgres_url()
-        env = bench.environment(url, endpoints=sink_endpoint(bench), settings=TUNED)
+        # libpq names every connection of these gateways so, and the lock sampler counts only them.
+        application_name = f"bench-{schema}"[:63]
+        env = bench.environment(url, endpoints=sink_endpoint(bench), settings=TUNED,
+                                extra={"PGAPPNAME": application_name})
+        waits = LockWaits()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 # The first instance creates the schema and the keys the others share.
@@ -152,15 +160,29 @@ async def _postgres(bench: Bench, section: Section, count: int, body: bytes) -> 
                 for name in ("gateway-2", "gateway-3")[: instances - 1]:
                     gateways.append(await stack.enter_async_context(bench.gateway(env, port_name=name)))
                 await relay(bench, gateways, min(300, count), body=body)
-                measured = await relay(bench, gateways, count, body=body)
+                sampler = asyncio.create_task(sample_lock_waits(POSTGRES_URL, application_name, waits))
+                try:
+                    measured = await relay(bench, gateways, count, body=body)
+                finally:
+                    sampler.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sampler
         finally:
             await drop_schema(POSTGRES_URL, schema)
         label = f"PostgreSQL, {instances} instance{'s' if instances > 1 else ''}"
         _figures(section, label, measured, count)
+        rates[instances] = measured.delivered_per_second
+        section.add(f"{label}: lock waits, % of the gateways' backends in a transaction", waits.percent, "%",
+                    target="<= 5 %", met=None if waits.percent is None else waits.percent <= 5,
+                    note=f"{waits.samples} samples of pg_stat_activity, every 10 ms; waiting for: "
+                         + (", ".join(f"{event} {count}" for event, count in
+                                      sorted(waits.events.items(), key=lambda item: -item[1])) or "nothing"))
         section.add(f"{label}: ratio to single-row transactions, 1 connection",
                     ratio(measured.delivered_per_second, one), "x")
         section.add(f"{label}: ratio to single-row transactions, 16 connections",
                     ratio(measured.delivered_per_second, many), "x")
+    section.add("PostgreSQL, 3 instances / 1 instance, accepted and delivered", ratio(rates[3], rates[1]), "x",
+                target=">= 1.0x", met=None if ratio(rates[3], rates[1]) is None else ratio(rates[3], rates[1]) >= 1.0)
 
 
 def _figures(section: Section, label: str, run: RelayRun, count: int, target: float | None = None) -> None:

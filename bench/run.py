@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -59,6 +60,10 @@ def _parser(program: str) -> argparse.ArgumentParser:
     parser.add_argument("--markdown", type=Path,
                         help="write the Markdown report here (default: BENCHMARKS.md, of the checkout or of the "
                              "working folder, after a full run of every scenario)")
+    parser.add_argument("--gateway-source", type=Path,
+                        help="run the gateway (and every process the bench starts) from this source tree, e.g. an "
+                             "export of another revision, to compare it with this one on the same machine")
+    parser.add_argument("--backlog-messages", type=int, help="messages the backlog scenario queues (default: the profile's)")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores) for inspection")
     return parser
 
@@ -74,8 +79,14 @@ def main(argv: list[str] | None = None, program: list[str] | None = None) -> int
         print(f"bench: unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
     profile = PROFILES[args.profile]
+    if args.backlog_messages:
+        profile = dataclasses.replace(profile, backlog_messages=args.backlog_messages)
+    if args.gateway_source is not None:
+        # Children import the gateway from there; the bench itself stays this one.
+        os.environ["PYTHONPATH"] = str(args.gateway_source.resolve())
     started = time.monotonic()
     result = _header(profile, command_line(program, arguments))
+    result["gateway_source"] = str(args.gateway_source) if args.gateway_source else None
     print(f"benchmark ({profile.name}): {', '.join(selected)}; {result['busy_before']:.2f} cores busy before the start",
           flush=True)
     try:

@@ -15,12 +15,16 @@ import os
 import sqlite3
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-__all__ = ["drop_schema", "postgres_rows_per_second", "postgres_version", "sqlite_rows_per_second"]
+__all__ = [
+    "LockWaits", "drop_schema", "postgres_rows_per_second", "postgres_version", "sample_lock_waits",
+    "sqlite_rows_per_second",
+]
 
 # About the size of a relayed release notice.
 _BODY = os.urandom(600)
@@ -69,6 +73,43 @@ async def postgres_rows_per_second(url: str, schema: str, *, connections: int, s
     started = time.perf_counter()
     await asyncio.gather(*(writer(n) for n in range(connections)))
     return sum(counts) / (time.perf_counter() - started)
+
+
+@dataclass
+class LockWaits:
+    """Samples of the gateway's PostgreSQL backends: how many were in a transaction, and how
+    many of those were waiting for a lock (``wait_event_type = 'Lock'``: a table, row or advisory
+    lock, not I/O or the client)."""
+
+    in_transaction: int = 0
+    waiting: int = 0
+    samples: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+    """Waiting backends by ``wait_event`` (relation, transactionid, advisory, object…)."""
+
+    @property
+    def percent(self) -> float | None:
+        return 100 * self.waiting / self.in_transaction if self.in_transaction else None
+
+
+async def sample_lock_waits(url: str, application_name: str, waits: LockWaits, *, interval: float = 0.01) -> None:
+    """Sample ``pg_stat_activity`` every ``interval`` seconds into ``waits`` until cancelled,
+    counting only the backends of ``application_name`` (the gateways' ``PGAPPNAME``)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT coalesce(wait_event, ''), count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting, "
+                "count(*) FROM pg_stat_activity WHERE application_name = %s AND xact_start IS NOT NULL "
+                "GROUP BY 1",
+                (application_name,),
+            )
+            for event, waiting, in_transaction in await cursor.fetchall():
+                waits.in_transaction += in_transaction
+                waits.waiting += waiting
+                if waiting:
+                    waits.events[event] = waits.events.get(event, 0) + waiting
+            waits.samples += 1
+            await asyncio.sleep(interval)
 
 
 async def postgres_version(url: str) -> str | None:

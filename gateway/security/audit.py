@@ -8,18 +8,29 @@ inbound message, outbound message and disclosure decision, and it is tamper-evid
 - each entry is canonical JSON (sorted keys, no floats, UTF-8), so the same entry always
   has the same bytes and the same hash;
 - the entries are the leaves of an RFC 9162 Merkle tree (``gateway.security.merkle``);
-- a signer signs the tree head — size and root — with an Ed25519 key for **every** size
-  the log reaches. Comparing the stored entries with those heads one size after another
-  names the first entry that was changed, removed or moved: the first head whose root no
-  longer matches is the first bad entry. A hash chain inside the entries would do the
-  same only if entries were built in commit order, which concurrent transactions (and
-  several gateway instances) do not guarantee;
+- an entry is written in the transaction that makes the disclosure it records, without a
+  number; a **sequencing round** numbers every entry committed since the last one, as one
+  batch, in one total order that never changes afterwards (``AuditStore.sequence_audit``:
+  on SQLite the one writer numbers as it appends, on PostgreSQL whichever instance holds the
+  log's advisory lock numbers what is pending). No audited transaction waits for another
+  one's entries; only rounds wait for each other;
+- the log grows batch by batch, so the sizes it reaches are its batches' ends (the entry
+  that ends a batch carries its ``tree_size``), and a signer signs the tree head — size and root — with
+  an Ed25519 key for **every** size the log reaches: one head per batch, not per entry.
+  Comparing the stored entries with those heads one size after another names the first
+  entry that was changed, removed or moved: the first head whose root no longer matches
+  covers the first bad entry. A hash chain inside the entries would do the same only if
+  entries were built in commit order, which concurrent transactions (and several gateway
+  instances) do not guarantee;
 - oversight finds a person's entries by ``subject_key``, a keyed hash (HMAC-SHA-256) of
   the IIN: the store holds no unkeyed index of IINs. The entry itself carries the IIN,
   because it is evidence that must be shown to the person.
 
 Entries written since the last signing are protected once the next head is signed, at
-most ``[audit] tree_head_interval_seconds`` later.
+most ``[audit] tree_head_interval_seconds`` later (and on stop). Until their round, entries
+are pending: committed, so a crash loses none of them (the next round numbers them), but not
+yet in the tree, which proofs and verification cover. A reader that must see its own entries
+in the log (``record``, ``by_subject``) asks for a round first.
 """
 
 from __future__ import annotations
@@ -432,8 +443,10 @@ class AuditLog:
         ])
 
     async def record(self, events: Iterable[AuditEvent]) -> list[int]:
-        """Append ``events`` on their own; returns their sequence numbers."""
+        """Append ``events`` on their own; returns their sequence numbers, once their batch is
+        closed (a head is signed for it at the next signing)."""
         (seqs,) = await self._store.apply([self.command(events)], now=self._clock())
+        await self._store.sequence_audit()
         return seqs
 
     # -- reading
@@ -441,6 +454,8 @@ class AuditLog:
     async def by_subject(self, iin: str, *, after_seq: int = 0, limit: int = _SUBJECT_LIMIT) -> list[AuditEntry]:
         """The entries about the person after ``after_seq`` (every one by default), oldest first."""
         iin = str(validate_iin(iin))
+        # Entries committed but not yet numbered are the person's too.
+        await self._store.sequence_audit()
         records = await self._store.audit_by_subject(self.subject_key(iin), limit=limit, after_seq=after_seq)
         entries = []
         for record in records:
@@ -465,12 +480,11 @@ class AuditLog:
                 return
             start = page[-1].seq + 1
 
-    async def _heads(self, until: int) -> AsyncIterator[TreeHead]:
-        after = 0
-        while after < until:
+    async def _heads(self, until: int | None = None, after: int = 0) -> AsyncIterator[TreeHead]:
+        while until is None or after < until:
             page = await self._store.tree_heads(after, _PAGE)
             for head in page:
-                if head.size > until:
+                if until is not None and head.size > until:
                     return
                 yield head
             if len(page) < _PAGE:
@@ -505,37 +519,59 @@ class AuditLog:
     # -- signing
 
     async def sign_tree_head(self) -> TreeHead | None:
-        """Sign a tree head for every size the log reached since the last one; return the
-        newest head, or None when the log is empty.
+        """Number what is pending, then sign a tree head for every size the log reached since
+        the last one (one per batch); return the newest head, or None when the log is empty.
 
         Raises ``AuditTampered`` instead of signing when the stored log no longer matches
-        the last head signed: a new signature must not vouch for a rewritten history.
+        the last head signed: a new signature must not vouch for a rewritten history. Heads
+        another instance signed meanwhile are checked, not signed again.
         """
         signing_key = self._keys.signing_key
         if signing_key is None:
             raise MissingAuditKey("the tree-head signing key ([audit] signing_key) is missing")
         async with self._signing:
-            if self._signed is None:
-                self._signed = await self._signed_tree()
-            tree = self._signed
-            head = None
+            await self._store.sequence_audit()
             try:
+                if self._signed is None:
+                    self._signed = await self._signed_tree()
+                tree = merkle.CompactRange(self._signed.size, self._signed.hashes)
+                signed = {head.size: head async for head in self._heads(after=tree.size)}
+                new_heads: list[TreeHead] = []
+                batch: list[bytes] = []
                 async for record in self._records(after=tree.size):
-                    if record.seq != tree.size + 1:
-                        raise AuditTampered(f"entry {tree.size + 1} is missing from the log")
-                    tree.append(merkle.leaf_hash(record.entry))
-                    timestamp_ms = round(self._clock() * 1000)
+                    if record.seq != tree.size + len(batch) + 1:
+                        raise AuditTampered(f"entry {tree.size + len(batch) + 1} is missing from the log")
+                    batch.append(merkle.leaf_hash(record.entry))
+                    if record.seq != record.tree_size:
+                        continue  # inside a batch, or appended after the round (the next one closes it)
+                    for leaf in batch:
+                        tree.append(leaf)
+                    batch = []
                     root = tree.root()
+                    known = signed.get(tree.size)
+                    if known is not None:
+                        if known.root != root:
+                            raise AuditTampered(f"the log no longer matches the tree head signed at size {tree.size}")
+                        continue
+                    timestamp_ms = round(self._clock() * 1000)
                     signature = signing_key.sign(tree_head_message(tree.size, root, timestamp_ms))
-                    head = TreeHead(size=tree.size, root=root, signed_at=timestamp_ms / 1000, signature=signature)
-                    await self._store.save_tree_head(head)
+                    new_heads.append(TreeHead(size=tree.size, root=root, signed_at=timestamp_ms / 1000,
+                                              signature=signature))
+                if new_heads:
+                    await self._store.save_tree_heads(new_heads)
             except BaseException:
-                # The tree may be ahead of the heads saved; start again from what is stored.
+                # Start again from what is stored.
                 self._signed = None
                 raise
-            if head is None and tree.size:
-                (head,) = await self._store.tree_heads(tree.size - 1, 1)
-            return head
+            self._signed = tree
+            if not tree.size:
+                return None
+            newest = signed.get(tree.size)
+            if new_heads and new_heads[-1].size == tree.size:
+                newest = new_heads[-1]
+            if newest is None:
+                (newest,) = await self._store.tree_heads(tree.size - 1, 1)
+            return newest
 
     async def _signed_tree(self) -> merkle.CompactRange:
         """The tree over the entries the newest head covers, checked against that head."""
@@ -616,13 +652,15 @@ class AuditLog:
         # Only heads that exist now: the log is read after them, so each head's entries are
         # there to be read unless they were removed (a gateway may sign while this runs).
         newest = await self.latest_tree_head()
-        heads = aiter(self._heads(until=newest.size if newest else 0))
+        signed_until = newest.size if newest else 0
+        heads = aiter(self._heads(until=signed_until))
         head = await anext(heads, None)
         tree = merkle.CompactRange()
         head_count = 0
+        head_sizes: set[int] = set()
+        batch_ends: list[int] = []  # the sizes the log reached, up to the newest head
         last_matched = 0  # size of the newest genuine head that matches the log
         mismatch_found = False
-        previous_head_size = 0
         expected_seq = 1
         async for record in self._records():
             if record.seq != expected_seq:
@@ -634,10 +672,11 @@ class AuditLog:
             expected_seq = record.seq + 1
             self._check_entry(record, findings)
             tree.append(merkle.leaf_hash(record.entry))
+            if record.tree_size == record.seq <= signed_until:
+                batch_ends.append(record.seq)
             while head is not None and head.size <= tree.size:
                 head_count += 1
-                self._check_density(previous_head_size, head, findings)
-                previous_head_size = head.size
+                head_sizes.add(head.size)
                 if self._check_signature(head, findings) and not mismatch_found:
                     if head.root == tree.root():
                         last_matched = head.size
@@ -648,11 +687,11 @@ class AuditLog:
         truncated_to = 0
         while head is not None:
             head_count += 1
-            self._check_density(previous_head_size, head, findings)
-            previous_head_size = head.size
+            head_sizes.add(head.size)
             if self._check_signature(head, findings):
                 truncated_to = head.size
             head = await anext(heads, None)
+        self._check_density(batch_ends, head_sizes, findings)
         if head_count and not self._keys.verification_keys:
             findings.add(None, "no key to check the tree heads with: [audit] signing_key is missing "
                                "and no retired public key is configured")
@@ -702,14 +741,18 @@ class AuditLog:
         return False
 
     @staticmethod
-    def _check_density(previous_size: int, head: TreeHead, findings: _Findings) -> None:
-        # Heads are signed for every size, so a hole means heads were removed.
-        if head.size != previous_size + 1:
-            missing = (
-                f"size {previous_size + 1}" if head.size == previous_size + 2
-                else f"sizes {previous_size + 1}–{head.size - 1}"
-            )
-            findings.add(None, f"no tree heads for {missing}: heads are signed for every size, so they were removed")
+    def _check_density(batch_ends: list[int], head_sizes: set[int], findings: _Findings) -> None:
+        # A head is signed for every size the log reaches, so a size without one means heads
+        # were removed; consecutive such sizes are reported together.
+        run: list[int] = []
+        for size in [*batch_ends, None]:
+            if size is not None and size not in head_sizes:
+                run.append(size)
+                continue
+            if run:
+                missing = f"size {run[0]}" if len(run) == 1 else f"sizes {run[0]}–{run[-1]}"
+                findings.add(None, f"no tree heads for {missing}: heads are signed for every size, so they were removed")
+                run = []
 
 
 def _mismatch(last_matched: int, head: TreeHead) -> str:

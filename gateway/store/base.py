@@ -186,6 +186,10 @@ class AuditRecord:
     entry: bytes
     recorded_at: float
     subject_key: str | None = None
+    tree_size: int | None = None
+    """On the entry that ends a batch, the size the log reached with it (``seq``: a tree head is
+    signed at it); None on the others, and on entries whose batch is still open (SQLite, until
+    the next sequencing round)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,7 +604,13 @@ class AuditStore(Transactions, Protocol):
     async def audit_by_subject(self, subject_key: str, limit: int = 1000, after_seq: int = 0) -> list[AuditRecord]:
         """The subject's entries after ``after_seq``, oldest first (keyset paging)."""
 
+    async def sequence_audit(self) -> None:
+        """Number every entry committed so far, as one batch: afterwards ``read_audit`` and
+        ``audit_by_subject`` see them, and the batch's entries carry its ``tree_size``."""
+
     async def save_tree_head(self, head: TreeHead) -> None: ...
+
+    async def save_tree_heads(self, heads: Sequence[TreeHead]) -> None: ...
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]: ...
 

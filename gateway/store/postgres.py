@@ -27,9 +27,24 @@ safe here explicitly:
   are people and each instance has one claiming worker per recipient.
 - **Idempotency**: ``INSERT ... ON CONFLICT DO NOTHING`` on ``inbound`` waits for
   a concurrent accept of the same (sender, client id), then yields to it.
-- **Audit log**: appends lock ``audit_log`` in EXCLUSIVE mode (readers go on) and
-  number from ``max(seq) + 1``: no gaps and no forks. A SEQUENCE would leave a
-  gap at every rollback, and the Merkle leaf index is ``seq - 1``.
+- **Audit log**: an audited transaction takes no lock for its entries: it adds them,
+  as one row, to ``audit_pending``, which commits or rolls back with the disclosure.
+  A sequencing round moves every committed pending row into ``audit_log``, numbered
+  from ``max(seq) + 1`` in pending order, as one batch whose last entry carries the
+  size the log reaches (``tree_size``): no gaps and no forks, because a round runs only while it holds
+  a transaction-scoped advisory lock of the schema's audit log (whichever instance gets
+  it; an instance that finds it taken tries again a few milliseconds later instead of
+  queueing behind it). A SEQUENCE would leave a gap at every rollback, and the
+  Merkle leaf index is ``seq - 1``. Each instance runs a round shortly after its own
+  audited commits, at once for a caller that needs the numbers (``AppendAudit``'s
+  result), and every second in case an instance died with entries pending: a
+  committed entry is never lost, only numbered by the next round of any instance.
+- **Group commit**: writes that arrive together run in one transaction on one
+  connection and commit once (one WAL flush), as SQLite's writer does; nobody hears
+  "stored" before that COMMIT. If one of them fails, the transaction is rolled back
+  and each write is run again on its own, so it fails alone. A COMMIT that fails
+  leaves every write of the batch unknown, and each caller hears so (as for a
+  single write whose COMMIT fails).
 - **Timers** are claimed like messages and completed fenced by their attempt
   number, so each fires once across instances.
 - **Wake-ups**: transactions that queue work NOTIFY the schema's channel (``_work_channel``)
@@ -37,9 +52,10 @@ safe here explicitly:
   ``search_path`` are per schema, and so are wake-ups: stores in other schemas of the
   database do not hear them.
 
-Locks are always taken in one order — ordering-key locks by lock id, then the
-audit log, then rows — so our own transactions never wait for each other in a
-cycle. ``synchronous_commit`` is left on: a method returns after COMMIT, or
+Locks are always taken in one order — ordering-key locks by lock id (for a whole
+batch at once), then rows — so our own transactions never wait for each other in
+a cycle on advisory locks; a deadlock on rows between two batches rolls one back, and its
+writes are run again one by one. ``synchronous_commit`` is left on: a method returns after COMMIT, or
 after the single statement it sent has committed.
 
 The statements are ``gateway.store.sql``'s; this module holds the pool, the locks, the
@@ -55,6 +71,7 @@ import contextlib
 import hashlib
 import re
 import weakref
+from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -65,7 +82,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.store.base import Acceptance, AcceptMessage, AppendAudit, Command, Message, NewAuditEntry, NewMessage, StoreError, Timer
+from gateway.store.base import (
+    Acceptance, AcceptMessage, AppendAudit, AuditRecord, Command, Message, NewAuditEntry, NewMessage, StoreError, Timer,
+)
 from gateway.store.sql import (
     FINISH_ATTEMPT, LOG_ATTEMPT, MESSAGE_COLUMNS, MIGRATIONS, NOT_HELD_BACK, TIMER_COLUMNS, Dialect, Fetch, Operation,
     SQLStore, Statement, message_of, new_message_params, qualified, resend, timer_of,
@@ -107,12 +126,13 @@ class PostgresDialect(Dialect):
         "INTEGER": "integer", "BIGINT": "bigint", "REAL": "double precision",
         "BOOLEAN": "boolean", "FALSE": "false",
         "PENDING_ONLY": " AND state IN ('accepted', 'in_flight')",
-        "DATE": "date", "WITHOUT_ROWID": "",
+        "DATE": "date", "WITHOUT_ROWID": "", "BLOB_ARRAY": "bytea[]", "TEXT_ARRAY": "text[]",
     }
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, schema: str = "public") -> None:
         super().__init__()
         self.channel = channel
+        self._sequencer_lock = f"audit-sequencer\x1f{schema}"
         # The NOTIFY is sent at COMMIT; the RETURNING clause is where it is sure to run once per row.
         self.notify = f", pg_notify('{channel}', recipient)"
         returning = f" RETURNING {MESSAGE_COLUMNS}{self.notify}"
@@ -161,23 +181,46 @@ class PostgresDialect(Dialect):
         # The id was taken — by a committed accept, which ON CONFLICT waited for if it was in progress.
         return resend(message, (yield from self.find_message(message.sender, message.client_message_id)))
 
-    def append_audit(self, entries: Sequence[NewAuditEntry], now: float) -> Operation[list[int]]:
-        # _lock_for holds the table lock until COMMIT, and this statement's snapshot is
-        # taken after it was granted: max(seq) is the last committed entry. One statement, not a
-        # SELECT and an INSERT: every round trip here is spent holding the lock every audited
-        # transaction of every instance waits for.
+    def append_audit(self, entries: Sequence[NewAuditEntry], now: float) -> Operation[PendingAudit | list[int]]:
+        # No lock and no number: one row that commits with the transaction; a sequencing round
+        # numbers it (sequence_audit).
         if not entries:
             return []
-        rows = yield Statement(
-            "INSERT INTO audit_log (seq, entry, subject_key, recorded_at) "
-            "SELECT last.seq + n, entry, subject_key, %s "
-            "FROM (SELECT coalesce(max(seq), 0) AS seq FROM audit_log) AS last, "
-            "unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS new(entry, subject_key, n) "
-            "RETURNING seq",
-            (now, [entry.entry for entry in entries], [entry.subject_key for entry in entries]),
-            Fetch.ROWS,
+        (pending_id,) = yield Statement(
+            "INSERT INTO audit_pending (entries, subject_keys, recorded_at) VALUES (%s, %s, %s) RETURNING id",
+            ([entry.entry for entry in entries], [entry.subject_key for entry in entries], now),
+            Fetch.ONE,
         )
-        return sorted(seq for (seq,) in rows)
+        return PendingAudit(pending_id)
+
+    def sequence_audit(self, wanted: Sequence[int] = ()) -> Operation[dict[int, list[int]] | None]:
+        """A sequencing round, in a transaction: number every committed pending row, in batches
+        of at most ``_SEQUENCE_BATCH`` rows; the seqs of the ``wanted`` pending rows. None, and
+        nothing done, while another round holds the log's lock: nobody queues behind it."""
+        # The lock is granted before the next statement takes its snapshot: max(seq) is the
+        # last entry any round numbered, and rows committed later wait for the next round.
+        (locked,) = yield Statement(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", (self._sequencer_lock,), Fetch.ONE
+        )
+        if not locked:
+            return None
+        numbered: dict[int, list[int]] = {}
+        while True:
+            rows = yield Statement(_SEQUENCE, {"limit": _SEQUENCE_BATCH}, Fetch.ROWS)
+            taken = {pending_id for pending_id, _ in rows}
+            for pending_id, seq in rows:
+                numbered.setdefault(pending_id, []).append(seq)
+            if len(taken) < _SEQUENCE_BATCH:
+                break
+        # Numbered by another instance's round.
+        elsewhere = [pending_id for pending_id in wanted if pending_id not in numbered]
+        if elsewhere:
+            rows = yield Statement(
+                "SELECT pending_id, seq FROM audit_log WHERE pending_id = ANY(%s)", (elsewhere,), Fetch.ROWS
+            )
+            for pending_id, seq in rows:
+                numbered.setdefault(pending_id, []).append(seq)
+        return {pending_id: sorted(numbered[pending_id]) for pending_id in wanted if pending_id in numbered}
 
     def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
@@ -240,6 +283,42 @@ class PostgresDialect(Dialect):
 
 _PLACEHOLDER = re.compile(r"\?|(?<![:\w]):(\w+)")
 
+# Pending rows a sequencing round numbers in one statement (one batch, one tree head).
+_SEQUENCE_BATCH = 10_000
+# One batch: the oldest pending rows, their entries in order, numbered after the last entry.
+_SEQUENCE = """
+    WITH taken AS (
+        DELETE FROM audit_pending
+         WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT %(limit)s)
+        RETURNING id, entries, subject_keys, recorded_at),
+    flat AS (
+        SELECT t.id, e.entry, e.subject_key, t.recorded_at, row_number() OVER (ORDER BY t.id, e.n) AS r
+          FROM taken AS t, unnest(t.entries, t.subject_keys) WITH ORDINALITY AS e (entry, subject_key, n)),
+    last AS (SELECT coalesce(max(seq), 0) AS seq FROM audit_log),
+    total AS (SELECT count(*) AS n FROM flat)
+    INSERT INTO audit_log (seq, entry, subject_key, recorded_at, tree_size, pending_id)
+    SELECT last.seq + flat.r, flat.entry, flat.subject_key, flat.recorded_at,
+           CASE WHEN flat.r = total.n THEN last.seq + total.n END, flat.id
+      FROM flat, last, total
+    RETURNING pending_id, seq
+"""
+# How long a round waits for more audited commits when nobody waits for their numbers, and how
+# often an idle instance looks for entries an instance that died left pending.
+_SEQUENCE_PAUSE_SECONDS = 0.05
+_SEQUENCE_SWEEP_SECONDS = 1.0
+# How soon a round that found another one running tries again.
+_SEQUENCE_RETRY_SECONDS = 0.005
+# Writes of one batch (one transaction, one COMMIT), and batches in flight at once per instance.
+_GROUP_COMMIT_MAX = 256
+_COMMITTERS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAudit:
+    """What an append answers inside its transaction: the pending row to learn the seqs of."""
+
+    pending_id: int
+
 _EXPIRE_LEASES = """
     WITH expired AS (
         SELECT seq FROM messages
@@ -286,13 +365,25 @@ class PostgresStore(SQLStore):
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         super().__init__()
         self._conninfo, self._schema = _split_url(url)
-        self._dialect = PostgresDialect(_work_channel(self._schema))
+        self._dialect = PostgresDialect(_work_channel(self._schema), self._schema)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
         self._listener: asyncio.Task | None = None
         # This instance's pooled connections by backend pid: their NOTIFYs come back
         # through LISTEN, and the local commit has already woken the workers.
         self._own_backends: weakref.WeakValueDictionary[int, psycopg.AsyncConnection] = weakref.WeakValueDictionary()
+        # Group commit: writes waiting for a committer, and the committers at work.
+        self._writes: list[tuple[Callable[..., Operation], tuple, Sequence[Command] | None, asyncio.Future]] = []
+        self._committers = 0
+        # Sequencing rounds: who waits for the next one (and for which pending rows), and the
+        # task that runs them.
+        self._rounds_wanted: list[tuple[Sequence[int], asyncio.Future]] = []
+        self._round_due = asyncio.Event()
+        self._sequencer: asyncio.Task | None = None
+        # Audited commits of this instance, and how many of them the last round covered: a
+        # read of the log waits for a round only when this instance wrote entries since.
+        self._audited_commits = 0
+        self._sequenced_commits = 0
 
     # -- lifecycle
 
@@ -322,15 +413,25 @@ class PostgresStore(SQLStore):
             raise StoreError(f"cannot open the PostgreSQL store's connection pool: {exc}") from exc
         self._pool = pool
         self._listener = asyncio.create_task(self._listen(listening), name="postgres-store-listen")
+        # The first round numbers what an instance that died left pending.
+        self._round_due.set()
+        self._sequencer = asyncio.create_task(self._sequence_forever(), name="postgres-audit-sequencer")
 
     async def close(self) -> None:
         if self._pool is None:
             return
         pool, listener, self._pool, self._listener = self._pool, self._listener, None, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        sequencer, self._sequencer = self._sequencer, None
+        for task in (listener, sequencer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        # Entries still pending are committed: the next round of any instance numbers them.
+        for _, waiter in self._rounds_wanted:
+            if not waiter.done():
+                waiter.set_exception(StoreError("the store was closed before the audit entries were numbered"))
+        self._rounds_wanted = []
         await pool.close()
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
@@ -440,11 +541,173 @@ class PostgresStore(SQLStore):
             return await _execute(conn, operation(*args))
 
     async def _write(self, operation: Callable[..., Operation], *args: Any, atomic: Sequence[Command] | None = None) -> Any:
+        """A write in the next group commit."""
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        future = asyncio.get_running_loop().create_future()
+        self._writes.append((operation, args, atomic, future))
+        if self._committers < _COMMITTERS:
+            self._committers += 1
+            asyncio.create_task(self._commit_writes(), name="postgres-group-commit")
+        return await future
+
+    async def _write_redoable(
+        self, operation: Callable[..., Operation], *args: Any, atomic: Sequence[Command] | None = None
+    ) -> Any:
+        # Claims and tree heads commit on their own: a claim's row locks must not wait for a batch.
+        return await self._write_alone(operation, *args, atomic=atomic)
+
+    async def _write_alone(
+        self, operation: Callable[..., Operation], *args: Any, atomic: Sequence[Command] | None = None
+    ) -> Any:
         if atomic is None:  # in autocommit: each statement commits on its own
-            return await self._read(operation, *args)
-        async with self._transaction() as conn:
-            await _lock_for(conn, self._schema, atomic)
-            return await _execute(conn, operation(*args))
+            result = await self._read(operation, *args)
+        else:
+            async with self._transaction() as conn:
+                await _lock_for(conn, self._schema, atomic)
+                result = await _execute(conn, operation(*args))
+        if _audited(atomic):
+            self._audited_commits += 1
+            self._round_due.set()
+        return result
+
+    async def _commit_writes(self) -> None:
+        try:
+            while self._writes:
+                batch, self._writes = self._writes[:_GROUP_COMMIT_MAX], self._writes[_GROUP_COMMIT_MAX:]
+                await self._commit_batch(batch)
+        finally:
+            self._committers -= 1
+
+    async def _commit_batch(self, batch: list) -> None:
+        if len(batch) == 1:
+            await self._answer(batch[0], self._write_alone)
+            return
+        commands = [command for _, _, atomic, _ in batch if atomic for command in atomic]
+        results: list[Any] = []
+        committing = False
+        try:
+            async with self._connection() as conn:
+                async with conn.transaction():
+                    await _lock_for(conn, self._schema, commands)
+                    for operation, args, _, _ in batch:
+                        results.append(await _execute(conn, operation(*args)))
+                    committing = True
+        except Exception as exc:
+            if committing:
+                # The COMMIT failed: whether it took effect is unknown, for every write of the batch.
+                error = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                return
+            # One write failed and the transaction is gone: each again on its own, to fail alone.
+            await asyncio.gather(*(self._answer(item, self._write_alone) for item in batch))
+            return
+        if any(_audited(atomic) for _, _, atomic, _ in batch):
+            self._audited_commits += 1
+            self._round_due.set()
+        for (*_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    @staticmethod
+    async def _answer(item: tuple, write: Callable[..., Any]) -> None:
+        operation, args, atomic, future = item
+        try:
+            result = await write(operation, *args, atomic=atomic)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+    # -- the audit log's sequencer
+
+    async def apply(self, commands: Sequence[Command], now: float) -> list[Any]:
+        results = await super().apply(commands, now)
+        pending = [result.pending_id for result in results if isinstance(result, PendingAudit)]
+        if not pending:
+            return results
+        numbered = await self._numbered(pending)
+        return [numbered[result.pending_id] if isinstance(result, PendingAudit) else result for result in results]
+
+    async def sequence_audit(self) -> None:
+        await self._numbered([])
+
+    # Reads of the log see every entry this instance committed before them (read your writes);
+    # entries another instance committed are numbered by its own round a moment later.
+
+    async def audit_size(self) -> int:
+        await self._own_entries_numbered()
+        return await super().audit_size()
+
+    async def read_audit(self, start_seq: int = 1, limit: int = 1000) -> list[AuditRecord]:
+        await self._own_entries_numbered()
+        return await super().read_audit(start_seq, limit)
+
+    async def audit_by_subject(self, subject_key: str, limit: int = 1000) -> list[AuditRecord]:
+        await self._own_entries_numbered()
+        return await super().audit_by_subject(subject_key, limit)
+
+    async def _own_entries_numbered(self) -> None:
+        if self._audited_commits > self._sequenced_commits:
+            await self._numbered([])
+
+    async def _numbered(self, pending_ids: Sequence[int]) -> dict[int, list[int]]:
+        """The seqs of committed pending rows, after the next sequencing round."""
+        if self._sequencer is None:
+            raise StoreError("the store is not open")
+        waiter = asyncio.get_running_loop().create_future()
+        self._rounds_wanted.append((pending_ids, waiter))
+        self._round_due.set()
+        numbered = await waiter
+        missing = [pending_id for pending_id in pending_ids if pending_id not in numbered]
+        if missing:
+            raise StoreError(f"audit entries committed as pending rows {missing} were not numbered")
+        return numbered
+
+    async def _sequence_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_SEQUENCE_SWEEP_SECONDS):
+                    await self._round_due.wait()
+            if not self._rounds_wanted:
+                # Nobody waits: let more commits join this batch (fewer batches, fewer tree heads).
+                await asyncio.sleep(_SEQUENCE_PAUSE_SECONDS)
+            self._round_due.clear()
+            wanted, self._rounds_wanted = self._rounds_wanted, []
+            covered = self._audited_commits
+            try:
+                numbered = await self._write_alone(
+                    self._dialect.sequence_audit, [i for ids, _ in wanted for i in ids], atomic=()
+                )
+            except Exception as exc:
+                if not wanted:
+                    log.warning("audit sequencing round failed; the entries stay pending", error=str(exc))
+                for _, waiter in wanted:
+                    if not waiter.done():
+                        waiter.set_exception(exc if isinstance(exc, StoreError) else StoreError(str(exc)))
+                continue
+            if numbered is None:
+                # Another instance's round holds the lock: try again shortly (it may number these
+                # entries itself, if it took its snapshot after their commit).
+                self._rounds_wanted[:0] = wanted
+                self._round_due.set()
+                await asyncio.sleep(_SEQUENCE_RETRY_SECONDS)
+                continue
+            self._sequenced_commits = max(self._sequenced_commits, covered)
+            for ids, waiter in wanted:
+                if not waiter.done():
+                    waiter.set_result({i: numbered[i] for i in ids if i in numbered})
+
+
+def _audited(atomic: Sequence[Command] | None) -> bool:
+    return bool(atomic) and any(
+        (isinstance(command, AppendAudit) and command.entries) or (isinstance(command, AcceptMessage) and command.audit)
+        for command in atomic
+    )
 
 
 async def _execute(conn: psycopg.AsyncConnection, steps: Operation) -> Any:
@@ -464,7 +727,7 @@ _ANSWERS = {Fetch.ONE: psycopg.AsyncCursor.fetchone, Fetch.ROWS: psycopg.AsyncCu
 
 async def _lock_for(conn: psycopg.AsyncConnection, schema: str, commands: Sequence[Command]) -> None:
     """Take the locks ``commands`` need before touching any row, always in the
-    same order: ordering keys by lock id, then the audit log."""
+    same order: ordering keys by lock id. Audit entries need none (see the module docstring)."""
     keys = [
         f"order\x1f{schema}\x1f{command.message.recipient}\x1f{command.message.ordering_key}"
         for command in commands
@@ -478,6 +741,4 @@ async def _lock_for(conn: psycopg.AsyncConnection, schema: str, commands: Sequen
             ") AS wanted ORDER BY lock_id",
             (keys,),
         )
-    if any(isinstance(command, AppendAudit) or (isinstance(command, AcceptMessage) and command.audit)
-           for command in commands):
-        await conn.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+

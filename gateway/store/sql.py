@@ -288,6 +288,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX indicator_referral_events_state ON indicator_referral_events (state, referral_key, on_date);
     CREATE INDEX indicator_referrals_category ON indicator_referrals (category, referral_key);
     """,
+    # 10: the audit log is numbered in batches, without a lock (gateway.security.audit). The entry
+    # that ends a batch has tree_size = seq, the size the log reached with it: a tree head is
+    # signed at every such size (every entry before this migration ended one). On PostgreSQL an audited transaction only adds its entries to audit_pending; the
+    # sequencer moves them into audit_log, numbered, and pending_id says from which row. SQLite's
+    # one writer numbers entries as it appends them, and its audit_pending stays empty.
+    """
+    ALTER TABLE audit_log ADD COLUMN tree_size {BIGINT};
+    ALTER TABLE audit_log ADD COLUMN pending_id {BIGINT};
+    UPDATE audit_log SET tree_size = seq;
+    CREATE INDEX audit_log_pending ON audit_log (pending_id) WHERE pending_id IS NOT NULL;
+    CREATE TABLE audit_pending (
+        id           {IDENTITY},
+        entries      {BLOB_ARRAY} NOT NULL,
+        subject_keys {TEXT_ARRAY} NOT NULL,
+        recorded_at  {REAL}       NOT NULL
+    );
+    """,
 )
 
 
@@ -301,7 +318,7 @@ MESSAGE_COLUMNS = (
 _MESSAGE_WIDTH = len(MESSAGE_COLUMNS.split(","))
 CASE_COLUMNS = "kind, id, state, data, version, subject_key, created_at, updated_at"
 TIMER_COLUMNS = "id, case_kind, case_id, name, fire_at, payload, attempts"
-_AUDIT_COLUMNS = "seq, entry, recorded_at, subject_key"
+_AUDIT_COLUMNS = "seq, entry, recorded_at, subject_key, tree_size"
 _RELEASE_COLUMNS = "pseudonym, release_date, region, cohort, watch_until"
 _REFERRAL_COLUMNS = "referral_key, pseudonym, recipient, category, region, release_date, state"
 _REOFFENCE_COLUMNS = "pseudonym, kind, on_date, region"
@@ -355,6 +372,11 @@ def message_of(row: Sequence[Any]) -> Message:
     values = list(row[:_MESSAGE_WIDTH])  # a trailing pg_notify() column is dropped
     values[11] = MessageState(values[11])
     return Message(*values)
+
+
+def audit_record_of(row: Sequence[Any]) -> AuditRecord:
+    seq, entry, recorded_at, subject_key, tree_size = row
+    return AuditRecord(seq, bytes(entry), recorded_at, subject_key, tree_size)
 
 
 def account_of(row: Sequence[Any]) -> ConsoleAccount:
@@ -797,21 +819,26 @@ class Dialect:
         rows = yield self.rows(
             f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?", (start_seq, limit)
         )
-        return [AuditRecord(seq, bytes(entry), at, subject) for seq, entry, at, subject in rows]
+        return [audit_record_of(row) for row in rows]
 
     def audit_by_subject(self, subject_key: str, limit: int, after_seq: int) -> Operation[list[AuditRecord]]:
         rows = yield self.rows(
             f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE subject_key = ? AND seq > ? ORDER BY seq LIMIT ?",
             (subject_key, after_seq, limit),
         )
-        return [AuditRecord(seq, bytes(entry), at, subject) for seq, entry, at, subject in rows]
+        return [audit_record_of(row) for row in rows]
 
-    def save_tree_head(self, head: TreeHead) -> Operation[None]:
-        yield self.statement(
-            "INSERT INTO audit_tree_heads (size, root, signed_at, signature) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (size) DO NOTHING",
-            (head.size, head.root, head.signed_at, head.signature),
-        )
+    def sequence_audit(self) -> Operation[int]:
+        """Number what was appended since the last round as one batch; the log's size."""
+        raise NotImplementedError
+
+    def save_tree_heads(self, heads: Sequence[TreeHead]) -> Operation[None]:
+        for head in heads:
+            yield self.statement(
+                "INSERT INTO audit_tree_heads (size, root, signed_at, signature) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (size) DO NOTHING",
+                (head.size, head.root, head.signed_at, head.signature),
+            )
 
     def tree_heads(self, after_size: int, limit: int) -> Operation[list[TreeHead]]:
         rows = yield self.rows(
@@ -1260,8 +1287,16 @@ class SQLStore:
     async def audit_by_subject(self, subject_key: str, limit: int = 1000, after_seq: int = 0) -> list[AuditRecord]:
         return await self._read(self._dialect.audit_by_subject, subject_key, limit, after_seq)
 
+    async def sequence_audit(self) -> None:
+        # Redoable: the batch a lost round marked is marked again by the next one, and a tree
+        # head is never on disk without the round before it (SQLite writes its WAL in order).
+        await self._write_redoable(self._dialect.sequence_audit, atomic=())
+
     async def save_tree_head(self, head: TreeHead) -> None:
-        await self._write_redoable(self._dialect.save_tree_head, head)
+        await self.save_tree_heads([head])
+
+    async def save_tree_heads(self, heads: Sequence[TreeHead]) -> None:
+        await self._write_redoable(self._dialect.save_tree_heads, list(heads), atomic=())
 
     async def tree_heads(self, after_size: int = 0, limit: int = 1000) -> list[TreeHead]:
         return await self._read(self._dialect.tree_heads, after_size, limit)

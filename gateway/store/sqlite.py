@@ -15,7 +15,8 @@ them wait their turn for the write lock.
 
 The statements are ``gateway.store.sql``'s; this module holds the writer thread and what
 SQLite writes its own way: with one writer, an accept looks its client id up before it
-inserts, and the audit log numbers from ``max(seq) + 1`` without a lock.
+inserts, and the audit log numbers from ``max(seq) + 1`` without a lock as it appends (the
+writer is the audit log's sequencer: a sequencing round only closes the batch).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class SQLiteDialect(Dialect):
         # A day as ISO 8601 text (``day``, ``sql.day_of``); indicator events are kept in key order.
         "DATE": "TEXT", "WITHOUT_ROWID": " WITHOUT ROWID",
         "BOOLEAN": "INTEGER", "FALSE": "0",
+        # audit_pending is PostgreSQL's: here it stays empty (see migration 6).
+        "BLOB_ARRAY": "BLOB", "TEXT_ARRAY": "TEXT",
     }
 
     def __init__(self) -> None:
@@ -99,6 +102,16 @@ class SQLiteDialect(Dialect):
             )
             seqs.append(last + offset)
         return seqs
+
+    def sequence_audit(self) -> Operation[int]:
+        # The entries are numbered already; the round closes their batch at the log's size.
+        row = yield self.one("SELECT seq FROM audit_log WHERE tree_size IS NOT NULL ORDER BY seq DESC LIMIT 1")
+        closed = row[0] if row else 0
+        (size,) = yield self.one("SELECT coalesce(max(seq), 0) FROM audit_log")
+        if size > closed:
+            # Only the entry that ends the batch is marked: one row, however long the batch.
+            yield self.statement("UPDATE audit_log SET tree_size = seq WHERE seq = ?", (size,))
+        return size
 
     def claim(
         self, recipient: str, limit: int, now: float, lease_seconds: float, owner: str
