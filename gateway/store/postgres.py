@@ -647,9 +647,9 @@ class PostgresStore(SQLStore):
         await self._own_entries_numbered()
         return await super().read_audit(start_seq, limit)
 
-    async def audit_by_subject(self, subject_key: str, limit: int = 1000) -> list[AuditRecord]:
+    async def audit_by_subject(self, subject_key: str, limit: int = 1000, after_seq: int = 0) -> list[AuditRecord]:
         await self._own_entries_numbered()
-        return await super().audit_by_subject(subject_key, limit)
+        return await super().audit_by_subject(subject_key, limit, after_seq)
 
     async def _own_entries_numbered(self) -> None:
         if self._audited_commits > self._sequenced_commits:
@@ -704,8 +704,10 @@ class PostgresStore(SQLStore):
 
 
 def _audited(atomic: Sequence[Command] | None) -> bool:
+    """Whether the write may append to the audit log. An empty ``AppendAudit`` says that its
+    operation works out the entries itself (a hand-out audits what it hands out)."""
     return bool(atomic) and any(
-        (isinstance(command, AppendAudit) and command.entries) or (isinstance(command, AcceptMessage) and command.audit)
+        isinstance(command, AppendAudit) or (isinstance(command, AcceptMessage) and command.audit)
         for command in atomic
     )
 
