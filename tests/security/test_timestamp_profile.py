@@ -17,7 +17,8 @@ from gateway.security.xmldsig import WSSE, WSU, SignatureRefused, Verifier
 from soap.messages import SOAP_HEADERS, relay_request
 from soap.signing import BODY, HEADER, WSU_ID, penal, refused, serialise, timestamped
 
-AT = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC)
+# The time of judgement: now, inside the validity of the certificates the tests make today.
+AT = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SKEW = 300
 TIMESTAMP = f"{{{WSU}}}Timestamp"
 ATTACKER = "urn:example:attacker"

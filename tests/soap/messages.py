@@ -9,7 +9,7 @@ from lxml import etree
 from adapters.penal import codec as penal_codec
 from adapters.population import Population
 from gateway.domain import ReleaseEvent, ReleaseNotice, Sex, make_iin
-from gateway.soap.envelope import BusRequest, MessageType, build_envelope, build_request, serialise
+from gateway.soap.envelope import BusRequest, Channel, MessageType, build_envelope, build_request, serialise
 
 POPULATION = Population(size=120)
 PING = "urn:example:ping"
@@ -34,22 +34,27 @@ def sent_at(message_id: str) -> dt.datetime:
 
 
 def release_notice_request(
-    notice: ReleaseNotice | None = None, *, message_id: str = "penal-0001", sender: str = "penal", event=ReleaseEvent.PLANNED
+    notice: ReleaseNotice | None = None, *, message_id: str = "penal-0001", sender: str = "penal", event=ReleaseEvent.PLANNED,
+    channel: Channel = Channel.SYNC,
 ) -> bytes:
+    """A release notice on SyncChannel v10, or on the deprecated asynchronous envelope."""
     message = BusRequest(
         message_id=message_id,
         service_id="release-notices",
-        message_type=MessageType.NOTIFICATION,
+        message_type=MessageType.NOTIFICATION if channel is Channel.LEGACY_ASYNC else None,
         message_date=sent_at(message_id),
         sender_id=sender,
         data=penal_codec.encode_release_notice(event, notice or release_notice()),
+        channel=channel,
     )
     return serialise(build_envelope(build_request(message)))
 
 
 def relay_request(
-    *, message_id: str = "penal-0001", sender: str = "penal", service_id: str = "health/bulk", text: str = "Сәлем, әғқңөұүһі"
+    *, message_id: str = "penal-0001", sender: str | None = "penal", service_id: str = "health/bulk",
+    text: str = "Сәлем, әғқңөұүһі", channel: Channel = Channel.SYNC,
 ) -> bytes:
+    """A relay request on SyncChannel v10, or on the deprecated synchronous envelope."""
     payload = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
     payload.text = text
     message = BusRequest(
@@ -59,6 +64,7 @@ def relay_request(
         sender_id=sender,
         data=payload,
         properties=(("purpose", "relay_test"),),
+        channel=channel,
     )
     return serialise(build_envelope(build_request(message)))
 

@@ -1,7 +1,9 @@
 """The gateway's own SOAP services under /soap: ``relay`` and, when wired, ``release-notices``.
 
-The caller is identified as for the JSON API (``X-Member-Id`` in the development identity
-mode) and must be the ``senderId`` the envelope names. What a member sends is verified against
+Both speak ШЭП SyncChannel v10 and, until the end of its deprecation period, the gateway's
+earlier ``bus:v1`` envelope (``DEPRECATED``). The caller is identified as for the JSON API
+(mTLS, or ``X-Member-Id`` in the development identity mode) and must be the ``senderId`` the
+envelope names; ``sender/password`` is never read. What a member sends is verified against
 the certificates pinned for it (``members.<id>.certificates``) before anything reads it, and
 every answer is signed with the gateway's key. The relay goes through the same use case
 as ``POST /api/v1/relay/...``: the same grants and purposes, the same idempotency by messageId,
@@ -22,12 +24,17 @@ from gateway.errors import BadRequest
 from gateway.web.identity import caller_of
 from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
-from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build_request, serialise
+from gateway.soap.envelope import BUS, BUS_ASYNC, BusRequest, BusResponse, build_envelope, build_request, serialise
 from gateway.soap.faults import SoapFault
 from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
 
-__all__ = ["add_routes", "caller"]
+__all__ = ["DEPRECATED", "DEPRECATED_UNTIL", "add_routes", "caller"]
+
+DEPRECATED_UNTIL = "2027-06-30"
+"""The last day the gateway accepts the ``urn:reentry-gateway:bus:v1`` envelope
+(docs/integration-soap.md, "Deprecated envelope")."""
+DEPRECATED = ("bus.xsd", "bus-async.xsd")
 
 # Relayed documents in the exchange's known namespaces are validated on the way in (the
 # wildcard in data is processContents="lax"), so a malformed one is refused, not dead-lettered.
@@ -39,7 +46,8 @@ _FORWARDED_TYPE = "text/xml; charset=utf-8"
 
 def add_routes(app: web.Application, services: Services) -> None:
     """Serve the gateway's SOAP services on ``app`` (built by ``gateway.entrypoints.http.app.create_app``)."""
-    soap_services = [SoapService(contract("relay.wsdl", also_validates=_KNOWN_DOCUMENTS),
+    soap_services = [SoapService(contract("relay.wsdl", also_validates=(*_KNOWN_DOCUMENTS, *DEPRECATED),
+                                          deprecated=(f"{{{BUS}}}SendMessage",)),
                                  {"SendMessage": _relay(services)})]
     if services.release_intake is not None:
         soap_services.append(release_notice_service(services.release_intake, caller=caller))
@@ -61,15 +69,16 @@ def caller(call: SoapCall) -> str:
     member = caller_of(call.http)
     if not member:
         raise SoapFault.client(
-            "unauthenticated", "identify yourself: send X-Member-Id with your member id", http_status=401
+            "unauthenticated", "identify yourself: with your client certificate (or X-Member-Id on loopback)"
         )
-    if member != call.message.sender_id:
+    sender = call.message.sender_id
+    if sender is not None and sender != member:
+        # The certificate (or the development header) says who calls; the envelope must agree.
         raise SoapFault.client(
             "sender-mismatch",
-            f"sender.senderId {call.message.sender_id!r} is not the calling member {member!r}; "
+            f"sender/senderId {sender[:64]!r} is not the calling member {member!r} your certificate names; "
             "send messages in your own name",
-            error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:sender/bus:senderId",
-            http_status=403,
+            error_data=call.path("Info/sender/senderId"),
         )
     return member
 
@@ -88,7 +97,7 @@ def _relay(services: Services):
                 "unknown-service",
                 f"serviceId {message.service_id!r} must name the destination as recipient/service, "
                 "for example health/release-notices",
-                error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:serviceId",
+                error_data=call.path("Info/serviceId"),
             )
         purpose = message.property(_PURPOSE)
         request = RelayRequest(
@@ -111,11 +120,12 @@ def _relay(services: Services):
                 raise SoapFault.client(
                     "purpose-required",
                     f"add the property purpose: {error.detail.partition(': ')[2]}",
-                    error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:properties",
+                    error_data=call.path("Info/properties"),
                 ) from None
             raise
         if message.data is None:
-            raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it")
+            raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it",
+                                   error_data=call.path("Data/data"))
         forwarded = build_request(
             BusRequest(
                 message_id=message.message_id,
@@ -138,6 +148,7 @@ def _relay(services: Services):
             response_date=dt.datetime.fromtimestamp(stored.accepted_at, dt.UTC),
             status_code="ACCEPTED",
             status_message=f"stored for delivery to {recipient}/{service}",
+            session_id=message.session_id,
         )
 
     return send_message
