@@ -247,3 +247,38 @@ async def test_a_message_refused_with_a_client_fault_is_dead_lettered_after_one_
     await wait_until(dead)
     message = await gateway.store.get_message(message_id)
     assert message.attempts == 1 and "permanent" in message.last_error and "soap:Client" in message.last_error
+
+
+# ----------------------------------------------------------------- the documented request
+
+async def test_the_documented_request_is_accepted_by_a_gateway_with_the_shipped_configuration(tmp_path, http):
+    # docs/integration-soap.md, "Try it": the example with its date made current, as the curl
+    # command there sends it, from a member the shipped members.toml grants the service.
+    import shutil
+    from pathlib import Path
+
+    from gateway.config import load_config
+    from gateway.entrypoints.http.server import build
+    from gateway.entrypoints.tools.simulate import SIGNING_SYSTEMS
+    from gateway.security.keys import DevelopmentKeys
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "config", tmp_path / "config")
+    config = load_config(tmp_path / "config", environ={})
+    DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
+    gateway = build(config)
+    await gateway.start(port=0)
+    try:
+        example = (root / "docs" / "examples" / "soap" / "relay-request.xml").read_bytes()
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+        body = example.replace(b"2026-11-26T09:30:00.000+00:00", now)
+        headers = {"Content-Type": "text/xml; charset=utf-8", "X-Member-Id": "probation"}
+        async with http.post(f"{gateway.url}/soap/relay", data=body, headers=headers) as response:
+            answer = await response.read()
+            assert response.status == 200, answer
+        info = _body_element(answer).find("response/responseInfo")
+        assert (info.findtext("status/code"), info.findtext("correlationId")) == ("ACCEPTED", "probation-2026-000123")
+        stored = await gateway.store.get_message(info.findtext("messageId"))
+        assert (stored.recipient, stored.service, stored.sender) == ("court", "pretrial-reports", "probation")
+    finally:
+        await gateway.stop()
