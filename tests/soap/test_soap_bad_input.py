@@ -34,6 +34,17 @@ def _without(document: bytes, part: str) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+def _typed_data(document: bytes, type_name: str) -> bytes:
+    """The document with data emptied and typed with xsi:type ``type_name`` (prefix pen)."""
+    root = etree.fromstring(document)
+    data = root.find(".//requestData/data")
+    for child in list(data):
+        data.remove(child)
+    data.set("{http://www.w3.org/2001/XMLSchema-instance}type", type_name)
+    text = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return text.replace(b"<data ", b'<data xmlns:pen="urn:reentry-gateway:penal:v1" ', 1)
+
+
 def _with_invalid_check_digit() -> bytes:
     iin = release_notice().iin
     wrong = iin[:11] + str((int(iin[11]) + 1) % 10)
@@ -128,6 +139,10 @@ CASES = [
      "unexpected-data", "exactly one document element", "/Envelope/Body/v10:SendMessage/request/requestData/data"),
     ("text beside the document in data", RELAY, GOOD_RELAY.replace(b"</data>", b"stray</data>"), {},
      "unexpected-data", "and text", "/Envelope/Body/v10:SendMessage/request/requestData/data"),
+    ("data typed with a type of no document", NOTICES, _typed_data(GOOD_NOTICE, "pen:Address"), {}, "unexpected-data",
+     "typed {urn:reentry-gateway:penal:v1}Address, which is no document of this service", "/Envelope/Body/v10:SendMessage/request/requestData/data"),
+    ("data typed with a type no schema defines", NOTICES, _typed_data(GOOD_NOTICE, "pen:Nothing"), {}, "schema-violation",
+     "does not resolve to a type definition", None),
     ("another document than a release notice", NOTICES, _with_data(GOOD_NOTICE, encode_custody_history_request(release_notice().iin)),
      {}, "unexpected-data", "must hold {urn:reentry-gateway:penal:v1}releaseNotice", "/Envelope/Body/v10:SendMessage/request/requestData/data"),
     ("deprecated release notice sent as a REQUEST", NOTICES, LEGACY_NOTICE.replace(b">NOTIFICATION<", b">REQUEST<"), {},
