@@ -26,15 +26,11 @@ from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
 from gateway.soap.envelope import BUS, BUS_ASYNC, BusRequest, BusResponse, build_envelope, build_request, serialise
 from gateway.soap.faults import SoapFault
+from gateway.entrypoints.soap import DEPRECATED_SCHEMAS
 from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
 
-__all__ = ["DEPRECATED", "DEPRECATED_UNTIL", "add_routes", "caller"]
-
-DEPRECATED_UNTIL = "2027-06-30"
-"""The last day the gateway accepts the ``urn:reentry-gateway:bus:v1`` envelope
-(docs/integration-soap.md, "Deprecated envelope")."""
-DEPRECATED = ("bus.xsd", "bus-async.xsd")
+__all__ = ["add_routes", "caller"]
 
 # Relayed documents in the exchange's known namespaces are validated on the way in (the
 # wildcard in data is processContents="lax"), so a malformed one is refused, not dead-lettered.
@@ -46,7 +42,7 @@ _FORWARDED_TYPE = "text/xml; charset=utf-8"
 
 def add_routes(app: web.Application, services: Services) -> None:
     """Serve the gateway's SOAP services on ``app`` (built by ``gateway.entrypoints.http.app.create_app``)."""
-    soap_services = [SoapService(contract("relay.wsdl", also_validates=(*_KNOWN_DOCUMENTS, *DEPRECATED),
+    soap_services = [SoapService(contract("relay.wsdl", also_validates=(*_KNOWN_DOCUMENTS, *DEPRECATED_SCHEMAS),
                                           deprecated=(f"{{{BUS}}}SendMessage",)),
                                  {"SendMessage": _relay(services)})]
     if services.release_intake is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapters.penal import codec
+from gateway.entrypoints.soap import DEPRECATED_SCHEMAS
 from gateway.services.release_intake import ReleaseIntake
 from gateway.soap.contracts import contract
 from gateway.soap.envelope import BUS_ASYNC, BusResponse, MessageType
@@ -50,6 +51,6 @@ def release_notice_service(intake: ReleaseIntake, *, caller: Callable[[SoapCall]
             session_id=message.session_id,
         )
 
-    deprecated = contract("release-notices.wsdl", also_validates=("bus.xsd", "bus-async.xsd"),
-                          deprecated=(f"{{{BUS_ASYNC}}}SendMessage",))
-    return SoapService(deprecated, {"SendMessage": send_message})
+    service = contract("release-notices.wsdl", also_validates=DEPRECATED_SCHEMAS,
+                       deprecated=(f"{{{BUS_ASYNC}}}SendMessage",))
+    return SoapService(service, {"SendMessage": send_message})
