@@ -223,3 +223,14 @@ async def test_unreachable_gateway_is_source_unavailable_for_the_pusher(http):
         assert "cannot connect" in failure.reason
     else:
         raise AssertionError("pushing to a closed port succeeded")
+
+
+async def test_a_request_without_sender_is_sent_in_the_name_the_caller_is_identified_by(soap_gateway, http):
+    # v10 makes sender optional; the caller's identity comes from the transport, never the envelope.
+    request = relay_request(sender=None, message_id="no-sender-1")
+    assert b"<sender>" not in request
+    async with http.post(f"{soap_gateway.url}/soap/relay", data=request, headers=SOAP_HEADERS) as response:
+        assert response.status == 200
+        answer = read_response(parse_envelope(await response.read()).body)
+    stored = await soap_gateway.store.get_message(answer.message_id)
+    assert (stored.sender, stored.client_message_id) == ("penal", "no-sender-1")
