@@ -3,13 +3,15 @@ SendMessageFault/ErrorInfo names the problem precisely; nothing is stored or han
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from lxml import etree
 
 from adapters.penal.codec import encode_custody_history_request
 from gateway.soap.envelope import SYNC_TYPES, Channel, parse_envelope
 from gateway.soap.faults import read_fault
-from soap.messages import SOAP_HEADERS, release_notice, release_notice_request, relay_request
+from soap.messages import SOAP_HEADERS, release_notice, release_notice_request, relay_request, sent_at
 
 RELAY, NOTICES = "/soap/relay", "/soap/release-notices"
 GOOD_RELAY = relay_request()
@@ -17,6 +19,13 @@ GOOD_NOTICE = release_notice_request()
 LEGACY_NOTICE = release_notice_request(channel=Channel.LEGACY_ASYNC)
 SOAP12 = b"http://www.w3.org/2003/05/soap-envelope"
 INFO = "/Envelope/Body/v10:SendMessage/request/requestInfo"
+# The messageDate the cases are built with at collection; each is sent with the time it is sent.
+BUILT_AT = sent_at("penal-0001").isoformat(timespec="milliseconds").encode()
+
+
+def _current(body: bytes) -> bytes:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(timespec="milliseconds").encode()
+    return body.replace(BUILT_AT, now)
 
 
 def _with_data(document: bytes, payload: etree._Element) -> bytes:
@@ -159,7 +168,7 @@ CASES = [
 async def test_bad_input_is_a_client_fault_and_nothing_is_stored(
     soap_gateway, release_receiver, agency, http, path, body, headers, error_code, words, error_data
 ):
-    async with http.post(soap_gateway.url + path, data=body, headers={**SOAP_HEADERS, **headers}) as response:
+    async with http.post(soap_gateway.url + path, data=_current(body), headers={**SOAP_HEADERS, **headers}) as response:
         answer = await response.read()
         assert response.status == 500
         assert response.content_type == "text/xml"
