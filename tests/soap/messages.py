@@ -28,8 +28,9 @@ _DATES: dict[str, dt.datetime] = {}
 
 
 def sent_at(message_id: str) -> dt.datetime:
-    """Now, as the messageDate of ``message_id`` — the same date when it is built again, so a
-    resent message is byte for byte the first one (the gateway refuses dates far from now)."""
+    """Now, as the messageDate of ``message_id`` — the same date when it is built again in the
+    same test, so a resent message is byte for byte the first one (the gateway refuses dates far
+    from now: tests/conftest.py forgets the dates before each test)."""
     return _DATES.setdefault(message_id, dt.datetime.now(dt.UTC).replace(microsecond=0))
 
 
