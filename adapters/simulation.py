@@ -261,4 +261,4 @@ def soap_simulator(
 
 def not_found(message: str) -> SoapFault:
     """The Client fault a service answers when it has no such record (the client's ``NotFound``)."""
-    return SoapFault.client(NOT_FOUND, message, http_status=404)
+    return SoapFault.client(NOT_FOUND, message)

@@ -24,6 +24,10 @@ class Metrics:
             "gateway_internal_errors", "Requests answered 500: the gateway's own fault, by route",
             ["route"], registry=r,
         )
+        self.soap_faults = Counter(
+            "gateway_soap_faults", "SOAP faults answered (all with HTTP 500), by route and fault code: "
+            "Client is the sender's mistake, Server the gateway's", ["route", "fault"], registry=r,
+        )
         self.disconnects = Counter(
             "gateway_client_disconnects", "Requests whose caller went away before the answer, by route",
             ["route"], registry=r,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import aiohttp
 import pytest
@@ -31,6 +32,15 @@ def log_lines():
     yield buffer
     leaked = leaks(buffer.getvalue().splitlines())
     assert not leaked, f"personal data reached the log: {leaked[:3]}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_soap_message_dates():
+    """Each test's SOAP messages are dated when it runs, however long the suite has run (the
+    gateway refuses a messageDate outside its clock skew)."""
+    messages = sys.modules.get("soap.messages")
+    if messages is not None:
+        messages._DATES.clear()
 
 
 @pytest.fixture

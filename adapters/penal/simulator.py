@@ -2,7 +2,7 @@
 
 The service answers from the synthetic population over the same WSDL and XSDs the gateway
 uses. ``push_release_notices`` plays the penal system's side of the gateway's
-``release-notices`` channel, building each message with zeep from the local WSDL.
+``release-notices`` service, each notice a SyncChannel v10 SendMessage.
 """
 
 from __future__ import annotations
@@ -20,20 +20,13 @@ from adapters.simulation import Behaviour, Recorder, not_found, soap_simulator
 from gateway.domain import ReleaseEvent, ReleaseNotice, ResocialisationPlan
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.client import ServiceClient, ServiceMessages
-from gateway.soap.envelope import BusResponse, MessageType
+from gateway.soap.envelope import BusResponse
 from gateway.soap.server import SoapCall
 
 __all__ = ["create_simulator", "push_plan", "push_release_notices"]
 
 RELEASE_NOTICES_PATH = "/soap/release-notices"
 _MAX_BODY_BYTES = 1024 * 1024
-# A new release, or news about one already notified.
-_MESSAGE_TYPES = {
-    ReleaseEvent.PLANNED: MessageType.NOTIFICATION,
-    ReleaseEvent.ACTUAL: MessageType.NOTIFICATION,
-    ReleaseEvent.CHANGED: MessageType.UPDATE,
-    ReleaseEvent.CANCELLED: MessageType.UPDATE,
-}
 
 
 def create_simulator(population: Population, behaviour: Behaviour | None = None, recorder: Recorder | None = None,
@@ -83,7 +76,6 @@ async def push_release_notices(
             "release-notices",
             codec.encode_release_notice(event, notice),
             message_id=next(ids) if ids is not None else str(uuid.uuid4()),
-            message_type=_MESSAGE_TYPES[event],
         )
         case_ids.append(service.messages.decoded(data, codec.decode_release_notice_receipt))
     return case_ids

@@ -1,12 +1,16 @@
 """The relay's outbound transport: one HTTP POST per attempt, over a shared pool.
 
-It knows bytes and status codes, nothing of SOAP or the domain; it only tells
-the engine whether an attempt was delivered, failed for good, or may be retried.
+It knows bytes and status codes and nothing of the domain; it only tells the engine whether an
+attempt was delivered, failed for good, or may be retried. For SOAP it also reads the fault
+code: every SOAP 1.1 fault comes with HTTP 500 (WS-I BP R1126), and only the code tells the
+receiver's refusal (``soap:Client``: permanent, dead-lettered) from its failure
+(``soap:Server``: retried).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as _ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.delivery.policy import is_retryable_status, parse_retry_after
+from gateway.soap.envelope import fault_code_of
 from gateway.store import Message
 
 # Headers every outbound delivery carries (DESIGN.md "Contracts").
@@ -22,6 +27,8 @@ CORRELATION_ID = "X-Correlation-Id"
 PURPOSE = "X-Purpose"
 SENDER = "X-Sender"
 
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 # A receiver's answer is kept (a court's receipt, say) up to this size.
 MAX_ANSWER_BYTES = 1_048_576
@@ -97,11 +104,20 @@ class HttpTransport:
                         return Outcome(False, response.status, retryable=False,
                                        error=f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
                     return Outcome(True, response.status, answer=answer)
+                retryable = is_retryable_status(response.status)
+                error = f"HTTP {response.status} {response.reason or ''}".strip()
+                fault = (fault_code_of(answer, max_bytes=MAX_ANSWER_BYTES)
+                         if response.content_type == "text/xml" and len(answer) <= MAX_ANSWER_BYTES else None)
+                if fault is not None:
+                    retryable = not fault.is_client_fault
+                    # The receiver's errorCode is kept only in the shape the bus gives it: it is logged.
+                    code = fault.error_code if _ERROR_CODE.fullmatch(fault.error_code) else "with an unreadable errorCode"
+                    error = f"{error}, soap:{fault.code.value} fault {code}"
                 return Outcome(
                     False,
                     response.status,
-                    retryable=is_retryable_status(response.status),
-                    error=f"HTTP {response.status} {response.reason or ''}".strip(),
+                    retryable=retryable,
+                    error=error,
                     retry_after=parse_retry_after(response.headers.get("Retry-After"), now),
                 )
         except asyncio.TimeoutError:

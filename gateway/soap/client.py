@@ -1,17 +1,20 @@
-"""Calling an agency's SOAP service: zeep's WSDL model builds the request, aiohttp carries it.
+"""Calling an agency's SOAP service over ШЭП SyncChannel v10: the envelope built and read where
+the gateway's endpoint builds and reads it, aiohttp carrying it.
 
-One zeep ``Client`` per WSDL, loaded once per process from the local file — through a
-transport that refuses to load anything else, so no schema is ever fetched — builds each
-envelope with ``create_message``. Replies are read by the pipeline the gateway's endpoint
-uses (hardened parse, one compiled XSD validation, ``read_response``): on a custody history of
-2,000 episodes it is about three times faster than zeep's binding (docs/integration-soap.md,
-"Measurements"), and it keeps every byte from outside on the one hardened parser.
+Requests are put together by ``gateway.soap.envelope.build_request`` (the builder the
+endpoint's relay uses) and their SOAPAction comes from the service's WSDL. Replies are read by
+the pipeline the gateway's endpoint uses (hardened parse, one compiled XSD validation,
+``read_response``): on a custody history of 2,000 episodes it is about three times faster than
+zeep's binding (docs/integration-soap.md, "Measurements"), and it keeps every byte from outside
+on the one hardened parser. ``zeep_client`` loads a WSDL into zeep from the local files only,
+for those who want zeep's model of a contract (the tests call the gateway with it).
 
 ``ServiceMessages`` builds and reads messages without I/O (the court's outbox uses it);
 ``ServiceClient`` adds the aiohttp exchange. With a ``Signer`` every request is signed; with a
 ``Verifier`` (the agency's pinned certificates) every answer, faults included, is verified
 before anything in it is read. Failures are classified for the workflows
-(``gateway.workflows.ports``): no answer, a 5xx, a Server fault, an answer that breaks the
+(``gateway.workflows.ports``) by the fault code, whatever the HTTP status (every fault travels
+with HTTP 500): no answer, a Server fault, a 5xx without a fault, an answer that breaks the
 contract or whose signature is refused -> ``SourceUnavailable``; a Client fault ->
 ``SourceRejected``, or ``NotFound`` when its errorCode is ``not-found``.
 """
@@ -34,7 +37,7 @@ from lxml import etree
 from gateway.resources import resource_dir
 from gateway.security.xmldsig import SECURITY, Signer, Verifier
 from gateway.soap.contracts import contract
-from gateway.soap.envelope import MessageType, parse_envelope, read_response, serialise, verified
+from gateway.soap.envelope import BusRequest, build_envelope, build_request, parse_envelope, read_response, serialise, verified
 from gateway.soap.faults import SoapFault, read_fault
 from gateway.workflows.ports import NotFound, SourceRejected, SourceUnavailable
 
@@ -71,7 +74,7 @@ def zeep_client(wsdl_name: str) -> zeep.Client:
 
 
 class ServiceMessages:
-    """The messages of one SOAP service, sent as member ``sender_id``: built by zeep, read by lxml.
+    """The messages of one SOAP service, sent as member ``sender_id``, built and read with lxml.
 
     ``signer`` signs each request; ``verifier`` checks each answer against the certificates
     pinned for the service's member.
@@ -84,9 +87,8 @@ class ServiceMessages:
         self.sender_id = sender_id
         self._signer = signer
         self._verifier = verifier
-        self._zeep = zeep_client(wsdl_name)
-        self.soap_action = next(iter(self._zeep.wsdl.bindings.values())).get(_OPERATION).soapaction
         self._contract = contract(wsdl_name)
+        self.soap_action = self._contract.operations[_OPERATION].soap_action
 
     def request(
         self,
@@ -96,28 +98,18 @@ class ServiceMessages:
         message_id: str,
         message_date: dt.datetime,
         correlation_id: str | None = None,
-        message_type: MessageType | None = None,
         properties: tuple[tuple[str, str], ...] = (),
     ) -> bytes:
-        """The whole SOAP request. ``message_type`` is for services on the asynchronous channel."""
-        info: dict[str, object] = {"messageId": message_id}
-        if correlation_id is not None:
-            info["correlationId"] = correlation_id
-        info["serviceId"] = service_id
-        if message_type is not None:
-            info["messageType"] = message_type.value
-        info |= {
-            "messageDate": message_date,
-            "sender": {"senderId": self.sender_id},
-            "properties": [{"key": key, "value": value} for key, value in properties],
-        }
-        content = {"data": {"_value_1": payload}}
-        request = (
-            {"requestInfo": info, "requestData": content}
-            if message_type is None
-            else {"messageInfo": info, "messageData": content}
-        )
-        envelope = self._zeep.create_message(self._zeep.service, _OPERATION, request=request)
+        """The whole SOAP request: a v10 SendMessage, signed when there is a signer."""
+        envelope = build_envelope(build_request(BusRequest(
+            message_id=message_id,
+            correlation_id=correlation_id,
+            service_id=service_id,
+            message_date=message_date,
+            sender_id=self.sender_id,
+            properties=properties,
+            data=payload,
+        )))
         return serialise(envelope if self._signer is None else self._signer.sign(envelope))
 
     def answer(self, service_id: str, message_id: str, *, status: int, media_type: str, content: bytes) -> etree._Element | None:
@@ -139,7 +131,7 @@ class ServiceMessages:
                 raise SourceUnavailable(
                     self.source, f"answered HTTP {status}, signature refused: {refusal.error_code}: {refusal.message}"
                 ) from None
-        fault = read_fault(envelope.body, http_status=status)
+        fault = read_fault(envelope.body)
         if fault is not None:
             reason = f"{service_id}: {fault.error_code}: {fault.message}"
             if not fault.is_client_fault:
@@ -151,7 +143,7 @@ class ServiceMessages:
             self._contract.validate(envelope.body)
         except SoapFault as fault:
             raise SourceUnavailable(self.source, f"answer breaks the contract: {fault.message} at {fault.error_data}") from None
-        response = read_response(envelope.body)
+        response = read_response(envelope.body, typed=self._contract.document_for_type)
         if response.correlation_id != message_id:
             raise SourceUnavailable(self.source, "answered another request (its correlationId is not our messageId)")
         return response.data
@@ -189,7 +181,6 @@ class ServiceClient:
         *,
         message_id: str | None = None,
         correlation_id: str | None = None,
-        message_type: MessageType | None = None,
     ) -> etree._Element | None:
         """Send one request and return the document in the answer's data (None if empty)."""
         messages = self.messages
@@ -200,7 +191,6 @@ class ServiceClient:
             message_id=message_id,
             message_date=dt.datetime.now(dt.UTC),
             correlation_id=correlation_id,
-            message_type=message_type,
         )
         headers = {
             "Content-Type": "text/xml; charset=utf-8",

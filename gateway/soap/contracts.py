@@ -33,6 +33,7 @@ _WSDL = "http://schemas.xmlsoap.org/wsdl/"
 _WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 _IIN_TYPE = "Iin"
 _MESSAGE_LIMIT = 600
+_SUB_ERRORS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class Operation:
 class Contract:
     """One service's WSDL and XSDs: what it accepts, how to validate it, how to publish it."""
 
-    def __init__(self, wsdl: Path, *, also_validates: tuple[str, ...] = ()) -> None:
+    def __init__(self, wsdl: Path, *, also_validates: tuple[str, ...] = (), deprecated: tuple[str, ...] = ()) -> None:
         self.wsdl = wsdl
         self.name = wsdl.stem
         self._folder = wsdl.parent
@@ -57,11 +58,28 @@ class Contract:
         """Every XSD file the service uses, by file name."""
         self.published = _closure(self._folder, imported)
         self.operations = _operations(self._wsdl_document)
+        self.deprecated = deprecated
+        """Clark names of request elements of the deprecated envelope, accepted as the one operation."""
         self._validator = etree.XMLSchema(_driver(self._folder, self.schemas))
         self._iin_elements = tuple(sorted(_iin_elements(self._folder, self.schemas)))
+        self._documents = _documents_by_type(self._folder, self.schemas)
+
+    def document_for_type(self, type_name: str) -> str | None:
+        """The Clark name of the global element whose type is ``type_name`` (a Clark name), if
+        exactly one of the service's schemas declares one: ``data`` typed with xsi:type (as
+        JAXB and zeep write an xs:anyType) is read as that document."""
+        return self._documents.get(type_name)
 
     def operation_for(self, body: etree._Element) -> Operation | None:
-        return next((op for op in self.operations.values() if op.request == body.tag), None)
+        operation = next((op for op in self.operations.values() if op.request == body.tag), None)
+        if operation is None and body.tag in self.deprecated and len(self.operations) == 1:
+            operation = next(iter(self.operations.values()))
+        return operation
+
+    @property
+    def deprecated_soap_action(self) -> str:
+        """The SOAPAction of the deprecated envelope's WSDL, accepted with its requests."""
+        return f"urn:reentry-gateway:{self.name}:SendMessage"
 
     def validate(self, element: etree._Element) -> None:
         """Raise a Client SoapFault naming the first problem, if ``element`` breaks the contract."""
@@ -73,6 +91,11 @@ class Contract:
                 "schema-violation",
                 _without_values(first.message)[:_MESSAGE_LIMIT] + more,
                 error_data=_where(first.path),
+                sub_errors=[
+                    SoapFault.client("schema-violation", _without_values(error.message)[:_MESSAGE_LIMIT],
+                                     error_data=_where(error.path))
+                    for error in errors[1:_SUB_ERRORS + 1]
+                ],
             )
         # iter() without tags would walk every element: only look when the schemas have IINs.
         for node in element.iter(*self._iin_elements) if self._iin_elements else ():
@@ -101,14 +124,15 @@ class Contract:
 
 
 @functools.cache
-def contract(wsdl_name: str, *, also_validates: tuple[str, ...] = ()) -> Contract:
+def contract(wsdl_name: str, *, also_validates: tuple[str, ...] = (), deprecated: tuple[str, ...] = ()) -> Contract:
     """The contract of ``schemas/soap/<wsdl_name>``, compiled once per process.
 
     ``also_validates`` adds XSDs that the WSDL does not import but whose documents the service
     may carry in its ``data`` wildcard (processContents="lax"): a known document is then
-    validated too.
+    validated too. ``deprecated`` names the request elements of an earlier envelope still
+    accepted (their XSDs go in ``also_validates``).
     """
-    return Contract(resource_dir("schemas") / "soap" / wsdl_name, also_validates=also_validates)
+    return Contract(resource_dir("schemas") / "soap" / wsdl_name, also_validates=also_validates, deprecated=deprecated)
 
 
 def _read_trusted(path: Path) -> etree._Element:
@@ -164,6 +188,21 @@ def _iin_elements(folder: Path, names: tuple[str, ...]) -> set[str]:
             if type_name and element.get("name") and type_name.rpartition(":")[2] == _IIN_TYPE:
                 found.add(f"{{{target}}}{element.get('name')}")
     return found
+
+
+def _documents_by_type(folder: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """Type Clark name -> the one global element of that type, over the service's XSDs."""
+    found: dict[str, list[str]] = {}
+    for name in names:
+        schema = _read_trusted(folder / name)
+        target = schema.get("targetNamespace")
+        for element in schema.iterfind(f"{{{_XS}}}element"):
+            type_name = element.get("type")
+            if type_name and element.get("name"):
+                prefix, _, local = type_name.rpartition(":")
+                namespace = element.nsmap.get(prefix or None)
+                found.setdefault(f"{{{namespace}}}{local}", []).append(f"{{{target}}}{element.get('name')}")
+    return {type_name: elements[0] for type_name, elements in found.items() if len(elements) == 1}
 
 
 def _operations(document: etree._Element) -> dict[str, Operation]:

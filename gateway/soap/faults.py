@@ -1,10 +1,16 @@
 """SOAP 1.1 Faults with the bus's ErrorInfo: what goes wrong, said so the caller can act on it.
 
 A fault is ``soap:Client`` when the request is at fault (resending it unchanged will fail
-again) and ``soap:Server`` only when the gateway or the service itself failed. SOAP 1.1 (§6.2)
-returns every fault with HTTP 500; this project's rule is that a client's mistake is never a
-5xx, so Client faults carry a 4xx (400 unless a more precise one applies: 401, 403, 404, 413,
-415, 422) and Server faults a 5xx. docs/integration-soap.md says the same to integrators.
+again) and ``soap:Server`` only when the gateway or the service itself failed. Every fault
+travels with HTTP 500 (``FAULT_STATUS``), as SOAP 1.1 §6.2 and WS-I Basic Profile R1126 ask:
+SOAP 1.1 stacks (JAX-WS RI, CXF, WCF) read a fault only then. The fault code, not the HTTP
+status, tells a permanent refusal from a failure worth retrying (``read_fault``,
+``fault_code_of``). docs/integration-soap.md says the same to integrators.
+
+On the wire the detail is the bus's ``SendMessageFault{ErrorInfo{errorCode, errorMessage,
+errorData?, errorDate, subError*}}`` (SyncChannel v10; ``send_message_fault``), or, for a
+request in the deprecated ``urn:reentry-gateway:bus:v1`` envelope, ``bus:ErrorInfo``.
+``error_info`` builds the ErrorInfo itself, for any channel that wraps it in its own element.
 
 Messages never carry personal data: validation messages name the element and the rule, not
 the value that broke it.
@@ -13,22 +19,48 @@ the value that broke it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 from lxml import etree
 
 from gateway.errors import GatewayError
 
-__all__ = ["FaultCode", "SoapFault", "fault_body", "read_fault"]
+__all__ = [
+    "BUS",
+    "BUS_ASYNC",
+    "FAULT_STATUS",
+    "SOAP11",
+    "SYNC_INTERFACES",
+    "SYNC_TYPES",
+    "FaultCode",
+    "SoapFault",
+    "error_info",
+    "fault_body",
+    "read_error_info",
+    "read_fault",
+    "send_message_fault",
+]
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SYNC_TYPES = "http://bip.bee.kz/SyncChannel/v10/Types"
+"""ШЭП SyncChannel v10: the namespace of SendMessage, SendMessageResponse and SendMessageFault."""
+SYNC_INTERFACES = "http://bip.bee.kz/SyncChannel/v10/Interfaces"
+"""ШЭП SyncChannel v10: the WSDL's target namespace (port type ISyncChannel)."""
 BUS = "urn:reentry-gateway:bus:v1"
+"""The gateway's own envelope before v10; accepted until the end of its deprecation period."""
+BUS_ASYNC = "urn:reentry-gateway:bus:async:v1"
+
+FAULT_STATUS = 500
+"""The HTTP status of every SOAP 1.1 fault (WS-I Basic Profile R1126), Client or Server."""
 
 _FAULT = f"{{{SOAP11}}}Fault"
-_ERROR_INFO = f"{{{BUS}}}ErrorInfo"
-# ErrorInfo's text fields are bounded by bus.xsd (bus:Message).
+_SEND_MESSAGE_FAULT = "SendMessageFault"
+_LEGACY_ERROR_INFO = f"{{{BUS}}}ErrorInfo"
+# ErrorInfo's text fields are bounded by the XSDs.
 _MESSAGE_LIMIT = 2000
+_SUB_ERRORS = 20
+_TOO_MANY_REQUESTS = 429
 
 
 class FaultCode(StrEnum):
@@ -41,7 +73,8 @@ class SoapFault(Exception):
 
     ``error_code`` is stable and machine-readable (``schema-violation``, ``invalid-iin``,
     ``not-found`` …); ``message`` is for a person; ``error_data`` says where, when the problem
-    has a place (the path of the offending element).
+    has a place (the path of the offending element); ``sub_errors`` are further problems of the
+    same request (ErrorInfo's subError).
     """
 
     def __init__(
@@ -51,75 +84,132 @@ class SoapFault(Exception):
         message: str,
         *,
         error_data: str | None = None,
-        http_status: int | None = None,
+        sub_errors: Sequence[SoapFault] = (),
     ) -> None:
         super().__init__(message)
         self.code = code
         self.error_code = error_code
         self.message = message
         self.error_data = error_data
-        self.http_status = http_status or (400 if code is FaultCode.CLIENT else 500)
+        self.sub_errors = tuple(sub_errors)
 
     @classmethod
-    def client(cls, error_code: str, message: str, *, error_data: str | None = None, http_status: int = 400) -> SoapFault:
-        return cls(FaultCode.CLIENT, error_code, message, error_data=error_data, http_status=http_status)
+    def client(
+        cls, error_code: str, message: str, *, error_data: str | None = None, sub_errors: Sequence[SoapFault] = ()
+    ) -> SoapFault:
+        return cls(FaultCode.CLIENT, error_code, message, error_data=error_data, sub_errors=sub_errors)
 
     @classmethod
-    def server(cls, error_code: str, message: str, *, http_status: int = 500) -> SoapFault:
-        return cls(FaultCode.SERVER, error_code, message, http_status=http_status)
+    def server(cls, error_code: str, message: str) -> SoapFault:
+        return cls(FaultCode.SERVER, error_code, message)
 
     @classmethod
     def of(cls, error: GatewayError) -> SoapFault:
-        """The fault for an error of the gateway's one hierarchy, keeping its status and slug."""
-        code = FaultCode.CLIENT if error.is_client_error else FaultCode.SERVER
-        return cls(code, error.slug, error.detail, http_status=error.status)
+        """The fault for an error of the gateway's one hierarchy, keeping its slug.
+
+        A client error is a Client fault, except being throttled (429): the same request sent
+        again later succeeds, which is what a Server fault tells a SOAP stack or an outbox.
+        """
+        code = FaultCode.CLIENT if error.is_client_error and error.status != _TOO_MANY_REQUESTS else FaultCode.SERVER
+        return cls(code, error.slug, error.detail)
 
     @property
     def is_client_fault(self) -> bool:
         return self.code is FaultCode.CLIENT
 
 
-def fault_body(
-    fault: SoapFault, *, now: dt.datetime, detail: Callable[[SoapFault, dt.datetime], etree._Element] | None = None
-) -> etree._Element:
-    """The soap:Fault element for a Body, with ErrorInfo in its detail (``detail`` builds a
-    contract's own element for it)."""
-    element = etree.Element(_FAULT, nsmap={"soap": SOAP11})
-    # faultcode is a QName; the "soap" prefix is declared on the Fault element itself so the
-    # value resolves wherever the element ends up.
-    etree.SubElement(element, "faultcode").text = f"soap:{fault.code.value}"
-    etree.SubElement(element, "faultstring").text = _bounded(fault.message)
-    if detail is not None:
-        etree.SubElement(element, "detail").append(detail(fault, now))
-        return element
-    info = etree.SubElement(etree.SubElement(element, "detail"), _ERROR_INFO, nsmap={"bus": BUS})
+def error_info(fault: SoapFault, *, now: dt.datetime, tag: str = "ErrorInfo") -> etree._Element:
+    """The bus's ErrorInfo for ``fault``: unqualified children, its sub-errors as ``subError``."""
+    info = etree.Element(tag)
+    etree.SubElement(info, "errorCode").text = fault.error_code
+    etree.SubElement(info, "errorMessage").text = _bounded(fault.message)
+    if fault.error_data:
+        etree.SubElement(info, "errorData").text = _bounded(fault.error_data)
+    etree.SubElement(info, "errorDate").text = now.isoformat(timespec="milliseconds")
+    for sub in fault.sub_errors[:_SUB_ERRORS]:
+        info.append(error_info(sub, now=now, tag="subError"))
+    return info
+
+
+def send_message_fault(fault: SoapFault, *, now: dt.datetime, namespace: str = SYNC_TYPES) -> etree._Element:
+    """``{namespace}SendMessageFault{ErrorInfo}``, a fault's detail entry on a v10 channel."""
+    wrapper = etree.Element(f"{{{namespace}}}{_SEND_MESSAGE_FAULT}", nsmap={"v10": namespace})
+    wrapper.append(error_info(fault, now=now))
+    return wrapper
+
+
+def _legacy_error_info(fault: SoapFault, *, now: dt.datetime) -> etree._Element:
+    info = etree.Element(_LEGACY_ERROR_INFO, nsmap={"bus": BUS})
     etree.SubElement(info, f"{{{BUS}}}errorCode").text = fault.error_code
     etree.SubElement(info, f"{{{BUS}}}errorMessage").text = _bounded(fault.message)
     if fault.error_data:
         etree.SubElement(info, f"{{{BUS}}}errorData").text = _bounded(fault.error_data)
     etree.SubElement(info, f"{{{BUS}}}errorDate").text = now.isoformat(timespec="milliseconds")
+    return info
+
+
+def fault_body(
+    fault: SoapFault, *, now: dt.datetime, namespace: str = SYNC_TYPES,
+    detail: Callable[[SoapFault, dt.datetime], etree._Element] | None = None,
+) -> etree._Element:
+    """The soap:Fault element for a Body, its detail in the channel of ``namespace``: a v10
+    ``SendMessageFault`` for any namespace but the deprecated ``BUS`` (``bus:ErrorInfo``);
+    ``detail``, when given, builds a contract's own element instead (AsyncChannel's)."""
+    element = etree.Element(_FAULT, nsmap={"soap": SOAP11})
+    # faultcode is a QName; the "soap" prefix is declared on the Fault element itself so the
+    # value resolves wherever the element ends up.
+    etree.SubElement(element, "faultcode").text = f"soap:{fault.code.value}"
+    etree.SubElement(element, "faultstring").text = _bounded(fault.message)
+    holder = etree.SubElement(element, "detail")
+    if detail is not None:
+        holder.append(detail(fault, now))
+    elif namespace in (BUS, BUS_ASYNC):
+        holder.append(_legacy_error_info(fault, now=now))
+    else:
+        holder.append(send_message_fault(fault, now=now, namespace=namespace))
     return element
 
 
-def read_fault(body: etree._Element, *, http_status: int) -> SoapFault | None:
-    """The fault a Body element holds, or None if it is not a fault."""
+def read_fault(body: etree._Element) -> SoapFault | None:
+    """The fault a Body element holds, or None if it is not a fault.
+
+    The ErrorInfo is read from a ``SendMessageFault`` of any channel's namespace, or from the
+    deprecated ``bus:ErrorInfo``; a fault without either is read from faultcode and faultstring.
+    """
     if body.tag != _FAULT:
         return None
-    code_text = (body.findtext("faultcode") or "").strip()
-    local = code_text.rpartition(":")[2]
-    # SOAP 1.1 codes are extensible with dots ("Client.Authentication"); the class is the first part.
-    code = FaultCode.CLIENT if local.split(".")[0] == FaultCode.CLIENT else FaultCode.SERVER
-    info = body.find(f"detail/{_ERROR_INFO}")
+    code = _fault_code((body.findtext("faultcode") or "").strip())
     message = (body.findtext("faultstring") or "").strip()
-    if info is None:
-        return SoapFault(code, "unspecified", message or "fault without ErrorInfo", http_status=http_status)
+    detail = body.find("detail")
+    entries = [child for child in detail if isinstance(child.tag, str)] if detail is not None else []
+    for entry in entries:
+        if etree.QName(entry).localname == _SEND_MESSAGE_FAULT and entry.find("ErrorInfo") is not None:
+            return read_error_info(entry.find("ErrorInfo"), code=code, fallback=message)
+        if entry.tag == _LEGACY_ERROR_INFO:
+            return SoapFault(
+                code,
+                entry.findtext(f"{{{BUS}}}errorCode") or "unspecified",
+                entry.findtext(f"{{{BUS}}}errorMessage") or message,
+                error_data=entry.findtext(f"{{{BUS}}}errorData"),
+            )
+    return SoapFault(code, "unspecified", message or "fault without ErrorInfo")
+
+
+def read_error_info(info: etree._Element, *, code: FaultCode, fallback: str = "") -> SoapFault:
+    """The fault an (unqualified) ErrorInfo element describes, its subErrors included."""
     return SoapFault(
         code,
-        info.findtext(f"{{{BUS}}}errorCode") or "unspecified",
-        info.findtext(f"{{{BUS}}}errorMessage") or message,
-        error_data=info.findtext(f"{{{BUS}}}errorData"),
-        http_status=http_status,
+        (info.findtext("errorCode") or "").strip() or "unspecified",
+        info.findtext("errorMessage") or fallback,
+        error_data=info.findtext("errorData"),
+        sub_errors=[read_error_info(sub, code=code) for sub in info.iterfind("subError")],
     )
+
+
+def _fault_code(text: str) -> FaultCode:
+    # SOAP 1.1 codes are extensible with dots ("Client.Authentication"); the class is the first part.
+    local = text.rpartition(":")[2]
+    return FaultCode.CLIENT if local.split(".")[0] == FaultCode.CLIENT else FaultCode.SERVER
 
 
 def _bounded(text: str) -> str:

@@ -2,9 +2,12 @@
 
 ``POST /soap/{service}``: media type, size, the hardened parse, the envelope, the sender's
 signature, the operation (by Body element and SOAPAction), one schema validation, then the
-service's handler; every failure becomes a SOAP Fault. The pipeline parses once and validates
-once; no WSDL machinery runs per request. With a ``Signer`` every answer, faults included, is
-signed. ``GET /soap/{service}?wsdl`` and ``?xsd=NAME`` publish the contract.
+service's handler; every failure becomes a SOAP Fault, sent with HTTP 500 (WS-I BP R1126) and
+its fault code (``soap:Client`` or ``soap:Server``) in the response's ``FAULT_CODE`` item, for
+metrics. A request is answered in its own envelope: ШЭП SyncChannel v10, or the deprecated
+``bus:v1`` one for a service whose contract still accepts it. The pipeline parses once and
+validates once; no WSDL machinery runs per request. With a ``Signer`` every answer, faults
+included, is signed. ``GET /soap/{service}?wsdl`` and ``?xsd=NAME`` publish the contract.
 
 The gateway's own endpoint (``gateway.entrypoints.soap.relay``) and the agency simulators both use it.
 """
@@ -27,7 +30,7 @@ from pydantic import ValidationError
 
 from gateway.errors import GatewayError, NotFound
 from gateway.web.body import read_body
-from gateway.web.intake import CLIENT_CLOSED, UnreadableBody
+from gateway.web.intake import CLIENT_CLOSED, FAULT_CODE, UnreadableBody
 from gateway.security.replay import Freshness
 from gateway.logs import get_logger
 from gateway.security.xmldsig import SECURITY, Signer, Verifier
@@ -44,19 +47,19 @@ from gateway.soap.envelope import (
     serialise,
     verified,
 )
-from gateway.soap.faults import SoapFault, fault_body
+from gateway.soap.faults import FAULT_STATUS, SoapFault, fault_body
 from gateway.store import StoreError
 
-__all__ = ["CLIENT_FAULT", "Handler", "SignerCheck", "SoapCall", "SoapEndpoint", "SoapService", "VerifierFor"]
+__all__ = ["FAULT_CODE", "Handler", "SignerCheck", "fault_response", "SoapCall", "SoapEndpoint", "SoapService",
+           "VerifierFor"]
 
 T = TypeVar("T")
 
 log = get_logger("gateway.soap")
 
 PREFIX = "/soap"
-CLIENT_FAULT = web.ResponseKey("soap_client_fault", bool)
-"""Set on an answer that is a Client fault: the caller's mistake, whatever its HTTP status."""
 _MEDIA_TYPE = "text/xml"
+_CHANNEL = web.RequestKey("soap_channel", Channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,7 @@ class SoapCall:
             raise SoapFault.client(
                 "unknown-service",
                 f"serviceId {service_id!r} is not offered here (offered: {', '.join(service_ids)})",
-                error_data=self._path("Info/bus:serviceId"),
+                error_data=self.path("Info/serviceId"),
             )
         return service_id
 
@@ -92,7 +95,7 @@ class SoapCall:
             raise SoapFault.client(
                 "unexpected-data",
                 f"data must hold {' or '.join(tags)} for serviceId {self.message.service_id!r}, but holds {found}",
-                error_data=self._path("Data/bus:data"),
+                error_data=self.path("Data/data"),
             )
         return data
 
@@ -107,13 +110,19 @@ class SoapCall:
                 ": ".join(filter(None, (".".join(map(str, problem["loc"])), problem["msg"].removeprefix("Value error, "))))
                 for problem in error.errors()
             )
-            raise SoapFault.client("invalid-content", f"{etree.QName(data).localname}: {problems}", error_data=self._path("Data/bus:data")) from None
+            raise SoapFault.client("invalid-content", f"{etree.QName(data).localname}: {problems}", error_data=self.path("Data/data")) from None
         except ValueError as error:
-            raise SoapFault.client("invalid-content", f"{etree.QName(data).localname}: {error}", error_data=self._path("Data/bus:data")) from None
+            raise SoapFault.client("invalid-content", f"{etree.QName(data).localname}: {error}", error_data=self.path("Data/data")) from None
 
-    def _path(self, rest: str) -> str:
-        sync = self.message.channel is Channel.SYNC
-        return f"/Envelope/Body/{'bus' if sync else 'async'}:SendMessage/bus:request/bus:{'request' if sync else 'message'}{rest}"
+    def path(self, rest: str) -> str:
+        """The errorData path of a part of the request: ``path("Info/serviceId")`` is
+        ``/Envelope/Body/v10:SendMessage/request/requestInfo/serviceId`` on v10."""
+        channel = self.message.channel
+        if channel is Channel.SYNC:
+            return f"/Envelope/Body/v10:SendMessage/request/request{rest}"
+        steps = f"{'request' if channel is Channel.LEGACY_SYNC else 'message'}{rest}".split("/")
+        root = "bus" if channel is Channel.LEGACY_SYNC else "async"
+        return f"/Envelope/Body/{root}:SendMessage/bus:request/" + "/".join(f"bus:{step}" for step in steps)
 
     def reply(self, data: etree._Element | None = None, *, code: str = "OK", message: str = "") -> BusResponse:
         """A response to this request, dated when it was received."""
@@ -124,6 +133,7 @@ class SoapCall:
             status_code=code,
             status_message=message,
             data=data,
+            session_id=self.message.session_id,
         )
 
 
@@ -149,13 +159,12 @@ class SoapService:
 
     contract: Contract
     handlers: Mapping[str, Handler]
-    read: Callable[[etree._Element], BusRequest | None] = read_request
-    """Reads the bus message of a schema-valid Body: a contract other than the bus's SendMessage
-    brings its own reader, which answers None for an operation that carries no message."""
+    read: Callable[[etree._Element], BusRequest | None] | None = None
+    """Reads the bus message of a schema-valid Body: a contract other than the bus's channels
+    brings its own reader, which answers None for an operation that carries no message; None:
+    the SyncChannel (or deprecated bus) request."""
     fault_detail: Callable[[SoapFault, dt.datetime], etree._Element] | None = None
-    """The element in each fault's detail; None: the bus's ErrorInfo."""
-    fault_status: int | None = None
-    """The HTTP status of every fault (500, as WS-I Basic Profile asks); None: the fault's own."""
+    """The element in each fault's detail; None: the request's channel's (SendMessageFault)."""
 
     def __post_init__(self) -> None:
         if set(self.handlers) != set(self.contract.operations):
@@ -208,7 +217,7 @@ class SoapEndpoint:
         try:
             service = self._services.get(name)
             if service is None:
-                raise SoapFault.client("unknown-service", self._unknown(name), http_status=404)
+                raise SoapFault.client("unknown-service", self._unknown(name))
             call = await self._admit(request, service, received_at)
             response = await service.handlers[call.operation.name](call)
             if isinstance(response, etree._Element):
@@ -217,18 +226,18 @@ class SoapEndpoint:
                 document = build_envelope(build_response(response, channel=call.message.channel))
             return _xml(self._serialise(document), 200)
         except SoapFault as fault:
-            return self._fault(fault, name)
+            return self._fault(fault, request)
         except RequestPayloadError:
             # The body is not the encoding it claims (a broken gzip, say): the sender's mistake.
             return self._fault(SoapFault.of(UnreadableBody(
-                "the body cannot be decoded as its Content-Encoding says; send it as declared")), name)
+                "the body cannot be decoded as its Content-Encoding says; send it as declared")), request)
         except GatewayError as error:
-            return self._fault(SoapFault.of(error), name)
+            return self._fault(SoapFault.of(error), request, headers=error.headers)
         except StoreError as error:
             log.error("store unavailable", service=self._logged(name), error=str(error))
             return self._fault(
-                SoapFault.server("unavailable", "the store is unavailable; nothing was accepted, try again later", http_status=503),
-                name,
+                SoapFault.server("unavailable", "the store is unavailable; nothing was accepted, try again later"),
+                request,
             )
         except ConnectionResetError:
             # The caller went away (mid-body, say): not an internal error, and nobody to answer.
@@ -237,7 +246,7 @@ class SoapEndpoint:
         except Exception:
             log.exception("SOAP request failed", service=self._logged(name))
             return self._fault(
-                SoapFault.server("internal-error", "the service hit an internal error; the request was not accepted"), name
+                SoapFault.server("internal-error", "the service hit an internal error; the request was not accepted"), request
             )
 
     async def _admit(self, request: web.Request, service: SoapService, received_at: dt.datetime) -> SoapCall:
@@ -245,12 +254,15 @@ class SoapEndpoint:
             raise SoapFault.client(
                 "unsupported-media-type",
                 f"send SOAP 1.1 as {_MEDIA_TYPE} (Content-Type was {request.content_type or 'missing'!r})",
-                http_status=415,
             )
         raw = await read_body(request, self._max_bytes)
         verifier = self._verifier_for(request)
         understood = (SECURITY,) if verifier is not None else ()
         envelope = parse_envelope(raw, max_bytes=self._max_bytes, understood=understood)
+        channel = _channel_of(envelope.body)
+        if channel is not None:
+            # Faults from here on are answered in the request's own envelope.
+            request[_CHANNEL] = channel
         _check_charset(request.charset, envelope)
         if verifier is not None:
             # Before anything reads the Body: from here on only what the signature covers is used.
@@ -259,11 +271,17 @@ class SoapEndpoint:
                 await self._signer_check(verifier.sender, envelope.signed_by)
         operation = _operation(service.contract, envelope.body)
         service.contract.validate(envelope.body)
-        message = service.read(envelope.body)
+        if service.read is not None:
+            message = service.read(envelope.body)
+        else:
+            message = read_request(envelope.body, typed=service.contract.document_for_type)
+            request[_CHANNEL] = message.channel
+            if message.channel.deprecated:
+                log.info("SOAP request in the deprecated envelope", service=service.name, channel=message.channel.name)
         if self._freshness is not None and message is not None:
             # After the signature check: a date the signature does not cover proves nothing.
             self._freshness.check(message.message_date, what="messageDate")
-        _check_soap_action(request.headers.get("SOAPAction"), operation, message)
+        _check_soap_action(request.headers.get("SOAPAction"), operation, message, service.contract)
         return SoapCall(request, raw, envelope, operation, message, received_at)
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -302,24 +320,30 @@ class SoapEndpoint:
         # A path the caller chose can hold anything, a name included: only services offered here are named.
         return service if service in self._services else "[unknown]"
 
-    def _fault(self, fault: SoapFault, service: str) -> web.Response:
-        # The error code and status, never the message: it is for the caller, not the log.
+    def _fault(self, fault: SoapFault, request: web.Request, *, headers: Mapping[str, str] | None = None) -> web.Response:
+        service = request.match_info["service"]
+        # The error code, never the message: it is for the caller, not the log.
         if fault.is_client_fault:
-            log.info("SOAP client fault", service=self._logged(service), error_code=fault.error_code,
-                     status=fault.http_status)
+            log.info("SOAP client fault", service=self._logged(service), error_code=fault.error_code)
         else:
-            log.error("SOAP server fault", service=self._logged(service), error_code=fault.error_code,
-                      status=fault.http_status)
+            log.error("SOAP server fault", service=self._logged(service), error_code=fault.error_code)
         service_of = self._services.get(service)
-        detail = service_of.fault_detail if service_of is not None else None
-        status = (service_of.fault_status if service_of is not None else None) or fault.http_status
-        response = _xml(self._serialise(build_envelope(fault_body(fault, now=self._now(), detail=detail))), status)
-        if fault.is_client_fault:
-            response[CLIENT_FAULT] = True
-        return response
+        if service_of is not None and service_of.fault_detail is not None:
+            document = build_envelope(fault_body(fault, now=self._now(), detail=service_of.fault_detail))
+        else:
+            channel = request.get(_CHANNEL, Channel.SYNC)
+            document = build_envelope(fault_body(fault, now=self._now(), namespace=channel.value))
+        return fault_response(self._serialise(document), fault, headers=headers)
 
     def _serialise(self, document: etree._Element) -> bytes:
         return serialise(document if self._signer is None else self._signer.sign(document))
+
+
+def _channel_of(body: etree._Element) -> Channel | None:
+    try:
+        return Channel(etree.QName(body).namespace)
+    except ValueError:
+        return None
 
 
 def _operation(contract: Contract, body: etree._Element) -> Operation:
@@ -334,15 +358,31 @@ def _operation(contract: Contract, body: etree._Element) -> Operation:
     return operation
 
 
-def _check_soap_action(soap_action: str | None, operation: Operation, message: BusRequest | None) -> None:
+def fault_response(body: bytes, fault: SoapFault, *, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The HTTP answer carrying a (serialised) fault: HTTP 500 whatever its code, the code kept
+    in ``FAULT_CODE`` for those who count faults."""
+    response = web.Response(body=body, status=FAULT_STATUS, content_type=_MEDIA_TYPE, charset="utf-8",
+                            headers=headers or None)
+    response[FAULT_CODE] = fault.code.value
+    return response
+
+
+def _check_soap_action(soap_action: str | None, operation: Operation, message: BusRequest | None,
+                       contract: Contract) -> None:
     """SOAP 1.1 §6.1.1: the header states the intent; an empty or absent one leaves it to the Body.
 
     Besides the WSDL's soapAction, the bus's own routing name — the request's serviceId, which
-    the gateway's outbox sends — is accepted: both say the same thing about the request.
+    the gateway's outbox sends — is accepted: both say the same thing about the request; and
+    with the deprecated envelope, its WSDL's soapAction.
     """
     action = (soap_action or "").strip().strip('"')
-    if action and action not in (operation.soap_action, message.service_id if message else operation.soap_action):
-        also = f" or the serviceId {message.service_id!r}" if message else ""
+    if message is None:
+        accepted: tuple[str, ...] = (operation.soap_action,)
+    else:
+        accepted = (operation.soap_action, message.service_id,
+                    *((contract.deprecated_soap_action,) if message.channel.deprecated else ()))
+    if action and action not in accepted:
+        also = f" or the serviceId {message.service_id!r}" if message is not None else ""
         raise SoapFault.client(
             "unknown-operation",
             f"SOAPAction {action[:200]!r} does not match the request: send {operation.soap_action!r} "

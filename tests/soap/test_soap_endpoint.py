@@ -12,47 +12,91 @@ from lxml import etree
 from adapters.penal import codec as penal_codec
 from adapters.penal.simulator import push_release_notices
 from gateway.domain import ReleaseEvent
-from gateway.soap.envelope import parse_envelope, read_request, read_response
-from gateway.workflows.ports import SourceRejected, SourceUnavailable
-from support import person_payload, wait_until
+import pytest
 
-from soap.messages import PING, SOAP_HEADERS, document_element, release_notice, release_notice_request, relay_request
+from gateway.soap.envelope import BUS, BUS_ASYNC, SYNC_INTERFACES, SYNC_TYPES, Channel, parse_envelope, read_request, read_response
+from gateway.soap.faults import read_fault
+from gateway.workflows.ports import SourceRejected, SourceUnavailable
+from support import wait_until
+
+from soap.messages import PING, SOAP_HEADERS, release_notice, release_notice_request, relay_request
 
 KAZAKH = "Сәлем, әғқңөұүһі ӘҒҚҢӨҰҮҺІ"
 
 
-def _zeep_relay(wsdl_url: str, text: str):
-    """An independent client: zeep fetching the WSDL and its XSDs from the gateway itself."""
+def _zeep_release_notice(wsdl_url: str, notice_element: etree._Element):
+    """An independent client: zeep fetching the v10 WSDL and its XSDs from the gateway itself,
+    writing the xs:anyType data as zeep does, typed with xsi:type."""
     session = requests.Session()
     session.headers["X-Member-Id"] = "penal"
     client = zeep.Client(wsdl_url, transport=zeep.Transport(session=session, timeout=10))
-    payload = document_element(person_payload(text=text))
+    notice_type = client.get_type("{urn:reentry-gateway:penal:v1}ReleaseNotice")
+    notice = client.get_element("{urn:reentry-gateway:penal:v1}releaseNotice").parse(notice_element, client.wsdl.types)
     return client.service.SendMessage(
         request={
             "requestInfo": {
                 "messageId": "zeep-1",
-                "serviceId": "health/bulk",
+                "serviceId": "release-notices",
                 "messageDate": dt.datetime.now(dt.UTC),
-                "sender": {"senderId": "penal"},
-                "properties": [{"key": "purpose", "value": "relay_test"}],
+                "sender": {"senderId": "penal", "password": "not a credential"},
+                "sessionId": "session-9",
             },
-            "requestData": {"data": {"_value_1": payload}},
+            "requestData": {"data": zeep.xsd.AnyObject(notice_type, notice)},
         }
     )
 
 
-async def test_zeep_relays_through_the_wsdl_the_gateway_publishes(soap_gateway, agency):
-    response = await asyncio.to_thread(_zeep_relay, f"{soap_gateway.url}/soap/relay?wsdl", KAZAKH)
-    assert response.responseInfo.status.code == "ACCEPTED"
-    assert response.responseInfo.correlationId == "zeep-1"
+async def test_zeep_sends_a_release_notice_through_the_wsdl_the_gateway_publishes(soap_gateway, release_receiver):
+    notice = release_notice()
+    element = penal_codec.encode_release_notice(ReleaseEvent.PLANNED, notice)
+    response = await asyncio.to_thread(_zeep_release_notice, f"{soap_gateway.url}/soap/release-notices?wsdl", element)
+    info = response.responseInfo
+    assert (info.status.code, info.correlationId, info.sessionId) == ("ACCEPTED", "zeep-1", "session-9")
+    (received,) = release_receiver.received
+    assert (received["notice"], received["sender"], received["message_id"]) == (notice, "penal", "zeep-1")
+
+
+async def test_relay_forwards_a_v10_send_message_to_the_recipient_without_the_senders_password(soap_gateway, agency, http):
+    request = relay_request(text=KAZAKH).replace(b"<password></password>", b"<password>bus-secret-7</password>")
+    async with http.post(f"{soap_gateway.url}/soap/relay", data=request, headers=SOAP_HEADERS) as response:
+        assert response.status == 200
+        answer = read_response(parse_envelope(await response.read()).body)
     await wait_until(lambda: agency.deliveries)
     delivered = agency.deliveries[0]
     assert delivered.service == "bulk"
-    assert delivered.headers["X-Message-Id"] == response.responseInfo.messageId
-    forwarded = read_request(parse_envelope(delivered.body).body)
-    assert (forwarded.service_id, forwarded.sender_id, forwarded.message_id) == ("bulk", "penal", "zeep-1")
-    assert forwarded.data.tag == f"{{{PING}}}ProbationNotice"
-    assert forwarded.data.findtext(f"{{{PING}}}destination/{{{PING}}}raw") == KAZAKH
+    assert delivered.headers["X-Message-Id"] == answer.message_id
+    envelope = parse_envelope(delivered.body)
+    assert envelope.body.tag == f"{{{SYNC_TYPES}}}SendMessage"
+    forwarded = read_request(envelope.body)
+    assert (forwarded.service_id, forwarded.sender_id, forwarded.message_id) == ("bulk", "penal", "penal-0001")
+    assert forwarded.data.tag == f"{{{PING}}}ping" and forwarded.data.text == KAZAKH
+    # The bus password is never a credential here: not forwarded, not stored.
+    assert b"bus-secret-7" not in delivered.body
+    (stored,) = await soap_gateway.store.list_messages(limit=10)
+    assert b"bus-secret-7" not in stored.body
+
+
+@pytest.mark.parametrize("channel", [Channel.LEGACY_SYNC])
+async def test_the_deprecated_envelope_is_still_relayed_and_answered_in_kind(soap_gateway, agency, http, channel):
+    headers = {**SOAP_HEADERS, "SOAPAction": '"urn:reentry-gateway:relay:SendMessage"'}
+    async with http.post(f"{soap_gateway.url}/soap/relay", data=relay_request(channel=channel), headers=headers) as response:
+        assert response.status == 200
+        body = parse_envelope(await response.read()).body
+    assert body.tag == f"{{{BUS}}}SendMessageResponse"
+    assert read_response(body).status_code == "ACCEPTED"
+    await wait_until(lambda: agency.deliveries)
+    # Whatever the caller spoke, the recipient receives v10.
+    assert parse_envelope(agency.deliveries[0].body).body.tag == f"{{{SYNC_TYPES}}}SendMessage"
+
+
+async def test_a_deprecated_release_notice_is_still_received(soap_gateway, release_receiver, http):
+    request = release_notice_request(channel=Channel.LEGACY_ASYNC, message_id="legacy-1")
+    async with http.post(f"{soap_gateway.url}/soap/release-notices", data=request, headers=SOAP_HEADERS) as response:
+        assert response.status == 200
+        body = parse_envelope(await response.read()).body
+    assert body.tag == f"{{{BUS_ASYNC}}}SendMessageResponse"
+    assert penal_codec.decode_release_notice_receipt(read_response(body).data) == "release-case-1"
+    assert release_receiver.received[0]["message_id"] == "legacy-1"
 
 
 async def test_published_wsdl_points_every_schema_location_back_at_the_gateway(soap_gateway, http):
@@ -61,10 +105,15 @@ async def test_published_wsdl_points_every_schema_location_back_at_the_gateway(s
     locations = wsdl.xpath("//xs:import/@schemaLocation", namespaces={"xs": "http://www.w3.org/2001/XMLSchema"})
     address = wsdl.xpath("//soap:address/@location", namespaces={"soap": "http://schemas.xmlsoap.org/wsdl/soap/"})
     assert address == [f"{soap_gateway.url}/soap/release-notices"]
-    assert locations == [f"{soap_gateway.url}/soap/release-notices?xsd={name}" for name in ("bus.xsd", "bus-async.xsd", "penal.xsd")]
-    async with http.get(locations[1]) as response:
+    assert locations == [f"{soap_gateway.url}/soap/release-notices?xsd={name}" for name in ("sync-channel-v10.xsd", "penal.xsd")]
+    assert wsdl.get("targetNamespace") == SYNC_INTERFACES
+    assert wsdl.xpath("//wsdl:portType/@name", namespaces={"wsdl": "http://schemas.xmlsoap.org/wsdl/"}) == ["ISyncChannel"]
+    async with http.get(locations[0]) as response:
         assert response.status == 200
-        assert b'schemaLocation="' + f"{soap_gateway.url}/soap/release-notices?xsd=bus.xsd".encode() in await response.read()
+        assert b'targetNamespace="http://bip.bee.kz/SyncChannel/v10/Types"' in await response.read()
+    # The deprecated envelope's schemas validate its requests but are not published.
+    async with http.get(f"{soap_gateway.url}/soap/release-notices?xsd=bus.xsd") as response:
+        assert response.status == 404
 
 
 async def test_a_schema_the_service_does_not_use_is_not_served(soap_gateway, http):
@@ -161,8 +210,10 @@ async def test_receiver_failure_is_a_server_fault_and_the_notice_can_be_resent(s
 async def test_release_notices_service_is_closed_when_no_receiver_is_wired(start_gateway, receiver, http):
     gateway = await start_gateway(receiver.url)
     async with http.post(f"{gateway.url}/soap/release-notices", data=release_notice_request(), headers=SOAP_HEADERS) as response:
-        assert response.status == 404
-        assert b"no SOAP service 'release-notices' here" in await response.read()
+        assert response.status == 500
+        answer = await response.read()
+    assert b"<faultcode>soap:Client</faultcode>" in answer and b"no SOAP service 'release-notices' here" in answer
+    assert read_fault(parse_envelope(answer).body).error_code == "unknown-service"
 
 
 async def test_unreachable_gateway_is_source_unavailable_for_the_pusher(http):
@@ -172,3 +223,14 @@ async def test_unreachable_gateway_is_source_unavailable_for_the_pusher(http):
         assert "cannot connect" in failure.reason
     else:
         raise AssertionError("pushing to a closed port succeeded")
+
+
+async def test_a_request_without_sender_is_sent_in_the_name_the_caller_is_identified_by(soap_gateway, http):
+    # v10 makes sender optional; the caller's identity comes from the transport, never the envelope.
+    request = relay_request(sender=None, message_id="no-sender-1")
+    assert b"<sender>" not in request
+    async with http.post(f"{soap_gateway.url}/soap/relay", data=request, headers=SOAP_HEADERS) as response:
+        assert response.status == 200
+        answer = read_response(parse_envelope(await response.read()).body)
+    stored = await soap_gateway.store.get_message(answer.message_id)
+    assert (stored.sender, stored.client_message_id) == ("penal", "no-sender-1")

@@ -26,12 +26,12 @@ from gateway.logs import get_logger
 from gateway.web.problems import problem_response
 from gateway.web.identity import caller_identification
 from gateway.web.headers import well_formed
-from gateway.web.intake import CLIENT_CLOSED, body_deadline, refusal_audit
+from gateway.web.intake import CLIENT_CLOSED, FAULT_CODE, body_deadline, refusal_audit
 from gateway.web.ratelimit import rate_limits
 from gateway.entrypoints.soap import async_channel, relay as soap_endpoint
 from gateway.soap.envelope import build_envelope, serialise
-from gateway.soap.faults import SoapFault, fault_body
-from gateway.soap.server import CLIENT_FAULT
+from gateway.soap.faults import FaultCode, SoapFault, fault_body
+from gateway.soap.server import fault_response
 from gateway.store import StoreError
 
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -92,15 +92,20 @@ def _route(request: web.Request) -> str:
 async def _metrics(request: web.Request, handler):
     started = time.perf_counter()
     route = _route(request)
-    status, response = 500, None
+    status, fault, response_headers = 500, None, {}
     try:
         response = await handler(request)
-        status = response.status
+        status, response_headers = response.status, response.headers
+        fault = response.get(FAULT_CODE)
         return response
     finally:
         metrics = services_of(request).metrics
         metrics.http_requests.labels(route, request.method, str(status)).inc()
-        if status == 500 and not (response is not None and response.get(CLIENT_FAULT)):
+        if fault is not None:
+            # Every SOAP fault is a 500 on the wire; only a Server fault is the gateway's own.
+            metrics.soap_faults.labels(route, fault).inc()
+        # A Server fault that says when to come back (throttling) is no internal error either.
+        if status == 500 and (fault is None or fault == FaultCode.SERVER and "Retry-After" not in response_headers):
             metrics.internal_errors.labels(route).inc()
         elif status == CLIENT_CLOSED:
             metrics.disconnects.labels(route).inc()
@@ -118,14 +123,11 @@ async def _problems(request: web.Request, handler):
         if request.method == "POST" and request.path.startswith("/soap/"):
             # Refused before the SOAP endpoint ran (the caller's identity): still a SOAP answer.
             now = datetime.datetime.fromtimestamp(services_of(request).clock(), datetime.UTC)
-            # AsyncChannel's faults carry its own ErrorInfo, with HTTP 500 (gateway.entrypoints.soap.async_channel).
-            async_channel_fault = request.path == async_channel.PATH
-            fault = fault_body(SoapFault.of(error), now=now,
-                               detail=async_channel.error_detail if async_channel_fault else None)
-            status = async_channel.FAULT_STATUS if async_channel_fault else error.status
-            return web.Response(body=serialise(build_envelope(fault)), status=status, content_type="text/xml",
-                                headers=error.headers or None,
-                                charset="utf-8")
+            # AsyncChannel's faults carry its own ErrorInfo (gateway.entrypoints.soap.async_channel).
+            fault = SoapFault.of(error)
+            detail = async_channel.error_detail if request.path == async_channel.PATH else None
+            return fault_response(serialise(build_envelope(fault_body(fault, now=now, detail=detail))), fault,
+                                  headers=error.headers)
         return problem_response(error, request)
     except StoreError as exc:
         log.error("store unavailable", route=_route(request), error=str(exc))

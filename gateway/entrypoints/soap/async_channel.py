@@ -35,14 +35,14 @@ from gateway.soap.server import SoapCall, SoapService
 from gateway.store import Message, MessageState
 from gateway.web.identity import caller_of
 
-__all__ = ["FAULT_STATUS", "PATH", "async_channel_service", "error_detail"]
+__all__ = ["PATH", "async_channel_service", "error_detail"]
 
 _REQUEST = "/Envelope/Body/types:{operation}/request"
 _PATHS = RelayPaths(
     service_id=_REQUEST.format(operation="sendMessage") + "/messageInfo/serviceId",
     properties=_REQUEST.format(operation="sendMessage") + "/messageInfo/properties",
+    data=_REQUEST.format(operation="sendMessage") + "/messageData/data",
 )
-FAULT_STATUS = 500
 PATH = "/soap/" + channel.WSDL.removesuffix(".wsdl")
 """Where the service is served (the WSDL's name, as every SOAP service)."""
 error_detail = channel.error_detail
@@ -133,7 +133,6 @@ def async_channel_service(services: Services) -> SoapService:
         },
         read=channel.read_request,
         fault_detail=channel.error_detail,
-        fault_status=FAULT_STATUS,
     )
 
 

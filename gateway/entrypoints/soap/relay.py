@@ -1,8 +1,10 @@
 """The gateway's own SOAP services under /soap: ``relay`` and, when wired, ``release-notices`` and
 ``resocialisation-plans``.
 
-The caller is identified as for the JSON API (``X-Member-Id`` in the development identity
-mode) and must be the ``senderId`` the envelope names. What a member sends is verified against
+Both speak ШЭП SyncChannel v10 and, until the end of its deprecation period, the gateway's
+earlier ``bus:v1`` envelope (``DEPRECATED``). The caller is identified as for the JSON API
+(mTLS, or ``X-Member-Id`` in the development identity mode) and must be the ``senderId`` the
+envelope names; ``sender/password`` is never read. What a member sends is verified against
 the certificates pinned for it (``members.<id>.certificates``) before anything reads it, and
 every answer is signed with the gateway's key. The relay goes through the same use case
 as ``POST /api/v1/relay/...``: the same grants and purposes, the same idempotency by messageId,
@@ -31,9 +33,10 @@ from gateway.security.disclosure import DisclosureExceeded
 from gateway.web.identity import caller_of
 from gateway.security.replay import Freshness, record_replay
 from gateway.soap.contracts import contract
-from gateway.soap.envelope import BusRequest, BusResponse, build_envelope, build_request, serialise
+from gateway.soap.envelope import BUS, BUS_ASYNC, BusRequest, Channel, BusResponse, build_envelope, build_request, serialise
 from gateway.soap.faults import SoapFault
 from gateway.entrypoints.soap.plans import plan_service
+from gateway.entrypoints.soap import DEPRECATED_SCHEMAS
 from gateway.entrypoints.soap.release_notices import release_notice_service
 from gateway.soap.server import SoapCall, SoapEndpoint, SoapService
 from gateway.store import Evidence, Message
@@ -51,7 +54,8 @@ _FORWARDED_TYPE = "text/xml; charset=utf-8"
 def add_routes(app: web.Application, services: Services, *, also: Sequence[SoapService] = ()) -> None:
     """Serve the gateway's SOAP services on ``app`` (built by ``gateway.entrypoints.http.app.create_app``),
     with the services ``also`` defined elsewhere (AsyncChannel)."""
-    soap_services = [SoapService(contract("relay.wsdl", also_validates=KNOWN_DOCUMENTS),
+    soap_services = [SoapService(contract("relay.wsdl", also_validates=(*KNOWN_DOCUMENTS, *DEPRECATED_SCHEMAS),
+                                          deprecated=(f"{{{BUS}}}SendMessage",)),
                                  {"SendMessage": _relay(services)}), *also]
     if services.release_intake is not None:
         soap_services.append(release_notice_service(services.release_intake, caller=caller))
@@ -76,15 +80,16 @@ def caller(call: SoapCall) -> str:
     member = caller_of(call.http)
     if not member:
         raise SoapFault.client(
-            "unauthenticated", "identify yourself: send X-Member-Id with your member id", http_status=401
+            "unauthenticated", "identify yourself: with your client certificate (or X-Member-Id on loopback)"
         )
-    if member != call.message.sender_id:
+    sender = call.message.sender_id
+    if sender is not None and sender != member:
+        # The certificate (or the development header) says who calls; the envelope must agree.
         raise SoapFault.client(
             "sender-mismatch",
-            f"sender.senderId {call.message.sender_id!r} is not the calling member {member!r}; "
+            f"sender/senderId {sender[:64]!r} is not the calling member {member!r} your certificate names; "
             "send messages in your own name",
-            error_data="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:sender/bus:senderId",
-            http_status=403,
+            error_data=call.path("Info/sender/senderId"),
         )
     return member
 
@@ -95,12 +100,13 @@ class RelayPaths:
 
     service_id: str
     properties: str
+    data: str
 
-
-_BUS_PATHS = RelayPaths(
-    service_id="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:serviceId",
-    properties="/Envelope/Body/bus:SendMessage/bus:request/bus:requestInfo/bus:properties",
-)
+    @classmethod
+    def of(cls, call: SoapCall) -> RelayPaths:
+        """The paths in the request's own channel (SyncChannel v10, or the deprecated bus envelope)."""
+        return cls(service_id=call.path("Info/serviceId"), properties=call.path("Info/properties"),
+                   data=call.path("Data/data"))
 
 
 async def relay_message(
@@ -145,8 +151,11 @@ beside the message. Returns the stored message, once it is committed."""
             ) from None
         raise
     if message.data is None:
-        raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it")
-    forwarded = forward(dataclasses.replace(message, service_id=service, sender_id=member))
+        raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it",
+                               error_data=paths.data)
+    # The recipient's own service, in the caller's name, on SyncChannel v10 whatever the caller spoke.
+    forwarded = forward(dataclasses.replace(message, service_id=service, sender_id=member, channel=Channel.SYNC,
+                                            route_id=None, session_id=None))
     try:
         acceptance = await relay.submit(dataclasses.replace(
             request, body=serialise(build_envelope(forwarded)), evidence=evidence, document=message.data))
@@ -165,7 +174,7 @@ def _relay(services: Services):
     async def send_message(call: SoapCall) -> BusResponse:
         member = caller(call)
         message = call.message
-        stored = await relay_message(services, member, message, paths=_BUS_PATHS, forward=build_request,
+        stored = await relay_message(services, member, message, paths=RelayPaths.of(call), forward=build_request,
                                      evidence=evidence_of(call))
         recipient, _, service = message.service_id.partition("/")
         # Dated when it was stored, so a resent message gets the very same answer.
@@ -175,6 +184,7 @@ def _relay(services: Services):
             response_date=dt.datetime.fromtimestamp(stored.accepted_at, dt.UTC),
             status_code="ACCEPTED",
             status_message=f"stored for delivery to {recipient}/{service}",
+            session_id=message.session_id,
         )
 
     return send_message
