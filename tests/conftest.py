@@ -17,13 +17,6 @@ pytest_plugins = ["backends", "soap.signing"]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_message_dates():
-    from soap.messages import forget_dates
-
-    forget_dates()
-
-
-@pytest.fixture(autouse=True)
 def log_lines():
     """Every test runs with the real log pipeline writing to a buffer; afterwards no
     line may carry an IIN-shaped number or a known name (DESIGN.md: no personal data in logs)."""
