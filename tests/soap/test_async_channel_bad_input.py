@@ -10,12 +10,12 @@ from support import wait_until
 
 from lxml import etree
 
-from soap.async_messages import PULL_MEMBERS, Answer, get_messages, ids_request, now_text, post, send_message
+from soap.async_messages import PULL_CONFIG, Answer, get_messages, ids_request, now_text, post, send_message
 
 
 @pytest.fixture
 async def gateway(start_gateway, agency):
-    return await start_gateway(agency.url, extra_members=PULL_MEMBERS)
+    return await start_gateway(agency.url, **PULL_CONFIG)
 
 
 async def _snapshot(gateway):
@@ -160,9 +160,8 @@ async def test_a_status_question_names_1_to_100_ids(gateway, http, count):
 
 
 async def test_a_known_document_in_data_is_validated_against_its_schema(gateway, http):
-    xml = send_message("court-doc-1").replace(
-        '<p:ping xmlns:p="urn:example:ping">Сәлем</p:ping>',
-        '<pen:releaseNotice xmlns:pen="urn:reentry-gateway:penal:v1"><pen:unknown/></pen:releaseNotice>')
+    xml = send_message("court-doc-1", data='<pen:releaseNotice xmlns:pen="urn:reentry-gateway:penal:v1">'
+                                           '<pen:unknown/></pen:releaseNotice>')
     await _refused(http, gateway, "sendMessage", xml, member="court", code="schema-violation", where="releaseNotice")
 
 
