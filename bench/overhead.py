@@ -3,9 +3,16 @@ plain reverse proxy, and through the gateway.
 
 Two requests. JSON: a release notice posted to the health system's ``/release-notices``
 (through the gateway: the JSON relay, ``POST /api/v1/relay/health/release-notices``). SOAP: a
-signed bus ``SendMessage`` asking the interior ministry for a person (through the gateway: the
-SOAP relay at ``/soap/relay``, serviceId ``interior/person``, whose signature the gateway
-verifies and whose answer it signs).
+signed bus ``SendMessage`` carrying the same release notice as a canonical ``ReleaseNotice`` in
+XML to the interior ministry's SOAP service (serviceId ``release-notices``; through the gateway:
+the SOAP relay at ``/soap/relay``, serviceId ``interior/release-notices``, a service this
+benchmark declares with ``document = "ReleaseNotice"`` and a policy rule letting the notice
+reach the interior ministry for ``relay_test``). Either way the receiver verifies a signature
+and signs its answer; through the gateway the penal system's signature is verified, the notice
+checked whole against the disclosure policy, stored, the acceptance signed, and the message
+delivered signed anew. The SOAP figure is the latency signed SOAP adds, as before: what is
+relayed is a canonical document because the relay now takes nothing else (a PersonRequest, a
+query with no canonical document, could not be checked against the policy and is refused).
 
 The relay answers 202 once the message is stored and delivers it afterwards, so two figures
 describe it: acceptance (request -> 202) and end-to-end (request -> the simulator has handled
@@ -23,8 +30,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from adapters.interior import codec as interior_codec
-from adapters.interior.client import PERSON
+from lxml import etree
+
+from adapters.interior.simulator import RELEASE_NOTICE, RELEASE_NOTICES
 from bench.durable import notice_body
 from bench.harness import Bench, Section, ratio, wait_for_arrivals
 from bench.load import Latencies, LoadResult, Request, closed_loop, request
@@ -60,8 +68,9 @@ async def run(bench: Bench) -> Section:
     nginx = await _start_nginx(bench, section)
     config = load_config(bench.config_dir, environ={})
     keys = DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
-    # The SOAP request goes through the relay to the interior ministry: a grant for it.
-    env = bench.environment(bench.sqlite_url("overhead"), extra={"GATEWAY__MEMBERS__PENAL__MAY_CALL": _grants(config)})
+    # The SOAP request goes through the relay to the interior ministry's release-notices: the
+    # service, a grant for it and the rule that lets the notice go there.
+    env = bench.environment(bench.sqlite_url("overhead"), extra=_relay_to_interior(config))
     async with bench.gateway(env) as gateway:
         body = await notice_body(bench)
         health, interior = bench.ports["health"], bench.ports["interior"]
@@ -79,11 +88,11 @@ async def run(bench: Bench) -> Section:
             "X-Message-Id": f"bench-{uuid.uuid4().hex}"}), accepted_id=lambda answer: json.loads(answer)["message_id"]))
         await _compare(bench, section, "JSON", "health", routes, JSON_TARGET_MS)
 
-        iin = (await bench.agencies.get("/people", count=1))[0]
+        notice = notice_element(json.loads(body))
         signer = gateway_signer(config.signing, config.base_dir, member_id=config.server.member_id)
         direct_soap = _SignedRequests(ServiceMessages("interior", "interior.wsdl", sender_id="gateway",
-                                                      signer=signer), iin)
-        relay_soap = _RelayRequests(keys.signers["penal"], iin)
+                                                      signer=signer), notice)
+        relay_soap = _RelayRequests(keys.signers["penal"], notice)
         routes = [Route("direct", lambda: request(interior, "/soap/interior", direct_soap.next(), _SOAP_HEADERS))]
         if nginx is not None:
             routes.append(Route("nginx", lambda: request(bench.ports["nginx-interior"], "/soap/interior",
@@ -99,32 +108,70 @@ async def run(bench: Bench) -> Section:
         "One request at a time for latency (nothing queues); throughput and the latency under load with "
         f"{bench.profile.concurrency} connections, each sending its next request when the last is answered.",
         "JSON: a release notice to the health system's /release-notices (the simulator validates it against the "
-        "canonical model). SOAP: bus SendMessage for serviceId person with a PersonRequest. Directly it is signed "
-        "with the gateway's key; the interior simulator verifies it and signs its answer. Through the gateway the "
-        "penal system signs it; the gateway verifies the signature, validates the XSD, stores it and signs its "
-        "ACCEPTED answer, then delivers the envelope signed anew with its own key (gateway.delivery.seal), which "
-        "the simulator verifies before answering, signed.",
+        "canonical model). SOAP: bus SendMessage for serviceId release-notices carrying the same notice as a "
+        "canonical ReleaseNotice in XML. Directly it is signed with the gateway's key; the interior simulator "
+        "verifies it and signs its answer. Through the gateway (serviceId interior/release-notices, declared "
+        "document = \"ReleaseNotice\" with a relay_test rule for this run) the penal system signs it; the gateway "
+        "verifies the signature, validates the XSD, checks the notice whole against the disclosure policy, stores "
+        "it with its audit entries and signs its ACCEPTED answer, then delivers the envelope signed anew with its "
+        "own key (gateway.delivery.seal), which the simulator verifies before answering, signed.",
         "Requests are signed before the clock starts; the load generator verifies nothing.",
     ]
     return section
 
 
-def _grants(config: GatewayConfig) -> str:
-    """The penal system's shipped grants plus one: interior/person, to relay the SOAP request."""
-    grants = config.members["penal"].may_call
-    parts = [f'{{ service = "{g.service}", purposes = {json.dumps(list(g.purposes))} }}' for g in grants]
-    parts.append('{ service = "interior/person", purposes = ["relay_test"] }')
-    return "[" + ", ".join(parts) + "]"
+def _relay_to_interior(config: GatewayConfig) -> dict[str, str]:
+    """The overrides that let the penal system relay a release notice to the interior ministry:
+    the service (``document = "ReleaseNotice"``, at the simulator's SOAP endpoint), the penal
+    system's shipped grants plus one for it, and a rule letting the interior ministry receive
+    what the health rule lets health receive (the notice relayed is that one)."""
+    interior = config.members["interior"]
+    services = [f"{name} = {_inline(service.model_dump(exclude_defaults=True))}" for name, service in
+                interior.services.items()]
+    services.append(f'{RELEASE_NOTICES} = {_inline({"path": "/soap/interior", "document": "ReleaseNotice"})}')
+    grants = [f'{{ service = "{g.service}", purposes = {json.dumps(list(g.purposes))} }}'
+              for g in config.members["penal"].may_call]
+    grants.append(f'{{ service = "interior/{RELEASE_NOTICES}", purposes = ["relay_test"] }}')
+    allow = config.policy["health"]["continuity_of_care"]["ReleaseNotice"].allow
+    return {
+        "GATEWAY__MEMBERS__INTERIOR__SERVICES": "{ " + ", ".join(services) + " }",
+        "GATEWAY__MEMBERS__PENAL__MAY_CALL": "[" + ", ".join(grants) + "]",
+        "GATEWAY__POLICY__INTERIOR": f"{{ relay_test = {{ ReleaseNotice = {{ allow = {json.dumps(list(allow))} }} }} }}",
+    }
+
+
+def _inline(table: dict) -> str:
+    """A flat table as a TOML inline table (its values strings, numbers and booleans)."""
+    return "{ " + ", ".join(f"{key} = {json.dumps(value)}" for key, value in table.items()) + " }"
+
+
+def notice_element(notice: dict) -> etree._Element:
+    """A canonical ReleaseNotice (its JSON form) in the XML the relay reads: an element per field
+    in the canonical namespace, a list's items repeated, null an empty element."""
+    namespace = etree.QName(RELEASE_NOTICE).namespace
+    root = etree.Element(RELEASE_NOTICE, nsmap={"rn": namespace})
+
+    def fill(parent: etree._Element, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                for one in item if isinstance(item, list) else [item]:
+                    fill(etree.SubElement(parent, f"{{{namespace}}}{key}"), one)
+        elif isinstance(value, bool):
+            parent.text = "true" if value else "false"
+        elif value is not None:
+            parent.text = str(value)
+
+    fill(root, notice)
+    return root
 
 
 class _SignedRequests:
-    """Signed interior PersonRequests, the way the gateway's interior client sends them. A few
-    hundred are signed in advance and reused: the simulator keeps no state per message id."""
+    """Signed release notices to the interior ministry, as the gateway sends them. A few hundred
+    are signed in advance and reused: the simulator keeps no state per message id."""
 
-    def __init__(self, messages: ServiceMessages, iin: str, count: int = 200) -> None:
-        payload = interior_codec.encode_person_query(interior_codec.PERSON_REQUEST, iin)
+    def __init__(self, messages: ServiceMessages, notice: etree._Element, count: int = 200) -> None:
         now = dt.datetime.now(dt.UTC)
-        self._bodies = [messages.request(PERSON, payload, message_id=str(uuid.uuid4()), message_date=now)
+        self._bodies = [messages.request(RELEASE_NOTICES, notice, message_id=str(uuid.uuid4()), message_date=now)
                         for _ in range(count)]
         self._cycle: Iterator[bytes] = itertools.cycle(self._bodies)
 
@@ -136,12 +183,12 @@ class _RelayRequests:
     """Signed SOAP relay requests from the penal system; each has a new messageId (the relay
     de-duplicates by it), so each is signed when it is made."""
 
-    def __init__(self, signer, iin: str) -> None:
+    def __init__(self, signer, notice: etree._Element) -> None:
         self._signer = signer
-        self._payload = interior_codec.encode_person_query(interior_codec.PERSON_REQUEST, iin)
+        self._payload = notice
 
     def make(self) -> bytes:
-        message = BusRequest(message_id=f"bench-{uuid.uuid4().hex}", service_id=f"interior/{PERSON}",
+        message = BusRequest(message_id=f"bench-{uuid.uuid4().hex}", service_id=f"interior/{RELEASE_NOTICES}",
                              message_date=dt.datetime.now(dt.UTC), sender_id="penal", data=self._payload,
                              properties=(("purpose", "relay_test"),))
         return serialise(self._signer.sign(build_envelope(build_request(message))))

@@ -1,6 +1,10 @@
 """A stand-in for the interior ministry's SOAP service, answering from the synthetic population.
 
 Convictions are answered in full, expunged ones included: filtering them is the gateway's job.
+
+It also takes release notices relayed to it (serviceId ``release-notices``): a canonical
+``ReleaseNotice`` written as XML in the canonical namespace, recorded and acknowledged, not
+acted on — what the benchmarks relay over signed SOAP (``bench/overhead.py``).
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from aiohttp import web
 from adapters.interior import codec
 from adapters.interior.client import PERSON, PRETRIAL_CASE, REGISTERED_RESIDENCE, SPECIAL_RECORDS
 from adapters.population import Population, SyntheticPerson
-from adapters.simulation import Behaviour, Recorder, not_found, soap_simulator
+from adapters.simulation import Behaviour, Recorder, not_found, simulator_of, soap_simulator
 from gateway.security.xmldsig import Signer, Verifier
 from gateway.soap.envelope import BusResponse
 from gateway.soap.server import SoapCall
 
-__all__ = ["create_simulator"]
+__all__ = ["RELEASE_NOTICE", "RELEASE_NOTICES", "create_simulator"]
+
+RELEASE_NOTICES = "release-notices"
+RELEASE_NOTICE = "{urn:reentry-gateway:canonical:v1}ReleaseNotice"
 
 _MAX_BODY_BYTES = 1024 * 1024
 _REQUESTS = {
@@ -36,7 +43,11 @@ def create_simulator(population: Population, behaviour: Behaviour | None = None,
         return person
 
     async def send_message(call: SoapCall) -> BusResponse:
-        service_id = call.expect_service(PERSON, SPECIAL_RECORDS, PRETRIAL_CASE, REGISTERED_RESIDENCE)
+        service_id = call.expect_service(PERSON, SPECIAL_RECORDS, PRETRIAL_CASE, REGISTERED_RESIDENCE, RELEASE_NOTICES)
+        if service_id == RELEASE_NOTICES:
+            call.expect_data(RELEASE_NOTICE)
+            seen = simulator_of(call.http).recorder.record(f"interior/{RELEASE_NOTICES}", call.http, call.raw)
+            return call.reply(message="received" if seen == 1 else "received before")
         if service_id == PRETRIAL_CASE:
             erdr_number = call.decode(codec.decode_pretrial_case_request, codec.PRETRIAL_CASE_REQUEST)
             suspect = population.by_erdr(erdr_number)

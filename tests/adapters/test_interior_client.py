@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
+from lxml import etree
 
 from adapters.interior.client import InteriorClient
-from adapters.interior.simulator import create_simulator
+from adapters.interior.simulator import RELEASE_NOTICE, RELEASE_NOTICES, create_simulator
 from adapters.population import Population
-from adapters.simulation import Behaviour
+from adapters.simulation import Behaviour, Recorder
+from gateway.soap.envelope import BusRequest, build_envelope, build_request, parse_envelope, read_response, serialise
+from gateway.soap.faults import read_fault
 from gateway.workflows.ports import NotFound, SourceRejected, SourceUnavailable
-from soap.messages import stranger_iin
+from soap.messages import sent_at, stranger_iin
 from soap.signing import Credentials, credentials, stranger, verifier
 
 POPULATION = Population(size=200)
@@ -129,3 +132,30 @@ async def test_an_unsigned_answer_from_a_ministry_that_must_sign_is_not_used(ser
                             verifier=verifier(ministry(), sender="interior"))
     with pytest.raises(SourceUnavailable, match="signature refused: signature-required"):
         await client.person(POPULATION.in_custody()[0].iin)
+
+
+async def test_a_relayed_release_notice_is_recorded_and_anything_else_refused(http):
+    recorder = Recorder()
+    runner = web.AppRunner(create_simulator(POPULATION, recorder=recorder), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/soap/interior"
+
+    async def send(data: etree._Element) -> tuple[int, bytes]:
+        body = serialise(build_envelope(build_request(BusRequest(
+            message_id="gw-1", service_id=RELEASE_NOTICES, message_date=sent_at("gw-1"), sender_id="gateway",
+            data=data))))
+        async with http.post(url, data=body, headers={"Content-Type": "text/xml; charset=utf-8"}) as response:
+            return response.status, await response.read()
+
+    try:
+        notice = etree.Element(RELEASE_NOTICE)
+        etree.SubElement(notice, f"{{{etree.QName(RELEASE_NOTICE).namespace}}}release_type").text = "PAROLE"
+        status, answer = await send(notice)
+        assert status == 200 and read_response(parse_envelope(answer).body).status_code == "OK"
+        assert len(recorder.of(f"interior/{RELEASE_NOTICES}")) == 1
+        status, answer = await send(etree.Element("{urn:example:ping}ping"))
+        assert read_fault(parse_envelope(answer).body, http_status=status).error_code == "unexpected-data"
+        assert len(recorder.deliveries) == 1
+    finally:
+        await runner.cleanup()

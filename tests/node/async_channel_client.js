@@ -8,6 +8,10 @@
 
 const soap = require("soap");
 
+// A relayed ProbationNotice, the document the test services take (tests/support.py person_payload).
+const PROBATION_NOTICE =
+  '<p:ProbationNotice xmlns:p="urn:example:ping"><p:event>PLANNED</p:event><p:person><p:iin>900215400281</p:iin><p:surname>Жұмабекова</p:surname><p:given_name>Әлия</p:given_name><p:patronymic>Серікқызы</p:patronymic><p:birth_date>1990-02-15</p:birth_date><p:sex>FEMALE</p:sex><p:citizenship>KAZ</p:citizenship></p:person><p:release_type>PAROLE</p:release_type><p:release_date>2027-01-15</p:release_date><p:facility><p:code>UG-165/9</p:code><p:name>Учреждение УГ-165/9</p:name></p:facility><p:destination><p:raw>Сәлем, әғқңөұүһі</p:raw></p:destination><p:probation_office><p:code>PROB-0</p:code><p:name>Пробация қызметі</p:name></p:probation_office></p:ProbationNotice>';
+
 async function as(wsdlUrl, member) {
   const client = await soap.createClientAsync(wsdlUrl);
   client.addHttpHeader("X-Member-Id", member);
@@ -32,7 +36,7 @@ async function main() {
         sender: { senderId: sender, password: "ignored" },
         properties: [{ key: "purpose", value: "relay_test" }],
       },
-      messageData: { data: { $xml: '<p:ping xmlns:p="urn:example:ping">Сәлем, әғқңөұүһі</p:ping>' } },
+      messageData: { data: { $xml: PROBATION_NOTICE } },
     },
   });
   const [page] = await pulling.getMessagesAsync({ request: { sender: { senderId: recipient }, pageSize: 10 } });

@@ -7,24 +7,49 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from support import person_payload
+
+from soap.messages import PING, document_element
+
 TYPES = "http://bip.bee.kz/AsyncChannel/v10/Types"
 ACTION = "http://bip.bee.kz/AsyncChannel/v10/Interfaces/IAsyncChannel/"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-PING = "urn:example:ping"
 
 # probation pulls (no endpoint); court may send to it; health (pushed) stays as in support.write_config.
+# The inbox takes a ProbationNotice, as the test services do (support.person_payload).
 PULL_MEMBERS = """
 [members.probation]
 name = "Probation service"
 role = "probation"
 delivery = "pull"
-services.inbox = {}
+services.inbox = { document = "ProbationNotice" }
 
 [members.court]
 name = "Court"
 role = "court"
 may_call = [{ service = "probation/inbox", purposes = ["relay_test"] }, { service = "health/bulk", purposes = ["relay_test"] }]
 """
+
+# What probation may receive from the relay for relay_test: all of a ProbationNotice, as
+# support.TEST_POLICY lets health receive it.
+PULL_POLICY = """
+[policy.probation.relay_test.ProbationNotice]
+allow = ["event", "person.**", "release_type", "release_date", "facility.**", "destination.**", "probation_office.**"]
+"""
+
+PULL_CONFIG = {"extra_members": PULL_MEMBERS, "extra_policy": PULL_POLICY}
+"""The keyword arguments of ``support.write_config`` (and ``start_gateway``) for the pull member."""
+
+
+def notice_xml(text: str = "Сәлем", **changes) -> str:
+    """A ProbationNotice (``support.person_payload``, its destination ``text``, with ``changes``)
+    as the XML a sendMessage's data carries."""
+    return etree.tostring(document_element({**person_payload(text=text), **changes}), encoding="unicode")
+
+
+def destination_of(data: etree._Element) -> str | None:
+    """The destination a relayed ProbationNotice in ``data`` names."""
+    return data.findtext(f"{{{PING}}}ProbationNotice/{{{PING}}}destination/{{{PING}}}raw")
 
 
 def now_text(offset_seconds: float = 0) -> str:
@@ -65,8 +90,9 @@ async def post(http, gateway, operation: str, xml: str | bytes, *, member: str) 
 
 def send_message(message_id: str, *, sender: str = "court", service_id: str = "probation/inbox",
                  message_type: str = "REQUEST", date: str | None = None, text: str = "Сәлем",
-                 password: str = "bus-password") -> str:
-    """A sendMessage as an integrator writes it by hand."""
+                 password: str = "bus-password", data: str | None = None) -> str:
+    """A sendMessage as an integrator writes it by hand: its data ``data``, by default a
+    ProbationNotice whose destination is ``text``."""
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="{TYPES}">
   <soap:Body>
@@ -80,7 +106,7 @@ def send_message(message_id: str, *, sender: str = "court", service_id: str = "p
           <sender><senderId>{sender}</senderId><password>{password}</password></sender>
           <properties><key>purpose</key><value>relay_test</value></properties>
         </messageInfo>
-        <messageData><data><p:ping xmlns:p="{PING}">{text}</p:ping></data></messageData>
+        <messageData><data>{notice_xml(text) if data is None else data}</data></messageData>
       </request>
     </t:sendMessage>
   </soap:Body>

@@ -12,14 +12,16 @@ from lxml import etree
 from gateway.security.audit import AuditEntry
 from gateway.soap.envelope import BusRequest, MessageType, build_envelope, build_request, parse_envelope, serialise
 from gateway.store import MessageState, NewMessage
-from support import wait_until
+from support import person_payload, wait_until
 
-from soap.async_messages import PING, PULL_MEMBERS, TYPES, get_messages, ids_request, now_text, post, send_message
+from soap.async_messages import (
+    PING, PULL_CONFIG, TYPES, destination_of, get_messages, ids_request, now_text, post, send_message,
+)
 
 
 @pytest.fixture
 async def gateway(start_gateway, receiver):
-    return await start_gateway(receiver.url, extra_members=PULL_MEMBERS)
+    return await start_gateway(receiver.url, **PULL_CONFIG)
 
 
 async def _outbound_entries(gateway) -> list[AuditEntry]:
@@ -55,7 +57,7 @@ async def test_a_message_sent_by_hand_is_pulled_confirmed_and_followed_by_its_se
     assert message.findtext("messageInfo/sender/senderId") == "court"
     assert message.find("messageInfo/sender/password") is None
     assert message.findtext("messageInfo/messageType") == "REQUEST"
-    assert message.find(f"messageData/data/{{{PING}}}ping").text == "Сәлем, әғқ"
+    assert destination_of(message.find("messageData/data")) == "Сәлем, әғқ"
     assert page.find("response/nextCursor") is None
     assert (await gateway.store.get_message(gateway_id)).state is MessageState.IN_FLIGHT
 
@@ -128,20 +130,20 @@ async def test_unconfirmed_messages_are_handed_out_again_and_pages_follow_the_cu
 
 async def test_a_json_message_for_a_pull_member_is_handed_out_as_text(gateway, http):
     headers = {"X-Member-Id": "court", "X-Purpose": "relay_test", "X-Message-Id": "court-json-1"}
-    async with http.post(f"{gateway.url}/api/v1/relay/probation/inbox", json={"note": "Сәлем"},
+    async with http.post(f"{gateway.url}/api/v1/relay/probation/inbox", json=person_payload(text="Сәлем"),
                          headers=headers) as response:
         assert response.status == 202, await response.text()
         gateway_id = (await response.json())["message_id"]
     page = await post(http, gateway, "getMessages", get_messages("probation", 1), member="probation")
     (message,) = page.body.iterfind("response/message")
     assert message.findtext("messageInfo/messageId") == gateway_id
-    assert json.loads(message.findtext("messageData/data")) == {"note": "Сәлем"}
+    assert json.loads(message.findtext("messageData/data")) == person_payload(text="Сәлем")
     properties = {p.findtext("key"): p.findtext("value") for p in message.iterfind("messageInfo/properties")}
     assert properties == {"contentType": "application/json", "purpose": "relay_test"}
 
 
 async def test_a_pushed_message_is_followed_and_may_be_confirmed_by_its_receiver(start_gateway, agency, http):
-    gateway = await start_gateway(agency.url, extra_members=PULL_MEMBERS)
+    gateway = await start_gateway(agency.url, **PULL_CONFIG)
     sent = await post(http, gateway, "sendMessage", send_message("court-push", service_id="health/bulk"),
                       member="court")
     gateway_id = sent.find("response/messageId").text
@@ -161,6 +163,7 @@ async def test_a_pushed_message_is_followed_and_may_be_confirmed_by_its_receiver
     assert forwarded.tag == f"{{{TYPES}}}sendMessage"
     assert forwarded.findtext("request/messageInfo/sender/senderId") == "court"
     assert forwarded.findtext("request/messageInfo/serviceId") == "bulk"
+    assert destination_of(forwarded.find("request/messageData/data")) == "Сәлем"
     assert b"bus-password" not in delivery.body
 
     confirmed = await post(http, gateway, "sendDeliveryNotification",

@@ -10,12 +10,14 @@ from support import wait_until
 
 from lxml import etree
 
-from soap.async_messages import PULL_MEMBERS, Answer, get_messages, ids_request, now_text, post, send_message
+from soap.async_messages import (
+    PULL_CONFIG, Answer, get_messages, ids_request, notice_xml, now_text, post, send_message,
+)
 
 
 @pytest.fixture
 async def gateway(start_gateway, agency):
-    return await start_gateway(agency.url, extra_members=PULL_MEMBERS)
+    return await start_gateway(agency.url, **PULL_CONFIG)
 
 
 async def _snapshot(gateway):
@@ -160,9 +162,8 @@ async def test_a_status_question_names_1_to_100_ids(gateway, http, count):
 
 
 async def test_a_known_document_in_data_is_validated_against_its_schema(gateway, http):
-    xml = send_message("court-doc-1").replace(
-        '<p:ping xmlns:p="urn:example:ping">Сәлем</p:ping>',
-        '<pen:releaseNotice xmlns:pen="urn:reentry-gateway:penal:v1"><pen:unknown/></pen:releaseNotice>')
+    xml = send_message("court-doc-1", data='<pen:releaseNotice xmlns:pen="urn:reentry-gateway:penal:v1">'
+                                           '<pen:unknown/></pen:releaseNotice>')
     await _refused(http, gateway, "sendMessage", xml, member="court", code="schema-violation", where="releaseNotice")
 
 
@@ -182,3 +183,26 @@ async def test_a_resent_message_gets_its_first_answer_and_a_changed_one_is_refus
                              member="court", code="idempotency-key-reused")
     assert "already used" in changed
     assert len(await gateway.store.list_messages()) == 1
+
+
+@pytest.mark.parametrize("service_id", ["probation/inbox", "health/bulk"])
+async def test_a_document_with_a_field_outside_the_rule_is_refused_naming_the_field(gateway, http, agency,
+                                                                                    service_id):
+    # A ProbationNotice that also carries a diagnosis: no rule lets it go to probation or health.
+    xml = send_message("court-overshared-1", service_id=service_id, data=notice_xml(diagnosis="B24"))
+    message = await _refused(http, gateway, "sendMessage", xml, member="court", code="disclosure-exceeded",
+                             says="does not allow diagnosis")
+    answer = await post(http, gateway, "sendMessage", xml, member="court")
+    assert answer.fault[2] == "diagnosis"  # errorData: the fields to remove, as the JSON API's problem names them
+    assert "B24" not in message  # the value is never repeated back
+    # Nothing stored, so nothing to hand out or push.
+    page = await post(http, gateway, "getMessages", get_messages("probation", 10), member="probation")
+    assert list(page.body.iterfind("response/message")) == [] and agency.deliveries == []
+    # The same notice without the diagnosis is accepted under the same messageId.
+    assert await _accepted(http, gateway, "court-overshared-1", service_id=service_id)
+
+
+async def test_data_that_is_not_the_services_document_is_refused(gateway, http):
+    xml = send_message("court-ping-1", data='<p:ping xmlns:p="urn:example:ping">Сәлем</p:ping>')
+    await _refused(http, gateway, "sendMessage", xml, member="court", code="unprocessable-content",
+                   says="this service takes a ProbationNotice element")

@@ -7,12 +7,12 @@ import aiohttp
 
 from support import GatewayProcess, free_port, write_config
 
-from soap.async_messages import PULL_MEMBERS, get_messages, ids_request, post, send_message
+from soap.async_messages import PULL_CONFIG, get_messages, ids_request, post, send_message
 
 
 async def test_a_pulled_unconfirmed_message_is_handed_out_again_after_a_crash(tmp_path, store_url, receiver):
     config_dir = write_config(tmp_path / "config", receiver_url=receiver.url, store_url=store_url,
-                              extra_members=PULL_MEMBERS)
+                              **PULL_CONFIG)
     gateway = GatewayProcess(config_dir, free_port(), tmp_path / "gateway.log")
     gateway.start()
     try:

@@ -12,7 +12,7 @@ from gateway.security.tls import DevelopmentPki
 from support import write_config
 
 from security.test_tls import mtls_environment, session
-from soap.async_messages import ACTION, PULL_MEMBERS, Answer, get_messages, send_message
+from soap.async_messages import ACTION, PULL_CONFIG, Answer, get_messages, send_message
 
 MEMBERS = ["gateway", "penal", "health", "court", "probation", "stranger"]
 
@@ -25,7 +25,7 @@ def pki(tmp_path) -> DevelopmentPki:
 @pytest.fixture
 async def gateway(tmp_path, pki, receiver, store_url):
     directory = write_config(tmp_path / "config", receiver_url=receiver.url, store_url=store_url,
-                             extra_members=PULL_MEMBERS)
+                             **PULL_CONFIG)
     started = build(load_config(directory, environ=mtls_environment(pki)))
     await started.start(port=0)
     yield started

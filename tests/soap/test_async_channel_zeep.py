@@ -10,12 +10,15 @@ import requests
 import zeep
 from lxml import etree
 
-from soap.async_messages import PING, PULL_MEMBERS, TYPES
+from support import person_payload
+
+from soap.async_messages import PING, PULL_CONFIG, TYPES
+from soap.messages import document_element
 
 
 @pytest.fixture
 async def gateway(start_gateway, receiver):
-    return await start_gateway(receiver.url, extra_members=PULL_MEMBERS)
+    return await start_gateway(receiver.url, **PULL_CONFIG)
 
 
 def _client(wsdl_url: str, member: str) -> zeep.Client:
@@ -38,8 +41,7 @@ def _send_with_document(client: zeep.Client, url: str, document: etree._Element,
 
 def _round_trip(wsdl_url: str) -> dict:
     court, probation = _client(wsdl_url, "court"), _client(wsdl_url, "probation")
-    payload = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
-    payload.text = "Сәлем, zeep"
+    payload = document_element(person_payload(text="Сәлем, zeep"))
     sent = _send_with_document(court, wsdl_url.removesuffix("?wsdl"), payload, request={
         "messageInfo": {
             "messageId": "zeep-async-1", "serviceId": "probation/inbox", "messageType": "NOTIFICATION",
@@ -75,7 +77,8 @@ async def test_zeep_sends_pulls_confirms_and_follows_through_the_published_wsdl(
     assert message.messageInfo.sender.senderId == "court" and message.messageInfo.sender.password is None
     data = message.messageData.data
     (document,) = data if isinstance(data, list) else [data]  # zeep gives anyType content as its elements
-    assert document.tag == f"{{{PING}}}ping" and document.text == "Сәлем, zeep"
+    assert document.tag == f"{{{PING}}}ProbationNotice"
+    assert document.findtext(f"{{{PING}}}destination/{{{PING}}}raw") == "Сәлем, zeep"
     assert [s.code for s in result["before"].messageStatus] == ["IN_FLIGHT"]
     assert result["confirmed"].messageId == [sent.messageId]
     (after,) = result["after"].messageStatus

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from soap.async_messages import PULL_MEMBERS
+from soap.async_messages import PULL_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "node" / "async_channel_client.js"
@@ -22,7 +22,7 @@ NODE = shutil.which("node")
     reason="node_modules/soap is missing: run `make node_modules` (npm ci) to install it",
 )
 async def test_node_soap_sends_pulls_confirms_and_follows_over_async_channel(start_gateway, receiver):
-    gateway = await start_gateway(receiver.url, extra_members=PULL_MEMBERS)
+    gateway = await start_gateway(receiver.url, **PULL_CONFIG)
     process = await asyncio.create_subprocess_exec(
         NODE, str(SCRIPT), f"{gateway.url}/soap/async-channel?wsdl", "court", "probation", "probation/inbox",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
