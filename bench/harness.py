@@ -64,7 +64,7 @@ class Profile:
 PROFILES = {
     "tiny": Profile("tiny", latency_requests=20, load_seconds=0.5, concurrency=4, raw_seconds=0.3,
                     durable_messages=200, postgres_messages=100, scatter_reports=2, backlog_messages=300,
-                    burst_notices=30, naive_calls=20, large_episodes=200, cpu_messages=150, indicator_releases=300,
+                    burst_notices=30, naive_calls=20, large_episodes=200, cpu_messages=1_000, indicator_releases=300,
                     indicator_events=3_000),
     "quick": Profile("quick", latency_requests=300, load_seconds=4, concurrency=16, raw_seconds=2,
                      durable_messages=4_000, postgres_messages=1_500, scatter_reports=8, backlog_messages=15_000,

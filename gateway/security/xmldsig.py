@@ -78,6 +78,7 @@ _BODY = f"{{{SOAP11}}}Body"
 _WSU_ID = f"{{{WSU}}}Id"
 _TIMESTAMP = f"{{{WSU}}}Timestamp"
 _EXC_C14N_URI = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_ENVELOPED_URI = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _INCLUSIVE_NAMESPACES = f"{{{_EXC_C14N_URI}}}InclusiveNamespaces"
 
 PrivateKey = SigningKey
@@ -432,12 +433,16 @@ class Verifier:
             )
         prefixes: tuple[str, ...] = ()
         transforms = reference.find(f"{{{DS}}}Transforms")
-        for transform in () if transforms is None else transforms:
-            if not isinstance(transform.tag, str):
-                continue
+        steps = [] if transforms is None else [t for t in transforms if isinstance(t.tag, str)]
+        for number, transform in enumerate(steps):
             # XSLT, XPath and XPointer transforms run code or select other content than the
-            # element; enveloped-signature has nothing to remove from a Body or a Timestamp.
-            _expect_algorithm(transform, "Transform", {_EXC_C14N_URI})
+            # element. Enveloped-signature removes the signature from what it references, and
+            # the signature lives in the Security header, outside the Body and the Timestamp:
+            # there it changes nothing, so it is accepted where stacks write it by default
+            # (WSS4J, node soap), before the exclusive C14N that then makes the octets. Last, it
+            # would leave a node-set for inclusive C14N 1.0, which is not what is checked here.
+            allowed = {_EXC_C14N_URI, _ENVELOPED_URI} if number < len(steps) - 1 else {_EXC_C14N_URI}
+            _expect_algorithm(transform, "Transform", allowed)
             prefixes += _prefix_list(transform)
         digest = reference.find(f"{{{DS}}}DigestMethod")
         _expect_algorithm(
