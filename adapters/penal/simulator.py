@@ -99,13 +99,12 @@ async def push_plan(
 ) -> dict:
     """Send one version of a re-socialisation plan to the gateway's resocialisation-plans service, signed
     with ``signer``; returns the receipt (plan id, version, recipients, referrals, duplicate). The first
-    version goes as NOTIFICATION, later ones as UPDATE. Refusals raise ``SourceRejected``."""
+    version and each later one carry their number in the plan. Refusals raise ``SourceRejected``."""
     service = ServiceClient(
         ServiceMessages("gateway", "resocialisation-plans.wsdl", sender_id=sender_id, signer=signer,
                         verifier=verifier),
         gateway_url.rstrip("/") + PLANS_PATH, session, timeout=timeout,
     )
     data = await service.call("resocialisation-plans", plans.encode_plan(plan_id, version, plan),
-                              message_id=message_id or str(uuid.uuid4()),
-                              message_type=MessageType.NOTIFICATION if version == 1 else MessageType.UPDATE)
+                              message_id=message_id or str(uuid.uuid4()))
     return service.messages.decoded(data, plans.decode_plan_receipt)

@@ -55,10 +55,12 @@ schemathesis.openapi.format("visible-narrative", _visible("\r\n\t"))
 # on the gateway's state or clock: a proof for a tree larger than the log is now, a quarter
 # that has not begun, a report due in the past or beyond workflows.pretrial.max_due_days, a
 # referral to a provider that is not a member of this exchange's configuration (the document
-# is the same for every exchange). Only the check that schema-valid data is accepted is left out there;
+# is the same for every exchange), a plan for a person the gateway holds no release notice for
+# (and whose score must lie within its instrument's range, its dates in order). Only the check that schema-valid data is accepted is left out there;
 # every other check runs on them.
 STATEFUL = {"GET /api/v1/oversight/proofs/inclusion", "GET /api/v1/oversight/proofs/consistency",
-            "GET /api/v1/indicators", "POST /api/v1/referrals", "POST /api/v1/pretrial-reports"}
+            "GET /api/v1/indicators", "POST /api/v1/referrals", "POST /api/v1/pretrial-reports",
+            "POST /api/v1/plans"}
 # The callers: nobody the exchange knows, and one member of each kind the routes tell apart.
 # "operations" holds both access roles (operator and oversight).
 CALLERS = ("stranger", "penal", "probation", "clinic", "court", "health", "social", "operations")

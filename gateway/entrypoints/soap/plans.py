@@ -14,8 +14,7 @@ from collections.abc import Callable
 from adapters.penal import plans as codec
 from gateway.services.plans import PlanIntake, PlanSubmission
 from gateway.soap.contracts import contract
-from gateway.soap.envelope import BusResponse, MessageType
-from gateway.soap.faults import SoapFault
+from gateway.soap.envelope import BusResponse
 from gateway.soap.server import SoapCall, SoapService
 
 __all__ = ["SERVICE_ID", "plan_service"]
@@ -31,12 +30,6 @@ def plan_service(intake: PlanIntake, *, caller: Callable[[SoapCall], str]) -> So
         intake.authorise(sender)
         call.expect_service(SERVICE_ID)
         message = call.message
-        if message.message_type not in (MessageType.NOTIFICATION, MessageType.UPDATE):
-            raise SoapFault.client(
-                "unexpected-message-type",
-                f"a plan is sent as NOTIFICATION (its first version) or UPDATE (a later one), "
-                f"not {message.message_type}",
-            )
         plan_id, version, plan = call.decode(codec.decode_plan, codec.PLAN)
         receipt = await intake.receive(PlanSubmission(plan_id=plan_id, version=version, plan=plan), sender=sender,
                                        message_id=message.message_id)
