@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from lxml import etree
 
@@ -10,6 +11,7 @@ from adapters.penal import codec as penal_codec
 from adapters.population import Population
 from gateway.domain import ReleaseEvent, ReleaseNotice, Sex, make_iin
 from gateway.soap.envelope import BusRequest, Channel, MessageType, build_envelope, build_request, serialise
+from support import person_payload
 
 POPULATION = Population(size=120)
 PING = "urn:example:ping"
@@ -51,13 +53,30 @@ def release_notice_request(
     return serialise(build_envelope(build_request(message)))
 
 
+def document_element(document: Any, tag: str = "ProbationNotice", namespace: str = PING) -> etree._Element:
+    """A canonical document (its JSON form) written as the relay reads XML: an element per
+    field, a list's items repeated, null an empty element."""
+    element = etree.Element(f"{{{namespace}}}{tag}", nsmap={"p": namespace})
+
+    def fill(parent: etree._Element, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                for one in item if isinstance(item, list) else [item]:
+                    fill(etree.SubElement(parent, f"{{{namespace}}}{key}"), one)
+        elif value is not None:
+            parent.text = str(value)
+
+    fill(element, document)
+    return element
+
+
 def relay_request(
     *, message_id: str = "penal-0001", sender: str | None = "penal", service_id: str = "health/bulk",
     text: str = "Сәлем, әғқңөұүһі", channel: Channel = Channel.SYNC,
 ) -> bytes:
-    """A relay request on SyncChannel v10, or on the deprecated synchronous envelope."""
-    payload = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
-    payload.text = text
+    """A relayed ProbationNotice whose destination is ``text``, on SyncChannel v10 or on the
+    deprecated synchronous envelope."""
+    payload = document_element(person_payload(text=text))
     message = BusRequest(
         message_id=message_id,
         service_id=service_id,

@@ -25,7 +25,8 @@ XSD = resource_dir("schemas") / "soap" / "sync-channel-v10.xsd"
 def handwritten(*, message_id: str, sender: str, service_id: str = "health/bulk", when: str | None = None) -> bytes:
     """A relay request as an integrator writes it from the contract: SOAP 1.1, SendMessage in the
     Types namespace, everything inside it unqualified, a sender with the bus password, a
-    sessionId, a routeId, and a business document in its own namespace inside data."""
+    sessionId, a routeId, and a business document in its own namespace inside data (the
+    ProbationNotice the test services take, written out by hand)."""
     when = when or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
@@ -51,7 +52,23 @@ def handwritten(*, message_id: str, sender: str, service_id: str = "health/bulk"
         </requestInfo>
         <requestData>
           <data>
-            <p:ping xmlns:p="urn:example:ping">Сәлем</p:ping>
+            <p:ProbationNotice xmlns:p="urn:example:ping">
+              <p:event>PLANNED</p:event>
+              <p:person>
+                <p:iin>900215400281</p:iin>
+                <p:surname>Жұмабекова</p:surname>
+                <p:given_name>Әлия</p:given_name>
+                <p:patronymic>Серікқызы</p:patronymic>
+                <p:birth_date>1990-02-15</p:birth_date>
+                <p:sex>FEMALE</p:sex>
+                <p:citizenship>KAZ</p:citizenship>
+              </p:person>
+              <p:release_type>PAROLE</p:release_type>
+              <p:release_date>2027-01-15</p:release_date>
+              <p:facility><p:code>UG-165/9</p:code><p:name>Учреждение УГ-165/9</p:name></p:facility>
+              <p:destination><p:raw>Сәлем</p:raw></p:destination>
+              <p:probation_office><p:code>PROB-0</p:code><p:name>Пробация қызметі</p:name></p:probation_office>
+            </p:ProbationNotice>
           </data>
         </requestData>
       </request>

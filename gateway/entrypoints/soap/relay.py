@@ -161,8 +161,7 @@ beside the message. Returns the stored message, once it is committed."""
             request, body=serialise(build_envelope(forwarded)), evidence=evidence, document=message.data))
     except DisclosureExceeded as refusal:
         # The fields to remove, as the JSON API's problem names them.
-        raise SoapFault.client(refusal.slug, refusal.detail, error_data=", ".join(refusal.fields),
-                               http_status=refusal.status) from None
+        raise SoapFault.client(refusal.slug, refusal.detail, error_data=", ".join(refusal.fields)) from None
     stored = acceptance.message
     if acceptance.duplicate:
         roles = {member_id: config.role for member_id, config in services.config.members.items()}
