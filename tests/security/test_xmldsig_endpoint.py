@@ -114,12 +114,22 @@ async def test_xslt_transform(start_signed_gateway, http):  # noqa: F811
     assert fault.error_code == "signature-algorithm" and "Transform" in fault.message
 
 
-async def test_enveloped_signature_transform_on_a_body_reference(start_signed_gateway, http):  # noqa: F811
+async def test_enveloped_signature_then_exclusive_c14n_on_a_body_reference_is_accepted(start_signed_gateway, http):  # noqa: F811
+    # What WSS4J and node soap write by default: the signature sits in the Security header, so
+    # enveloped-signature removes nothing from the Body; exclusive C14N then makes the octets.
     gateway = await start_signed_gateway([penal()])
     document = etree.fromstring(signed(relay_request(), penal()))
     resign(document, penal(), signature_method=RSA_SHA256, transforms=[ENVELOPED, "http://www.w3.org/2001/10/xml-exc-c14n#"])
+    assert await post(gateway, http, serialise(document)) == 200
+
+
+async def test_enveloped_signature_as_the_last_transform_is_refused(start_signed_gateway, http):  # noqa: F811
+    # Last, it would leave a node-set for inclusive C14N 1.0: not what the gateway checks.
+    gateway = await start_signed_gateway([penal()])
+    document = etree.fromstring(signed(relay_request(), penal()))
+    resign(document, penal(), signature_method=RSA_SHA256, transforms=[ENVELOPED])
     fault = await refused(gateway, http, serialise(document), SOAP_HEADERS)
-    assert fault.error_code == "signature-algorithm"
+    assert fault.error_code == "signature-algorithm" and "enveloped-signature" in fault.message
 
 
 async def test_rotation_accepts_both_certificates_while_both_are_pinned(start_signed_gateway, http):  # noqa: F811

@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from gateway.security.audit import AuditEntry
-from gateway.soap.envelope import BusRequest, MessageType, build_envelope, build_request, parse_envelope, serialise
+from gateway.soap.envelope import Channel, BusRequest, MessageType, build_envelope, build_request, parse_envelope, serialise
 from gateway.store import MessageState, NewMessage
 from support import person_payload, wait_until
 
@@ -174,12 +174,14 @@ async def test_a_pushed_message_is_followed_and_may_be_confirmed_by_its_receiver
 
 
 async def test_a_notice_the_gateway_itself_queued_is_handed_out_with_its_document(gateway, http):
-    # What a workflow step queues: a bus SendMessage its codec built, stored as it will be sent.
+    # What a workflow step queued: a bus SendMessage its codec built, stored as it will be sent —
+    # here in the deprecated asynchronous envelope, the one that carries a messageType.
     notice = etree.Element(f"{{{PING}}}ping", nsmap={"p": PING})
     notice.text = "уведомление"
     body = serialise(build_envelope(build_request(BusRequest(
         message_id="wf-1", service_id="inbox", message_date=dt.datetime.now(dt.UTC), sender_id="gateway",
-        data=notice, message_type=MessageType.NOTIFICATION, properties=(("caseKind", "release"),)))))
+        data=notice, message_type=MessageType.NOTIFICATION, properties=(("caseKind", "release"),),
+        channel=Channel.LEGACY_ASYNC))))
     acceptance = await gateway.store.accept(NewMessage(
         sender="gateway", recipient="probation", service="inbox", body=body, content_type="text/xml; charset=utf-8",
         correlation_id="case-1", max_attempts=5, deadline_at=gateway.clock() + 3600, purpose="probation_supervision",

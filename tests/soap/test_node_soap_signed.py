@@ -53,11 +53,13 @@ async def test_node_soap_signing_the_body_and_the_timestamp_is_accepted(start_si
     assert stored.client_message_id == "node-soap-signed-1"
 
 
-async def test_node_soaps_default_enveloped_signature_transform_is_refused_by_name(start_signed_gateway, tmp_path):
-    # WSSecurityCert lists enveloped-signature before exclusive C14N on every reference by
-    # default; the gateway accepts exclusive C14N alone (tests/security/test_xmldsig_endpoint.py).
+async def test_node_soaps_default_ws_security_is_accepted(start_signed_gateway, tmp_path):
+    # WSSecurityCert's defaults: enveloped-signature before exclusive C14N on every reference
+    # (the Body and the Timestamp); the signature is in the Security header, so the first
+    # removes nothing (tests/security/test_xmldsig_endpoint.py).
     gateway = await start_signed_gateway([penal()])
-    returncode, _, err = await node_signs(gateway, tmp_path, "default")
-    assert returncode != 0
-    assert "signature-algorithm" in err and "enveloped-signature" in err
-    assert await gateway.store.list_messages(limit=10) == []
+    returncode, out, err = await node_signs(gateway, tmp_path, "default")
+    assert returncode == 0, err
+    assert json.loads(out)["status"]["code"] == "ACCEPTED"
+    (stored,) = await gateway.store.list_messages(limit=10)
+    assert stored.client_message_id == "node-soap-signed-1"

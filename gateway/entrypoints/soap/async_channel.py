@@ -66,7 +66,6 @@ def async_channel_service(services: Services) -> SoapService:
         if not member or member not in members:
             raise SoapFault.client(
                 "unauthenticated", "identify yourself: a member's client certificate (or X-Member-Id in development)",
-                http_status=401,
             )
         if sender_id != member:
             raise SoapFault.client(
@@ -74,7 +73,6 @@ def async_channel_service(services: Services) -> SoapService:
                 f"sender/senderId {sender_id[:128]!r} is not the calling member {member!r}; "
                 "send in your own name",
                 error_data=channel.sender_path(call.operation.name),
-                http_status=403,
             )
         return member
 
@@ -138,7 +136,7 @@ def async_channel_service(services: Services) -> SoapService:
 
 def _unknown(call: SoapCall, unknown: UnknownMessages) -> SoapFault:
     where = _REQUEST.format(operation=call.operation.name) + f"/messageId[{unknown.positions[0]}]"
-    return SoapFault.client(unknown.slug, unknown.detail, error_data=where, http_status=404)
+    return SoapFault.client(unknown.slug, unknown.detail, error_data=where)
 
 
 def _date(seconds: float) -> dt.datetime:
