@@ -22,8 +22,10 @@ demo: $(STAMP)
 demo-console: $(STAMP)
 	$(BIN)/gateway demo --keep
 
+# One worker per core (pytest-xdist), each test file kept on one worker: its module-scoped
+# gateway and browser are shared by its tests. PYTEST_ARGS="-n 0" runs everything in one process.
 test: $(STAMP) node_modules
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 # The npm package `soap` checks the gateway's WSDL with an independent client
 # (tests/soap/test_node_soap.py). Without npm, or offline, that one test is skipped.
