@@ -235,8 +235,11 @@ class _Dispatcher:
         self._wake_event.set()  # the outcome is recorded: the next message of its key may be due
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake_event.wait(), timeout=max(seconds, 0.001))
+        # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that meets wait_for's own
+        # timeout can come out as TimeoutError, which this would swallow, and stop would hang.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(seconds, 0.001)):
+                await self._wake_event.wait()
 
     async def _deliver(self, message: Message) -> None:
         engine = self._engine

@@ -204,8 +204,11 @@ class WorkflowRuntime:
                 raise
             except Exception as exc:
                 log.error("claiming timers failed", error=str(exc))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that meets wait_for's
+            # own timeout can come out as TimeoutError, and stop() would wait for ever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
 
     def _fired(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
