@@ -226,8 +226,10 @@ class _Dispatcher:
             return  # there may be more: claim again at once
         due = await engine._store.next_due(self.member_id)
         wait = config.poll_interval_seconds
-        if due is not None:
-            wait = min(wait, max(0.0, due - engine._clock()))
+        if due is not None and due > engine._clock():
+            wait = min(wait, due - engine._clock())
+        # A message already due that the claim did not return is held elsewhere (another
+        # instance's lease, an earlier message of its key): poll for it, never spin.
         await self._sleep(wait)
 
     def _attempt_done(self, task: asyncio.Task) -> None:
