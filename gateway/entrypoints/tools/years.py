@@ -30,6 +30,10 @@ from typing import Any
 import aiohttp
 
 from gateway.domain import IIN, Quarter, ReleaseNotice
+from gateway.entrypoints.http.server import build
+from gateway.entrypoints.tools.simulate import SYSTEMS, system_config
+from gateway.security.pseudonyms import Pseudonyms
+from gateway.workflows.outcomes import OutcomeTracking
 from gateway.domain.outcomes import WATCH_MONTHS, add_months, region_of
 
 __all__ = ["Clock", "Person", "compare", "ground_truth", "population_story", "replay", "run_years", "story"]
@@ -273,11 +277,6 @@ async def run_years(*, years: int = 3, people: int = 1500, seed: int = 20261126,
                     directory: Path | None = None) -> YearsReport:
     """Build a gateway on the shipped configuration (its store in ``directory``, a temporary folder
     unless given), run ``years`` simulated years through it, and compare what it publishes."""
-    from gateway.entrypoints.http.server import build
-    from gateway.entrypoints.tools.simulate import SYSTEMS, system_config
-    from gateway.security.pseudonyms import Pseudonyms
-    from gateway.workflows.outcomes import OutcomeTracking
-
     started = time.monotonic()
     report = YearsReport(years=years, people=people)
     told, end = population_story(years=years, people=people, seed=seed)
