@@ -43,6 +43,10 @@ _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
 def _refuse_invisible(text: str, allowed: frozenset[str]) -> str:
+    if text.isprintable():
+        # Printable holds no character of the categories above (they are all "Other" or
+        # "Separator", which isprintable refuses): the common case, checked in C.
+        return text
     for position, char in enumerate(text, start=1):
         if unicodedata.category(char) in _INVISIBLE_CATEGORIES and char not in allowed:
             raise ValueError(

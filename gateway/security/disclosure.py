@@ -183,32 +183,50 @@ def _skip_empty_depth(pattern: FieldPath, states: set[int] | frozenset[int]) -> 
     return frozenset(closed)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Cursor:
-    """Where each pattern of an allow-list stands after following a path from the root."""
+    """Where each pattern of an allow-list stands after following a path from the root.
+
+    A document's paths repeat (every item of a list, every document of a type), so each cursor
+    keeps the cursors its tokens lead to: the NFA steps once per distinct path, not once per
+    value. At most ``_STEPS_KEPT`` per cursor, so keys a sender invents cannot grow it.
+    """
 
     patterns: tuple[FieldPath, ...]
     states: tuple[frozenset[int], ...]
+    matched: bool
+    """Some pattern matches the path followed so far."""
+    alive: bool
+    """Some pattern matches this path or a path below it."""
+    _next: dict[str, _Cursor]
 
     @classmethod
     def at_root(cls, patterns: Sequence[FieldPath]) -> _Cursor:
-        patterns = tuple(patterns)
-        return cls(patterns, tuple(_skip_empty_depth(p, {0}) for p in patterns))
+        return _root_cursor(tuple(patterns))
+
+    @classmethod
+    def of(cls, patterns: tuple[FieldPath, ...], states: tuple[frozenset[int], ...]) -> _Cursor:
+        matched = any(len(p) in s for p, s in zip(patterns, states, strict=True))
+        return cls(patterns, states, matched, any(states), {})
 
     def step(self, token: str) -> _Cursor:
-        return _Cursor(
-            self.patterns, tuple(_advance(p, s, token) for p, s in zip(self.patterns, self.states, strict=True))
-        )
+        following = self._next.get(token)
+        if following is None:
+            following = _Cursor.of(
+                self.patterns, tuple(_advance(p, s, token) for p, s in zip(self.patterns, self.states, strict=True))
+            )
+            if len(self._next) < _STEPS_KEPT:
+                self._next[token] = following
+        return following
 
-    @property
-    def matched(self) -> bool:
-        """Some pattern matches the path followed so far."""
-        return any(len(p) in s for p, s in zip(self.patterns, self.states, strict=True))
 
-    @property
-    def alive(self) -> bool:
-        """Some pattern matches this path or a path below it."""
-        return any(self.states)
+_STEPS_KEPT = 256
+
+
+@functools.lru_cache(maxsize=1024)
+def _root_cursor(patterns: tuple[FieldPath, ...]) -> _Cursor:
+    # One per allow-list (a rule's, or a rule's widened by a legal basis): the policy's rules are few.
+    return _Cursor.of(patterns, tuple(_skip_empty_depth(p, {0}) for p in patterns))
 
 
 def _is_field_name(key: Any) -> bool:
