@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from gateway.config import load_config
 from gateway.security.disclosure import DisclosurePolicy
+from bench.broker import rabbitmq_confirmed_per_second
 from bench.harness import POSTGRES_URL, Bench, Section, ratio, wait_for_arrivals
 from bench.load import closed_loop, request
 from bench.processes import GatewayProcess
@@ -25,7 +26,8 @@ from bench.stores import (
     LockWaits, drop_schema, postgres_rows_per_second, postgres_version, sample_lock_waits, sqlite_rows_per_second,
 )
 
-TARGET_PER_SECOND = 2_000
+TARGET_PER_SECOND = 3_000
+POSTGRES_TARGET_PER_SECOND = 2_000
 SENDERS = 16
 TUNED_CONCURRENCY = 32
 TUNED = {"delivery.concurrency": TUNED_CONCURRENCY}
@@ -101,17 +103,20 @@ async def run(bench: Bench) -> Section:
     batched = sqlite_rows_per_second(bench.root / "raw" / "batched.db", batch=100, seconds=seconds)
     section.add("SQLite raw: single-row transactions (WAL, synchronous=FULL)", single, "rows/s")
     section.add("SQLite raw: 100-row transactions (WAL, synchronous=FULL)", batched, "rows/s")
+    shipped: RelayRun | None = None
     for label, settings in (("shipped configuration", {}), (f"delivery.concurrency = {TUNED_CONCURRENCY}", TUNED)):
         env = bench.environment(bench.sqlite_url(f"durable-{len(settings)}"), endpoints=sink_endpoint(bench),
                                 settings=settings)
         async with bench.gateway(env) as gateway:
             await relay(bench, [gateway], min(500, count), body=body)  # warm up: connections, caches, pages
             measured = await relay(bench, [gateway], count, body=body)
+        shipped = shipped or measured
         _figures(section, f"SQLite, {label}", measured, count, target=TARGET_PER_SECOND)
         section.add(f"SQLite, {label}: ratio to single-row transactions",
                     ratio(measured.delivered_per_second, single), "x")
         section.add(f"SQLite, {label}: ratio to 100-row transactions",
                     ratio(measured.delivered_per_second, batched), "x")
+    await _broker(bench, section, shipped, body)
 
     version = await postgres_version(POSTGRES_URL)
     if version is None:
@@ -133,6 +138,25 @@ async def run(bench: Bench) -> Section:
         "round robin over them, as tests/test_crash_postgres.py does.",
     ]
     return section
+
+
+async def _broker(bench: Bench, section: Section, shipped: RelayRun, body: bytes) -> None:
+    """The anchor for durable acceptance: RabbitMQ confirming persistent messages, same senders, same body."""
+    broker = await rabbitmq_confirmed_per_second(body, publishers=SENDERS, seconds=bench.profile.load_seconds)
+    if broker is None:
+        section.notes.append("RabbitMQ figures skipped: aio-pika is not installed or no broker answers at "
+                             "127.0.0.1:5672.")
+        return
+    section.add(f"RabbitMQ {broker.version}: persistent messages confirmed, {SENDERS} publishers each waiting "
+                "for its confirm", broker.per_second, "msg/s", note=f"{broker.confirmed:,} confirmed")
+    share = ratio(shipped.accepted_per_second, broker.per_second)
+    section.add("durable acceptance (202 after the commit), SQLite shipped configuration / RabbitMQ confirms",
+                share, "x", target=">= 1.0x", met=None if share is None else share >= 1.0)
+    section.notes.append(
+        f"RabbitMQ on 127.0.0.1:5672, measured in the same run just after the SQLite rows: a durable queue, "
+        f"delivery_mode 2 (persistent), publisher confirms on, {SENDERS} connections each publishing the same "
+        f"{len(body)}-byte body and waiting for its confirm, for {bench.profile.load_seconds} s (aio-pika); "
+        "nobody consumes, the queue is deleted afterwards.")
 
 
 async def _postgres(bench: Bench, section: Section, count: int, body: bytes) -> None:
@@ -170,7 +194,7 @@ async def _postgres(bench: Bench, section: Section, count: int, body: bytes) -> 
         finally:
             await drop_schema(POSTGRES_URL, schema)
         label = f"PostgreSQL, {instances} instance{'s' if instances > 1 else ''}"
-        _figures(section, label, measured, count)
+        _figures(section, label, measured, count, target=POSTGRES_TARGET_PER_SECOND if instances == 1 else None)
         rates[instances] = measured.delivered_per_second
         section.add(f"{label}: lock waits, % of the gateways' backends in a transaction", waits.percent, "%",
                     target="<= 5 %", met=None if waits.percent is None else waits.percent <= 5,

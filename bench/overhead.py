@@ -43,8 +43,8 @@ from gateway.entrypoints.tools.simulate import SIGNING_SYSTEMS
 from gateway.soap.client import ServiceMessages
 from gateway.soap.envelope import BusRequest, build_envelope, build_request, parse_envelope, read_response, serialise
 
-JSON_TARGET_MS = 2.0
-SOAP_TARGET_MS = 5.0
+JSON_TARGET_MS = 1.2
+SOAP_TARGET_MS = 4.0
 THROUGHPUT_SHARE = 0.5
 _WARM_UP = 30
 _ARRIVAL_SECONDS = 120.0
