@@ -45,8 +45,11 @@ PATH = "/continuity-of-care"
 _SERVICE = "clinic/continuity-of-care"
 _MAX_BODY = 1024 * 1024
 _MAX_DEPTH = 32
-_CALLBACK_ATTEMPTS = 5
-_CALLBACK_BACKOFF = 0.1  # seconds, doubled after each failed attempt
+# A clinic system keeps its acknowledgement until the gateway takes it: a gateway restarting on a
+# busy machine may be away for several seconds, so ~1 minute of attempts, not a few.
+_CALLBACK_ATTEMPTS = 60
+_CALLBACK_BACKOFF = 0.1  # seconds, doubled after each failed attempt up to _CALLBACK_BACKOFF_MAX
+_CALLBACK_BACKOFF_MAX = 1.0
 _REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
@@ -165,7 +168,7 @@ async def _acknowledge(clinics: _Clinics, notice_id: str, notice: ContinuityOfCa
         # Delivered, or refused for good: a clinic system retries only what may succeed later.
         if status is not None and status < 500 and status != 429:
             return
-        await asyncio.sleep(_CALLBACK_BACKOFF * 2**attempt)
+        await asyncio.sleep(min(_CALLBACK_BACKOFF * 2**attempt, _CALLBACK_BACKOFF_MAX))
 
 
 async def _attach(clinics: _Clinics, notice: ContinuityOfCareNotice, clinic: str) -> dt.date | None:
