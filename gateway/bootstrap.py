@@ -18,6 +18,7 @@ import aiohttp
 
 from adapters.adaptation import client as adaptation
 from adapters.clinic import client as clinic
+from adapters.court import codec as court_xml
 from adapters.court.client import CourtCodec
 from adapters.employment import client as employment
 from adapters.health.client import HealthClient
@@ -171,7 +172,9 @@ def build(
     )
     engine = DeliveryEngine(store, config.members, config.delivery, metrics, transport=transport, clock=clock,
                             audit=audit)
-    relay = Relay(config, store, metrics, audit, policy, clock)
+    # A relayed document reaches a SOAP service in the XML its agencies speak, as the workflows send it.
+    relay = Relay(config, store, metrics, audit, policy, clock,
+                  xml_writers={"PreTrialReport": court_xml.encode_pretrial_report})
     pseudonyms = Pseudonyms.provision(config.base_dir / config.indicators.pseudonym_key_secret)
     outcomes = OutcomeIntake(store, pseudonyms, clock, providers=lambda member: member in config.members)
     workflows = None

@@ -17,12 +17,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.config import GatewayConfig
 from gateway.errors import BadRequest, Forbidden, IdempotencyKeyReused, NotFound, Unauthenticated, Unprocessable
@@ -53,11 +53,18 @@ class RelayRequest:
     document: Any = None
 
 
+XmlWriter = Callable[[BaseModel], etree._Element]
+"""Writes a canonical document in the XML the agencies that take it speak (the courts' schema
+for a PreTrialReport, say)."""
+
+
 class Relay:
     def __init__(
         self, config: GatewayConfig, store: Transactions, metrics: Metrics, audit: AuditLog,
         policy: DisclosurePolicy, clock: Callable[[], float] = time.time,
+        xml_writers: Mapping[str, XmlWriter] | None = None,
     ) -> None:
+        self._xml_writers = dict(xml_writers or {})
         self._config = config
         self._policy = policy
         self._store = store
@@ -107,6 +114,25 @@ class Relay:
                 raise BadRequest(
                     f"{header} must be 1 to 128 characters of letters, digits and ._:@/+=- (no spaces)"
                 )
+
+    def wire_xml(self, recipient: str, service: str, data: etree._Element) -> etree._Element:
+        """The XML a SOAP recipient gets for the canonical document ``data``: written in its
+        agencies' own schema where the exchange knows one for the document type (what the
+        gateway's own workflows send that document in), otherwise ``data`` as it is.
+
+        Called once the caller is authorised; a document that is not a valid one of its type
+        comes back unchanged, and ``submit`` refuses it with the reason.
+        """
+        member = self._config.members[recipient]
+        document_type = member.services[service].document
+        write = self._xml_writers.get(document_type) if document_type else None
+        if write is None:
+            return data
+        try:
+            document = DOCUMENT_TYPES[document_type].model_validate(document_from_xml(data, document_type))
+        except (Unprocessable, ValidationError):
+            return data
+        return write(document)
 
     async def submit(self, request: RelayRequest) -> Acceptance:
         """Authorise, check the document against the disclosure policy and durably store the

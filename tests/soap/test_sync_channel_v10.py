@@ -268,12 +268,16 @@ async def test_a_message_refused_with_a_client_fault_is_dead_lettered_after_one_
 
 # ----------------------------------------------------------------- the documented request
 
-async def test_the_documented_request_is_accepted_by_a_gateway_with_the_shipped_configuration(tmp_path, http):
+async def test_the_documented_request_is_accepted_and_reaches_the_court_in_its_own_schema(tmp_path, http):
     # docs/integration-soap.md, "Try it": the example with its date made current, as the curl
-    # command there sends it, from a member the shipped members.toml grants the service.
+    # command there sends it, from a member the shipped members.toml grants the service; the
+    # court (its simulator, signing its answers as `gateway simulate` does) registers the report.
     import shutil
     from pathlib import Path
 
+    from adapters.court import codec as court_xml
+    from adapters.court.simulator import create_simulator
+    from adapters.simulation import Recorder
     from gateway.config import load_config
     from gateway.entrypoints.http.server import build
     from gateway.entrypoints.tools.simulate import SIGNING_SYSTEMS
@@ -282,8 +286,17 @@ async def test_the_documented_request_is_accepted_by_a_gateway_with_the_shipped_
     root = Path(__file__).resolve().parents[2]
     shutil.copytree(root / "config", tmp_path / "config")
     config = load_config(tmp_path / "config", environ={})
-    DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
-    gateway = build(config)
+    keys = DevelopmentKeys.provision(config, SIGNING_SYSTEMS)
+    recorder = Recorder()
+    court = web.AppRunner(create_simulator(recorder=recorder, signer=keys.signers["court"], verifier=keys.gateway),
+                          access_log=None)
+    await court.setup()
+    site = web.TCPSite(court, "127.0.0.1", 0)
+    await site.start()
+    members = tmp_path / "config" / "members.toml"
+    members.write_text(members.read_text(encoding="utf-8").replace(
+        "http://127.0.0.1:9105", f"http://127.0.0.1:{court.addresses[0][1]}"), encoding="utf-8")
+    gateway = build(load_config(tmp_path / "config", environ={}))
     await gateway.start(port=0)
     try:
         example = (root / "docs" / "examples" / "soap" / "relay-request.xml").read_bytes()
@@ -295,7 +308,19 @@ async def test_the_documented_request_is_accepted_by_a_gateway_with_the_shipped_
             assert response.status == 200, answer
         info = _body_element(answer).find("response/responseInfo")
         assert (info.findtext("status/code"), info.findtext("correlationId")) == ("ACCEPTED", "probation-2026-000123")
-        stored = await gateway.store.get_message(info.findtext("messageId"))
+        message_id = info.findtext("messageId")
+        stored = await gateway.store.get_message(message_id)
         assert (stored.recipient, stored.service, stored.sender) == ("court", "pretrial-reports", "probation")
+
+        async def delivered() -> bool:
+            return (await gateway.store.get_message(message_id)).state is MessageState.DELIVERED
+        await wait_until(delivered)
     finally:
         await gateway.stop()
+        await court.cleanup()
+    (arrival,) = recorder.deliveries
+    report = etree.fromstring(arrival.body).find(f".//{court_xml.PRETRIAL_REPORT}")
+    # The court's own schema, not the canonical one the prober wrote: its decoder reads it whole.
+    assert report is not None
+    decoded = court_xml.decode_pretrial_report(report)
+    assert (decoded.report_id, decoded.version) == ("PTR-2026-0042", 2)

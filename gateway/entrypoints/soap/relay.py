@@ -153,9 +153,11 @@ beside the message. Returns the stored message, once it is committed."""
     if message.data is None:
         raise SoapFault.client("unexpected-data", "data is empty: put the document to relay in it",
                                error_data=paths.data)
-    # The recipient's own service, in the caller's name, on SyncChannel v10 whatever the caller spoke.
+    # The recipient's own service, in the caller's name, on SyncChannel v10 whatever the caller spoke,
+    # the document in the recipient's own schema where the exchange knows one (checked as sent).
     forwarded = forward(dataclasses.replace(message, service_id=service, sender_id=member, channel=Channel.SYNC,
-                                            route_id=None, session_id=None))
+                                            route_id=None, session_id=None,
+                                            data=relay.wire_xml(recipient, service, message.data)))
     try:
         acceptance = await relay.submit(dataclasses.replace(
             request, body=serialise(build_envelope(forwarded)), evidence=evidence, document=message.data))
