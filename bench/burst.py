@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -42,6 +43,7 @@ async def run(bench: Bench) -> Section:
     async with bench.gateway(bench.environment(bench.sqlite_url("burst"))) as gateway, \
             aiohttp.ClientSession(base_url=gateway.url, timeout=aiohttp.ClientTimeout(total=60)) as http:
         before = await bench.agencies.get("/counts")
+        cpu_before = (gateway.cpu_seconds(), bench.agencies.cpu_seconds())
         requests = (request(gateway.port, "/api/v1/release-notices", body, {
             "Content-Type": "application/json", "X-Member-Id": "penal", "X-Purpose": "continuity_of_care",
             "X-Message-Id": f"amnesty-{uuid.uuid4().hex}"}) for body in bodies)
@@ -50,6 +52,7 @@ async def run(bench: Bench) -> Section:
         accepted = len(sent.ok)
         accepted_at = max((e.sent_at + e.seconds for e in sent.ok), default=first)
         settled = await _settle(http, first + deadline_seconds)
+        cpu_after = (gateway.cpu_seconds(), bench.agencies.cpu_seconds())
         cases = await _cases(http)
         clinic = await bench.agencies.arrivals("clinic")
         after = await bench.agencies.get("/counts")
@@ -76,6 +79,17 @@ async def run(bench: Bench) -> Section:
     if seconds:
         section.add("release cases through to acknowledgement per second", len(bodies) / seconds, "cases/s")
     section.add("gateway peak RSS", rss, "MB")
+    gateway_cpu, agencies_cpu = (_spent(b, a) for b, a in zip(cpu_before, cpu_after, strict=True))
+    if gateway_cpu is not None and agencies_cpu is not None and bodies:
+        per_case = [cpu * 1000 / len(bodies) for cpu in (gateway_cpu, agencies_cpu)]
+        section.add("gateway CPU per release case (intake to acknowledgement)", per_case[0], "ms",
+                    note=f"{gateway_cpu:,.1f} s of CPU in all")
+        section.add("agency simulators' CPU per release case (interior, health, clinics, the others)", per_case[1],
+                    "ms", note=f"{agencies_cpu:,.1f} s of CPU in all")
+        cores = os.cpu_count() or 1
+        floor = sum(per_case) / 1000 * TARGET_NOTICES / cores
+        section.add(f"least time for {TARGET_NOTICES:,} cases on this machine's {cores} cores at these CPU costs",
+                    floor, "s", note="(gateway + simulators CPU per case) x cases / cores: no schedule beats it")
     section.notes += [
         "Case states at the end: " + ", ".join(f"{state} {n:,}" for state, n in sorted(states.items())) + ".",
         "Other notices delivered: " + ", ".join(
@@ -88,6 +102,10 @@ async def run(bench: Bench) -> Section:
         section.notes.append(f"{len(bodies):,} notices in this profile; the target is stated for {TARGET_NOTICES:,} "
                              "(the full run).")
     return section
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 async def _settle(http: aiohttp.ClientSession, deadline: float) -> bool:
